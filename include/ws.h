@@ -41,9 +41,17 @@ enum ws_event_type {
 	WS_EV_ERROR,     /* protocol violation: close with ev->close_code */
 };
 
+/* A chunk never reaches past its frame. DATA chunks are not empty, except
+ * that a message ending in an empty final frame still gets one event with
+ * len 0 and last set (an empty fragment in the middle gets none). A control
+ * frame gets at least one event: an empty one gives len 0, first and last.
+ * TEXT handed out so far is always the start of valid UTF-8 (a chunk may
+ * end inside a character): a byte that makes it invalid gives ERROR 1007
+ * instead of the chunk holding it. BINARY is reported like TEXT, with no
+ * UTF-8 check; refusing it (1003) is the caller's choice. */
 struct ws_event {
 	enum ws_event_type type;
-	uint8_t opcode;       /* DATA: the message's opcode (TEXT); CONTROL: PING/PONG/CLOSE */
+	uint8_t opcode;       /* DATA: the message's opcode (TEXT or BINARY); CONTROL: PING/PONG/CLOSE */
 	bool first;           /* this chunk starts the message / control frame */
 	bool last;            /* this chunk ends the message / control frame */
 	uint16_t close_code;  /* ERROR: the code to close with */
@@ -62,7 +70,7 @@ struct ws_parser {
 	uint8_t hdr[14];         /* frame header bytes gathered so far */
 	uint8_t hdr_len;
 	uint8_t frame_opcode;
-	uint8_t message_opcode;  /* opcode of the open fragmented message, 0 if none */
+	uint8_t message_opcode;  /* opcode of the open data message, 0 between messages */
 	uint8_t state;           /* private */
 	bool frame_fin;
 };
@@ -71,12 +79,18 @@ void ws_parser_init(struct ws_parser *p, uint64_t max_message);
 
 /* Parse from buf[0..len). Returns the number of bytes consumed and fills *ev.
  * Call again with the rest while it consumed less than len or returned an
- * event other than NEED_MORE. After WS_EV_ERROR the parser is dead. */
+ * event other than NEED_MORE. An event's data stays valid as long as the
+ * caller's buffer does; bytes after it are untouched until the next call.
+ * After WS_EV_ERROR the parser is dead: every later call returns the same
+ * error and consumes nothing. A message over max_message fails with 1009
+ * on the header of the frame that would overflow it, before its payload. */
 size_t ws_parse(struct ws_parser *p, uint8_t *buf, size_t len, struct ws_event *ev);
 
-/* Check a complete close frame payload (as received). Returns 0 when valid
- * and stores the code (WS_CLOSE_NO_STATUS for an empty payload) in *code;
- * otherwise returns the close code to answer with (1002 or 1007). */
+/* Check a complete close frame payload (as received, after unmasking; the
+ * caller gathers its chunks, at most 125 bytes). Returns 0 when valid and
+ * stores the code (WS_CLOSE_NO_STATUS for an empty payload) in *code;
+ * otherwise returns the close code to answer with (1002 or 1007) and leaves
+ * *code alone. */
 uint16_t ws_check_close_payload(const uint8_t *payload, size_t len, uint16_t *code);
 
 /* Maximum size of a server frame header (unmasked, 64-bit length). */
@@ -92,7 +106,8 @@ size_t ws_write_header(uint8_t *out, enum ws_opcode op, uint64_t len);
  * 28 characters plus NUL written to out. */
 void ws_accept_key(const char *key, size_t key_len, char out[29]);
 
-/* Does the key decode from base64 to exactly 16 bytes? */
+/* Is the key the canonical base64 of exactly 16 bytes: 22 characters of the
+ * standard alphabet, the last with its 4 unused bits zero, then "=="? */
 bool ws_key_valid(const char *key, size_t key_len);
 
 #endif

@@ -1,0 +1,29 @@
+/* config.h: the server's settings, from the command line. */
+#ifndef RINGCAST_CONFIG_H
+#define RINGCAST_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct config {
+	const char *host;
+	uint16_t port;
+	const char *static_dir;
+	uint64_t max_message;      /* bytes of one client message, over it → 1009 */
+	uint64_t max_queue;        /* bytes queued for one client, over it → slow consumer */
+	uint32_t max_connections;
+	uint32_t ping_interval;    /* seconds without traffic before a ping */
+	uint32_t idle_timeout;     /* seconds without traffic before a close */
+	uint32_t header_timeout;   /* seconds to send a request head */
+	uint32_t close_timeout;    /* seconds to wait for the client's close */
+	uint32_t recv_buffers;     /* provided receive buffers (power of two) */
+	uint32_t recv_buffer_size;
+	uint32_t flush_batch;      /* connections flushed per loop iteration */
+	int verbosity;             /* 0 quiet, 1 normal, 2 verbose */
+};
+
+/* Fill cfg from argv. Returns 0 to run, 1 when --help/--version was
+ * answered, -1 on a bad flag (message printed). */
+int config_parse(struct config *cfg, int argc, char **argv);
+
+#endif

@@ -1,0 +1,145 @@
+/* conn.h: connection slots, their send queues and their lifecycle.
+ *
+ * A connection is a slot in one table. The connection layer turns ring
+ * completions into calls on the protocol handlers above it, keeps each
+ * connection's queue of shared frame buffers with one send in flight, and
+ * frees a slot only once nothing in the kernel refers to it any more. */
+#ifndef RINGCAST_CONN_H
+#define RINGCAST_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chat.h"
+#include "timer_wheel.h"
+#include "ws.h"
+
+struct buf;
+
+enum conn_state {
+	CONN_FREE = 0,
+	CONN_OPEN,
+	CONN_CLOSING,  /* flushing its last bytes, then shut down and drained */
+};
+
+/* Which protocol reads the connection's bytes. */
+enum conn_proto {
+	PROTO_HTTP = 0,
+	PROTO_WS,
+};
+
+struct conn {
+	int fd;
+	uint32_t slot;
+	uint32_t gen;
+	uint8_t state;       /* enum conn_state */
+	uint8_t proto;       /* enum conn_proto */
+	uint16_t flags;      /* CONN_F_* (conn.c) */
+	uint16_t ws_flags;   /* WS_F_* (ws_conn.c) */
+	uint8_t shut_pending; /* shutdown SQEs in flight */
+
+	/* Send queue: a ring of frame references, sent in order with one send
+	 * in flight. q_sent is how much of the head frame already went out. */
+	struct buf **q;
+	uint16_t q_head, q_len, q_cap, q_inflight;
+	uint32_t q_sent;
+	uint64_t q_bytes;   /* bytes queued and not yet sent */
+	struct conn *flush_next;
+
+	/* Input kept across reads: a partial HTTP head, or a WebSocket message
+	 * or control frame that arrived in pieces. NULL while idle. */
+	uint8_t *in;
+	uint32_t in_len, in_cap;
+	uint8_t *ctrl;      /* control frame payload gathered from pieces */
+	uint8_t ctrl_len;
+
+	uint32_t last_rx;   /* second of the last received byte */
+	uint64_t skip;      /* HTTP request body bytes still to discard */
+	struct tw_node timer;
+
+	struct ws_parser ws;
+	struct chat_member member;
+};
+
+/* What the protocol layer does with a connection's events. */
+struct conn_handlers {
+	void (*on_open)(struct conn *c);
+	/* data is writable and valid only during the call */
+	void (*on_data)(struct conn *c, uint8_t *data, size_t len);
+	void (*on_deadline)(struct conn *c);
+	/* The connection is closing: release protocol state. Called once, never
+	 * from inside another handler's call stack. */
+	void (*on_closing)(struct conn *c);
+};
+
+struct conn_stats {
+	uint64_t current;
+	uint64_t total;
+	uint64_t refused;          /* over --max-connections */
+	uint64_t frames_out;       /* frames fully sent */
+	uint64_t bytes_out;
+	uint64_t send_ops;
+	uint64_t slow_consumers;
+	uint64_t accept_errors;
+};
+
+struct conn_config {
+	uint32_t max_connections;
+	uint64_t max_queue;
+	uint32_t flush_batch;
+	uint32_t close_timeout;
+};
+
+int conn_init(const struct conn_config *cfg, const struct conn_handlers *h);
+void conn_destroy(void);
+
+/* Start accepting on a listening socket. */
+void conn_listen(int listen_fd);
+/* Stop accepting: the listener is closed. */
+void conn_stop_listening(void);
+
+/* Queue a reference to frame b for c. Returns false, queueing nothing, when
+ * it would take c over --max-queue (the caller decides what a slow consumer
+ * gets) or when c is closing. */
+bool conn_send(struct conn *c, struct buf *b);
+
+/* Queue b even over --max-queue: for the one close frame a slow consumer
+ * is sent before it is dropped. False only when c is closing. */
+bool conn_send_unbounded(struct conn *c, struct buf *b);
+
+/* Drop every queued frame that is not already in flight. */
+void conn_drop_queue(struct conn *c);
+
+/* Close once everything queued is sent: shut down writing, read until the
+ * peer's FIN or --close-timeout, then close. */
+void conn_close(struct conn *c);
+
+/* Close now: queued data is dropped, the socket shut down both ways. */
+void conn_abort(struct conn *c);
+
+/* Set the connection's one deadline, in wheel seconds (conn_now()). */
+void conn_set_deadline(struct conn *c, uint32_t deadline);
+
+/* The wheel's clock: seconds since start, updated once per tick. */
+uint32_t conn_now(void);
+
+/* Advance the clock and fire due deadlines; called from the loop's tick. */
+void conn_tick(void);
+
+/* Call fn on every open connection (shutdown). */
+void conn_for_each(void (*fn)(struct conn *c));
+
+/* Number of connections not yet freed. */
+uint32_t conn_count(void);
+
+const struct conn_stats *conn_stats(void);
+
+/* Handlers for the loop (loop.h). */
+void conn_on_accept(int res, bool more);
+void conn_on_recv(uint32_t slot, uint32_t gen, int res, uint8_t *data, bool more);
+void conn_on_send(uint32_t slot, uint32_t gen, int res);
+void conn_on_shutdown(uint32_t slot, uint32_t gen, int res);
+bool conn_before_wait(void);
+
+#endif

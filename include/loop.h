@@ -1,0 +1,97 @@
+/* loop.h: the one io_uring ring and its submission/completion loop.
+ *
+ * The loop knows sockets and operations, not protocols: completions are handed
+ * to the handlers registered by the connection layer, and every operation the
+ * layers above want is an SQE prepared here and submitted in one batch per
+ * loop iteration. */
+#ifndef RINGCAST_LOOP_H
+#define RINGCAST_LOOP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+/* What a completion belongs to, packed into user_data with the connection
+ * slot and its generation so a late completion for a recycled slot is seen. */
+enum loop_op {
+	LOOP_OP_ACCEPT = 1,
+	LOOP_OP_RECV,
+	LOOP_OP_SEND,
+	LOOP_OP_SHUTDOWN,
+	LOOP_OP_CLOSE,
+	LOOP_OP_TICK,
+	LOOP_OP_SIGNAL,
+};
+
+#define LOOP_GEN_MASK 0xffffffu
+
+static inline uint64_t loop_pack(enum loop_op op, uint32_t slot, uint32_t gen)
+{
+	return (uint64_t)op << 56 | (uint64_t)(gen & LOOP_GEN_MASK) << 32 | slot;
+}
+
+static inline enum loop_op loop_unpack_op(uint64_t ud)
+{
+	return (enum loop_op)(ud >> 56);
+}
+
+static inline uint32_t loop_unpack_gen(uint64_t ud)
+{
+	return (uint32_t)(ud >> 32) & LOOP_GEN_MASK;
+}
+
+static inline uint32_t loop_unpack_slot(uint64_t ud)
+{
+	return (uint32_t)ud;
+}
+
+/* Completion handlers, supplied by the layer above. res is the CQE result. */
+struct loop_handlers {
+	void (*on_accept)(int res, bool more);
+	/* data is valid only during the call: its buffer goes back to the ring after */
+	void (*on_recv)(uint32_t slot, uint32_t gen, int res, uint8_t *data, bool more);
+	void (*on_send)(uint32_t slot, uint32_t gen, int res);
+	void (*on_shutdown)(uint32_t slot, uint32_t gen, int res);
+	void (*on_tick)(void);
+	void (*on_signal)(int signo);
+	/* Called once per iteration before waiting: queue this round's sends.
+	 * Returns true when work is left over, so the loop must not block. */
+	bool (*before_wait)(void);
+};
+
+struct loop_config {
+	unsigned sq_entries;      /* submission queue size */
+	unsigned cq_entries;      /* completion queue size, several times the SQ */
+	unsigned buf_count;       /* provided receive buffers, a power of two */
+	unsigned buf_size;        /* bytes per receive buffer */
+	unsigned tick_ms;         /* period of the one coarse timer */
+};
+
+struct loop_stats {
+	uint64_t iterations;
+	uint64_t completions;
+	uint64_t submits;
+	uint64_t enobufs;
+};
+
+int loop_init(const struct loop_config *cfg, const struct loop_handlers *h);
+void loop_destroy(void);
+
+/* Run until loop_stop(); returns 0, or -1 on a ring failure. */
+int loop_run(void);
+void loop_stop(void);
+
+void loop_accept(int listen_fd);
+void loop_recv(int fd, uint32_t slot, uint32_t gen);
+void loop_send(int fd, uint32_t slot, uint32_t gen, const void *data, size_t len);
+/* iov[0..n) is copied by the kernel at submission (IORING_FEAT_SUBMIT_STABLE);
+ * the bytes it points to must live until the completion. */
+void loop_sendv(int fd, uint32_t slot, uint32_t gen, const struct iovec *iov, unsigned n);
+void loop_shutdown(int fd, int how, uint32_t slot, uint32_t gen);
+void loop_close(int fd);
+void loop_watch_signals(int signal_fd);
+
+const struct loop_stats *loop_stats(void);
+
+#endif

@@ -1,0 +1,11 @@
+/* metrics.h: the server's counters in Prometheus text format, for /metrics.
+ * Every counter is a plain integer bumped where the work happens; rendering
+ * reads them, so leaving metrics on costs nothing per message. */
+#ifndef RINGCAST_METRICS_H
+#define RINGCAST_METRICS_H
+
+struct buf;
+
+struct buf *metrics_render(void);
+
+#endif

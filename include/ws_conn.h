@@ -1,0 +1,48 @@
+/* ws_conn.h: a connection after the upgrade: frames in, chat messages and
+ * control frames handled, the close handshake and idle pings. */
+#ifndef RINGCAST_WS_CONN_H
+#define RINGCAST_WS_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct conn;
+struct buf;
+struct chat_member;
+
+struct ws_conn_config {
+	uint64_t max_message;
+	uint32_t ping_interval;
+	uint32_t idle_timeout;
+	uint32_t close_timeout;
+};
+
+/* Close codes counted for /metrics, by the code we sent. */
+#define WS_CLOSE_CODES_COUNTED 8
+
+struct ws_conn_stats {
+	uint64_t opened;
+	uint64_t messages_in;      /* complete text messages received */
+	uint64_t pings_sent;
+	uint64_t closes[WS_CLOSE_CODES_COUNTED]; /* index: ws_close_code_index() */
+};
+
+void ws_conn_init(const struct ws_conn_config *cfg);
+
+/* Switch c to WebSocket after the 101 was queued; join the room. */
+void ws_conn_open(struct conn *c, const char *room, size_t room_len);
+void ws_conn_data(struct conn *c, uint8_t *data, size_t len);
+void ws_conn_deadline(struct conn *c);
+void ws_conn_closing(struct conn *c);
+
+/* Begin a server-initiated close with code (e.g. 1001 at shutdown). */
+void ws_conn_close(struct conn *c, uint16_t code, const char *reason);
+
+/* chat's send function: queue frame for the member's connection. */
+void ws_conn_deliver(struct chat_member *m, struct buf *frame);
+
+const struct ws_conn_stats *ws_conn_stats(void);
+/* The close codes counted, in index order, and the index of one. */
+extern const uint16_t ws_close_codes_counted[WS_CLOSE_CODES_COUNTED];
+
+#endif

@@ -1,0 +1,231 @@
+/* config.c: command-line flags, with their defaults and --help. */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#ifndef RINGCAST_VERSION
+#define RINGCAST_VERSION "dev"
+#endif
+
+/* File descriptors kept back from --max-connections: listener, ring,
+ * signalfd, stdio, and headroom for accept to see EMFILE late. */
+#define FD_RESERVE 32
+
+static const char usage[] =
+	"Usage: ringcast [OPTION]...\n"
+	"Real-time chat over WebSocket on io_uring. Serves the chat page over HTTP/1.1 and\n"
+	"WebSocket (paths / and /ws) on the same port.\n"
+	"\n"
+	"  --host ADDR             listen address (default 127.0.0.1; 0.0.0.0 to expose)\n"
+	"  --port N                TCP port (default 4000; 0 picks a free port)\n"
+	"  --static DIR            directory of the chat page (default: the source tree's\n"
+	"                          static/ when run from the build directory, else the\n"
+	"                          installed copy)\n"
+	"  --max-message BYTES     largest client message; larger is closed 1009 (default 65536)\n"
+	"  --max-queue BYTES       bytes queued for one client before it is dropped as a slow\n"
+	"                          consumer (default 1048576)\n"
+	"  --max-connections N     concurrent connections (default: open-file limit - 32)\n"
+	"  --ping-interval SEC     ping a WebSocket after SEC quiet seconds (default 30)\n"
+	"  --idle-timeout SEC      close a connection after SEC seconds with no traffic (default 60)\n"
+	"  --header-timeout SEC    time to send a complete request head; then 408 (default 10)\n"
+	"  --close-timeout SEC     wait for the client's close frame (default 5)\n"
+	"  --recv-buffers N        provided receive buffers, a power of two (default 1024)\n"
+	"  --recv-buffer-size B    bytes per receive buffer (default 4096)\n"
+	"  --flush-batch N         connections whose sends are submitted per loop pass (default 512)\n"
+	"  --quiet                 log errors only\n"
+	"  --verbose               log every connection\n"
+	"  --help                  print this help and exit\n"
+	"  --version               print the version and exit\n"
+	"\n"
+	"Stop it with Ctrl-C (SIGINT) or SIGTERM: clients get close 1001 and it exits 0.\n";
+
+enum {
+	OPT_HOST = 256, OPT_PORT, OPT_STATIC, OPT_MAX_MESSAGE, OPT_MAX_QUEUE, OPT_MAX_CONN,
+	OPT_PING, OPT_IDLE, OPT_HEADER, OPT_CLOSE, OPT_RECV_BUFS, OPT_RECV_BUF_SIZE,
+	OPT_FLUSH_BATCH, OPT_QUIET, OPT_VERBOSE, OPT_HELP, OPT_VERSION,
+};
+
+static const struct option options[] = {
+	{ "host", required_argument, NULL, OPT_HOST },
+	{ "port", required_argument, NULL, OPT_PORT },
+	{ "static", required_argument, NULL, OPT_STATIC },
+	{ "max-message", required_argument, NULL, OPT_MAX_MESSAGE },
+	{ "max-queue", required_argument, NULL, OPT_MAX_QUEUE },
+	{ "max-connections", required_argument, NULL, OPT_MAX_CONN },
+	{ "ping-interval", required_argument, NULL, OPT_PING },
+	{ "idle-timeout", required_argument, NULL, OPT_IDLE },
+	{ "header-timeout", required_argument, NULL, OPT_HEADER },
+	{ "close-timeout", required_argument, NULL, OPT_CLOSE },
+	{ "recv-buffers", required_argument, NULL, OPT_RECV_BUFS },
+	{ "recv-buffer-size", required_argument, NULL, OPT_RECV_BUF_SIZE },
+	{ "flush-batch", required_argument, NULL, OPT_FLUSH_BATCH },
+	{ "quiet", no_argument, NULL, OPT_QUIET },
+	{ "verbose", no_argument, NULL, OPT_VERBOSE },
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ "version", no_argument, NULL, OPT_VERSION },
+	{ NULL, 0, NULL, 0 },
+};
+
+static int parse_u64(const char *flag, const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s || *end || s[0] == '-' || v < min || v > max) {
+		fprintf(stderr, "ringcast: --%s wants a whole number from %llu to %llu, not '%s'\n",
+			flag, (unsigned long long)min, (unsigned long long)max, s);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+static int parse_u32(const char *flag, const char *s, uint32_t min, uint32_t max, uint32_t *out)
+{
+	uint64_t v;
+	if (parse_u64(flag, s, min, max, &v) < 0)
+		return -1;
+	*out = (uint32_t)v;
+	return 0;
+}
+
+/* The page next to the source tree when this binary runs from its build
+ * directory, so `build/ringcast` works without installing. */
+static const char *default_static_dir(void)
+{
+#if defined(RINGCAST_STATIC_SOURCE) && defined(RINGCAST_BUILD_DIR)
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n > 0) {
+		exe[n] = '\0';
+		char *slash = strrchr(exe, '/');
+		if (slash) {
+			*slash = '\0';
+			if (strcmp(exe, RINGCAST_BUILD_DIR) == 0)
+				return RINGCAST_STATIC_SOURCE;
+		}
+	}
+#endif
+#ifdef RINGCAST_STATIC_INSTALLED
+	return RINGCAST_STATIC_INSTALLED;
+#else
+	return "static";
+#endif
+}
+
+static uint32_t default_max_connections(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+		return 100000;
+	if (rl.rlim_cur <= FD_RESERVE * 2)
+		return 16;
+	return (uint32_t)(rl.rlim_cur - FD_RESERVE);
+}
+
+int config_parse(struct config *cfg, int argc, char **argv)
+{
+	*cfg = (struct config){
+		.host = "127.0.0.1",
+		.port = 4000,
+		.static_dir = NULL,
+		.max_message = 64 * 1024,
+		.max_queue = 1024 * 1024,
+		.max_connections = default_max_connections(),
+		.ping_interval = 30,
+		.idle_timeout = 60,
+		.header_timeout = 10,
+		.close_timeout = 5,
+		.recv_buffers = 1024,
+		.recv_buffer_size = 4096,
+		.flush_batch = 512,
+		.verbosity = 1,
+	};
+	uint64_t v;
+	int opt, rc = 0;
+	optind = 1;
+	while (rc == 0 && (opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+		switch (opt) {
+		case OPT_HOST:
+			cfg->host = optarg;
+			break;
+		case OPT_PORT:
+			rc = parse_u64("port", optarg, 0, 65535, &v);
+			cfg->port = (uint16_t)v;
+			break;
+		case OPT_STATIC:
+			cfg->static_dir = optarg;
+			break;
+		case OPT_MAX_MESSAGE:
+			rc = parse_u64("max-message", optarg, 1, 1ull << 30, &cfg->max_message);
+			break;
+		case OPT_MAX_QUEUE:
+			rc = parse_u64("max-queue", optarg, 1024, 1ull << 32, &cfg->max_queue);
+			break;
+		case OPT_MAX_CONN:
+			rc = parse_u32("max-connections", optarg, 1, 10000000, &cfg->max_connections);
+			break;
+		case OPT_PING:
+			rc = parse_u32("ping-interval", optarg, 1, 86400, &cfg->ping_interval);
+			break;
+		case OPT_IDLE:
+			rc = parse_u32("idle-timeout", optarg, 1, 86400, &cfg->idle_timeout);
+			break;
+		case OPT_HEADER:
+			rc = parse_u32("header-timeout", optarg, 1, 3600, &cfg->header_timeout);
+			break;
+		case OPT_CLOSE:
+			rc = parse_u32("close-timeout", optarg, 1, 3600, &cfg->close_timeout);
+			break;
+		case OPT_RECV_BUFS:
+			rc = parse_u32("recv-buffers", optarg, 8, 32768, &cfg->recv_buffers);
+			if (rc == 0 && (cfg->recv_buffers & (cfg->recv_buffers - 1))) {
+				fprintf(stderr, "ringcast: --recv-buffers must be a power of two\n");
+				rc = -1;
+			}
+			break;
+		case OPT_RECV_BUF_SIZE:
+			rc = parse_u32("recv-buffer-size", optarg, 512, 1 << 20, &cfg->recv_buffer_size);
+			break;
+		case OPT_FLUSH_BATCH:
+			rc = parse_u32("flush-batch", optarg, 1, 1 << 20, &cfg->flush_batch);
+			break;
+		case OPT_QUIET:
+			cfg->verbosity = 0;
+			break;
+		case OPT_VERBOSE:
+			cfg->verbosity = 2;
+			break;
+		case OPT_HELP:
+			fputs(usage, stdout);
+			return 1;
+		case OPT_VERSION:
+			printf("ringcast %s\n", RINGCAST_VERSION);
+			return 1;
+		default:
+			fputs("Try 'ringcast --help'.\n", stderr);
+			return -1;
+		}
+	}
+	if (rc)
+		return -1;
+	if (optind < argc) {
+		fprintf(stderr, "ringcast: unexpected argument '%s'\nTry 'ringcast --help'.\n", argv[optind]);
+		return -1;
+	}
+	if (cfg->idle_timeout <= cfg->ping_interval) {
+		/* A ping must have a chance to be answered before the close. */
+		if (cfg->ping_interval > 1)
+			cfg->ping_interval = cfg->idle_timeout / 2 ? cfg->idle_timeout / 2 : 1;
+	}
+	if (!cfg->static_dir)
+		cfg->static_dir = default_static_dir();
+	return 0;
+}

@@ -1,0 +1,538 @@
+/* conn.c: connection slots, send queues and lifecycle.
+ *
+ * Sending: frames are queued as references; a connection is put on the
+ * flush list when it has something queued and no send in flight. Once per
+ * loop pass, before waiting, up to --flush-batch connections get one send
+ * each carrying everything queued for them (one sendmsg with an iovec), so a
+ * big fan-out goes out in bounded chunks and messages that arrive meanwhile
+ * ride along in the same sends.
+ *
+ * Closing: a connection that closes is marked, its protocol layer is told
+ * once from the top of the loop (never from deep inside a handler), and its
+ * slot is freed only when no recv, send or shutdown is in flight, so a late
+ * completion never finds a recycled slot (the generation check backs this). */
+#include "conn.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "log.h"
+#include "loop.h"
+
+#define CONN_F_RECV_ARMED 0x01
+#define CONN_F_SEND_BUSY 0x02
+#define CONN_F_IN_FLUSH 0x04
+#define CONN_F_WR_SHUT 0x08     /* shutdown(SHUT_WR) issued */
+#define CONN_F_RDWR_SHUT 0x10   /* shutdown(SHUT_RDWR) issued */
+#define CONN_F_ABORT 0x20
+#define CONN_F_READ_EOF 0x40
+#define CONN_F_NOTIFIED 0x80    /* on_closing has been called */
+
+/* Frames per send: enough to coalesce a burst, small enough to keep the
+ * kernel's iovec import cheap. */
+#define MAX_IOV 64
+
+static struct conn_config config;
+static struct conn_handlers handlers;
+static struct conn_stats stats;
+
+static struct conn *table;
+static uint32_t *free_slots;
+static uint32_t free_count, next_unused;
+
+static struct conn *flush_head, *flush_tail;
+static uint32_t flush_len;
+
+static struct conn **closing;
+static size_t closing_len, closing_cap;
+
+static struct timer_wheel wheel;
+static struct timespec started;
+static uint32_t clock_now;
+
+static int listen_fd = -1;
+static bool accept_paused;
+
+static uint32_t read_clock(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint32_t)(ts.tv_sec - started.tv_sec);
+}
+
+int conn_init(const struct conn_config *cfg, const struct conn_handlers *h)
+{
+	config = *cfg;
+	handlers = *h;
+	/* calloc of the whole table costs no memory until slots are used:
+	 * untouched pages are never faulted in. */
+	table = calloc(config.max_connections, sizeof(*table));
+	free_slots = calloc(config.max_connections, sizeof(*free_slots));
+	if (!table || !free_slots) {
+		log_error("cannot allocate %u connection slots", config.max_connections);
+		return -1;
+	}
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &started);
+	clock_now = 0;
+	tw_init(&wheel, 0);
+	return 0;
+}
+
+static void queue_clear(struct conn *c, uint16_t keep)
+{
+	uint16_t mask = (uint16_t)(c->q_cap - 1);
+	while (c->q_len > keep) {
+		uint16_t i = (uint16_t)((c->q_head + c->q_len - 1) & mask);
+		c->q_bytes -= c->q[i]->len - (c->q_len == 1 ? c->q_sent : 0);
+		buf_unref(c->q[i]);
+		c->q_len--;
+	}
+}
+
+void conn_destroy(void)
+{
+	for (uint32_t i = 0; i < next_unused; i++) {
+		struct conn *c = &table[i];
+		if (c->state == CONN_FREE)
+			continue;
+		queue_clear(c, 0);
+		free(c->q);
+		free(c->in);
+		free(c->ctrl);
+		close(c->fd);
+	}
+	free(table);
+	free(free_slots);
+	free(closing);
+	table = NULL;
+}
+
+uint32_t conn_now(void)
+{
+	return clock_now;
+}
+
+uint32_t conn_count(void)
+{
+	return (uint32_t)stats.current;
+}
+
+const struct conn_stats *conn_stats(void)
+{
+	return &stats;
+}
+
+void conn_for_each(void (*fn)(struct conn *c))
+{
+	for (uint32_t i = 0; i < next_unused; i++)
+		if (table[i].state == CONN_OPEN)
+			fn(&table[i]);
+}
+
+static struct conn *lookup(uint32_t slot, uint32_t gen)
+{
+	if (slot >= next_unused)
+		return NULL;
+	struct conn *c = &table[slot];
+	if (c->state == CONN_FREE || c->gen != gen)
+		return NULL;
+	return c;
+}
+
+/* ---- listening ---------------------------------------------------------- */
+
+void conn_listen(int fd)
+{
+	listen_fd = fd;
+	loop_accept(fd);
+}
+
+void conn_stop_listening(void)
+{
+	if (listen_fd < 0)
+		return;
+	/* Closing through the ring also ends the multishot accept. */
+	shutdown(listen_fd, SHUT_RDWR);
+	loop_close(listen_fd);
+	listen_fd = -1;
+}
+
+static struct conn *slot_alloc(void)
+{
+	uint32_t slot;
+	if (free_count)
+		slot = free_slots[--free_count];
+	else if (next_unused < config.max_connections)
+		slot = next_unused++;
+	else
+		return NULL;
+	struct conn *c = &table[slot];
+	uint32_t gen = c->gen;
+	uint16_t flush_flag = c->flags & CONN_F_IN_FLUSH;
+	memset(c, 0, sizeof(*c));
+	c->slot = slot;
+	c->gen = gen;
+	/* A freed slot may still sit on the flush list; the flag stays with
+	 * the slot so it is never listed twice. */
+	c->flags = flush_flag;
+	return c;
+}
+
+void conn_on_accept(int res, bool more)
+{
+	if (res >= 0) {
+		struct conn *c = stats.current < config.max_connections ? slot_alloc() : NULL;
+		if (!c) {
+			stats.refused++;
+			loop_close(res);
+		} else {
+			c->fd = res;
+			c->state = CONN_OPEN;
+			c->proto = PROTO_HTTP;
+			c->last_rx = clock_now;
+			stats.current++;
+			stats.total++;
+			c->flags |= CONN_F_RECV_ARMED;
+			loop_recv(c->fd, c->slot, c->gen);
+			handlers.on_open(c);
+		}
+	} else {
+		stats.accept_errors++;
+		if (res == -EMFILE || res == -ENFILE || res == -ENOBUFS || res == -ENOMEM) {
+			/* Out of descriptors or memory: existing connections keep
+			 * working; accepting resumes on the next tick. */
+			if (!accept_paused)
+				log_warn("accept: %s; pausing accepts for a tick", strerror(-res));
+			accept_paused = true;
+			return;
+		}
+		if (res != -ECANCELED && res != -EBADF && res != -EINVAL)
+			log_warn("accept: %s", strerror(-res));
+	}
+	if (!more && listen_fd >= 0 && !accept_paused)
+		loop_accept(listen_fd);
+}
+
+/* ---- sending ------------------------------------------------------------ */
+
+static void flush_push(struct conn *c)
+{
+	if (c->flags & CONN_F_IN_FLUSH)
+		return;
+	c->flags |= CONN_F_IN_FLUSH;
+	c->flush_next = NULL;
+	if (flush_tail)
+		flush_tail->flush_next = c;
+	else
+		flush_head = c;
+	flush_tail = c;
+	flush_len++;
+}
+
+static struct conn *flush_pop(void)
+{
+	struct conn *c = flush_head;
+	flush_head = c->flush_next;
+	if (!flush_head)
+		flush_tail = NULL;
+	c->flush_next = NULL;
+	c->flags &= (uint16_t)~CONN_F_IN_FLUSH;
+	flush_len--;
+	return c;
+}
+
+static void queue_grow(struct conn *c)
+{
+	uint16_t cap = c->q_cap ? (uint16_t)(c->q_cap * 2) : 4;
+	struct buf **q = malloc(cap * sizeof(*q));
+	if (!q)
+		abort();
+	for (uint16_t i = 0; i < c->q_len; i++)
+		q[i] = c->q[(c->q_head + i) & (c->q_cap - 1)];
+	free(c->q);
+	c->q = q;
+	c->q_cap = cap;
+	c->q_head = 0;
+}
+
+static bool enqueue(struct conn *c, struct buf *b, bool bounded)
+{
+	if (c->state != CONN_OPEN)
+		return false;
+	if (c->q_len == UINT16_MAX / 2 ||
+	    (bounded && c->q_bytes + b->len > config.max_queue)) {
+		stats.slow_consumers++;
+		return false;
+	}
+	if (c->q_len == c->q_cap)
+		queue_grow(c);
+	c->q[(c->q_head + c->q_len) & (c->q_cap - 1)] = buf_ref(b);
+	c->q_len++;
+	c->q_bytes += b->len;
+	if (!(c->flags & CONN_F_SEND_BUSY))
+		flush_push(c);
+	return true;
+}
+
+bool conn_send(struct conn *c, struct buf *b)
+{
+	return enqueue(c, b, true);
+}
+
+bool conn_send_unbounded(struct conn *c, struct buf *b)
+{
+	return enqueue(c, b, false);
+}
+
+void conn_drop_queue(struct conn *c)
+{
+	queue_clear(c, c->q_inflight);
+}
+
+static void start_send(struct conn *c)
+{
+	struct iovec iov[MAX_IOV];
+	uint16_t n = c->q_len < MAX_IOV ? c->q_len : MAX_IOV;
+	uint16_t mask = (uint16_t)(c->q_cap - 1);
+	for (uint16_t i = 0; i < n; i++) {
+		struct buf *b = c->q[(c->q_head + i) & mask];
+		uint32_t skip = i == 0 ? c->q_sent : 0;
+		iov[i].iov_base = b->data + skip;
+		iov[i].iov_len = b->len - skip;
+	}
+	c->q_inflight = n;
+	c->flags |= CONN_F_SEND_BUSY;
+	stats.send_ops++;
+	/* One frame: plain send, no msghdr for the kernel to import. */
+	if (n == 1)
+		loop_send(c->fd, c->slot, c->gen, iov[0].iov_base, iov[0].iov_len);
+	else
+		loop_sendv(c->fd, c->slot, c->gen, iov, n);
+}
+
+static void maybe_shutdown_write(struct conn *c);
+static void maybe_release(struct conn *c);
+
+void conn_on_send(uint32_t slot, uint32_t gen, int res)
+{
+	struct conn *c = lookup(slot, gen);
+	if (!c)
+		return;
+	c->flags &= (uint16_t)~CONN_F_SEND_BUSY;
+	uint16_t inflight = c->q_inflight;
+	c->q_inflight = 0;
+	if (res <= 0) {
+		/* EPIPE, ECONNRESET, or our own shutdown: the peer is gone. */
+		conn_abort(c);
+		maybe_release(c);
+		return;
+	}
+	uint64_t left = (uint64_t)res;
+	uint16_t mask = (uint16_t)(c->q_cap - 1);
+	stats.bytes_out += left;
+	c->q_bytes -= left;
+	while (left && inflight) {
+		struct buf *b = c->q[c->q_head];
+		uint64_t rest = b->len - c->q_sent;
+		if (left < rest) {
+			c->q_sent += (uint32_t)left; /* short send: resume mid-frame */
+			break;
+		}
+		left -= rest;
+		buf_unref(b);
+		c->q_head = (uint16_t)((c->q_head + 1) & mask);
+		c->q_len--;
+		c->q_sent = 0;
+		inflight--;
+		stats.frames_out++;
+	}
+	if (c->q_len)
+		flush_push(c);
+	else if (c->state == CONN_CLOSING)
+		maybe_shutdown_write(c);
+	maybe_release(c);
+}
+
+/* ---- receiving ---------------------------------------------------------- */
+
+void conn_on_recv(uint32_t slot, uint32_t gen, int res, uint8_t *data, bool more)
+{
+	struct conn *c = lookup(slot, gen);
+	if (!c)
+		return;
+	if (!more)
+		c->flags &= (uint16_t)~CONN_F_RECV_ARMED;
+	if (res > 0) {
+		c->last_rx = clock_now;
+		if (c->state == CONN_OPEN)
+			handlers.on_data(c, data, (size_t)res);
+		/* while closing, input is read and discarded until the FIN */
+	} else if (res == 0) {
+		/* The peer's FIN: what is queued still goes out (a client may
+		 * half-close after its request), then our side closes too. */
+		c->flags |= CONN_F_READ_EOF;
+		conn_close(c);
+		maybe_release(c);
+		return;
+	} else if (res != -ENOBUFS) {
+		c->flags |= CONN_F_READ_EOF; /* reset or error: nothing more comes */
+		conn_abort(c);
+		maybe_release(c);
+		return;
+	}
+	/* The multishot recv ended (out of buffers, or the kernel stopped it):
+	 * arm it again; buffers go back to the ring before the next submit. */
+	if (!(c->flags & (CONN_F_RECV_ARMED | CONN_F_READ_EOF | CONN_F_ABORT))) {
+		c->flags |= CONN_F_RECV_ARMED;
+		loop_recv(c->fd, c->slot, c->gen);
+	}
+}
+
+/* ---- closing ------------------------------------------------------------ */
+
+static void closing_push(struct conn *c)
+{
+	if (closing_len == closing_cap) {
+		closing_cap = closing_cap ? closing_cap * 2 : 64;
+		closing = realloc(closing, closing_cap * sizeof(*closing));
+		if (!closing)
+			abort();
+	}
+	closing[closing_len++] = c;
+}
+
+static void begin_closing(struct conn *c)
+{
+	c->state = CONN_CLOSING;
+	tw_schedule(&wheel, &c->timer, clock_now + config.close_timeout);
+	closing_push(c);
+}
+
+static void maybe_shutdown_write(struct conn *c)
+{
+	if (c->q_len || (c->flags & (CONN_F_SEND_BUSY | CONN_F_WR_SHUT | CONN_F_RDWR_SHUT)))
+		return;
+	c->flags |= CONN_F_WR_SHUT;
+	c->shut_pending++;
+	loop_shutdown(c->fd, SHUT_WR, c->slot, c->gen);
+}
+
+void conn_close(struct conn *c)
+{
+	if (c->state != CONN_OPEN)
+		return;
+	begin_closing(c);
+	maybe_shutdown_write(c);
+}
+
+void conn_abort(struct conn *c)
+{
+	if (c->state == CONN_FREE)
+		return;
+	if (c->state == CONN_OPEN)
+		begin_closing(c);
+	c->flags |= CONN_F_ABORT;
+	conn_drop_queue(c);
+	/* Wake whatever is still in flight; with nothing in flight there is
+	 * nothing to wake. */
+	if ((c->flags & (CONN_F_RECV_ARMED | CONN_F_SEND_BUSY)) && !(c->flags & CONN_F_RDWR_SHUT)) {
+		c->flags |= CONN_F_RDWR_SHUT;
+		c->shut_pending++;
+		loop_shutdown(c->fd, SHUT_RDWR, c->slot, c->gen);
+	}
+}
+
+void conn_on_shutdown(uint32_t slot, uint32_t gen, int res)
+{
+	(void)res; /* ENOTCONN after a reset is as good as done */
+	struct conn *c = lookup(slot, gen);
+	if (!c)
+		return;
+	c->shut_pending--;
+	maybe_release(c);
+}
+
+static void release(struct conn *c)
+{
+	tw_cancel(&wheel, &c->timer);
+	queue_clear(c, 0);
+	free(c->q);
+	free(c->in);
+	free(c->ctrl);
+	loop_close(c->fd);
+	c->q = NULL;
+	c->in = NULL;
+	c->ctrl = NULL;
+	c->state = CONN_FREE;
+	c->gen = (c->gen + 1) & LOOP_GEN_MASK;
+	free_slots[free_count++] = c->slot;
+	stats.current--;
+}
+
+static void maybe_release(struct conn *c)
+{
+	if (c->state != CONN_CLOSING || !(c->flags & CONN_F_NOTIFIED))
+		return;
+	if (c->flags & (CONN_F_RECV_ARMED | CONN_F_SEND_BUSY) || c->shut_pending)
+		return;
+	/* Done when aborted, or when both directions have finished: the
+	 * peer's FIN read and our own shutdown(SHUT_WR) completed. */
+	if (!(c->flags & CONN_F_ABORT) &&
+	    !((c->flags & CONN_F_READ_EOF) && (c->flags & CONN_F_WR_SHUT)))
+		return;
+	release(c);
+}
+
+void conn_set_deadline(struct conn *c, uint32_t deadline)
+{
+	tw_schedule(&wheel, &c->timer, deadline);
+}
+
+static void on_timer(struct tw_node *n)
+{
+	struct conn *c = (struct conn *)((char *)n - offsetof(struct conn, timer));
+	if (c->state == CONN_CLOSING) {
+		conn_abort(c); /* the peer never finished closing */
+		maybe_release(c);
+	} else if (c->state == CONN_OPEN) {
+		handlers.on_deadline(c);
+	}
+}
+
+void conn_tick(void)
+{
+	clock_now = read_clock();
+	tw_advance(&wheel, clock_now, on_timer);
+	if (accept_paused && listen_fd >= 0) {
+		accept_paused = false;
+		loop_accept(listen_fd);
+	}
+}
+
+bool conn_before_wait(void)
+{
+	/* Tell the protocol layer about connections that began closing; its
+	 * goodbyes may queue frames for others or close more connections. */
+	for (size_t i = 0; i < closing_len; i++) {
+		struct conn *c = closing[i];
+		c->flags |= CONN_F_NOTIFIED;
+		handlers.on_closing(c);
+		if (!(c->flags & CONN_F_ABORT))
+			maybe_shutdown_write(c);
+		maybe_release(c);
+	}
+	closing_len = 0;
+
+	for (uint32_t budget = config.flush_batch; flush_len && budget; budget--) {
+		struct conn *c = flush_pop();
+		if (c->state == CONN_FREE || (c->flags & CONN_F_SEND_BUSY) || !c->q_len)
+			continue;
+		start_send(c);
+	}
+	return flush_len > 0;
+}

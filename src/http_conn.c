@@ -1,0 +1,280 @@
+/* http_conn.c: the HTTP/1.1 side of a connection.
+ *
+ * Requests are answered in order, pipelined ones included, by queueing
+ * buffers on the connection: a static file's response is rendered once at
+ * start-up and handed out by reference. A request head that is not complete
+ * within --header-timeout of its first byte gets 408. */
+#include "http_conn.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "chat.h"
+#include "conn.h"
+#include "http.h"
+#include "static_files.h"
+#include "ws_conn.h"
+#include "ws_upgrade.h"
+
+#define DEFAULT_ROOM "lobby"
+
+static struct http_conn_config config;
+static struct http_conn_stats stats;
+
+void http_conn_init(const struct http_conn_config *cfg)
+{
+	config = *cfg;
+}
+
+const struct http_conn_stats *http_conn_stats(void)
+{
+	return &stats;
+}
+
+void http_conn_open(struct conn *c)
+{
+	conn_set_deadline(c, conn_now() + config.header_timeout);
+}
+
+static void queue(struct conn *c, struct buf *b)
+{
+	if (!conn_send(c, b))
+		conn_abort(c); /* a client pipelining faster than it reads */
+	buf_unref(b);
+}
+
+/* A short plain-text response; errors that leave the stream in doubt close. */
+static void respond_text(struct conn *c, int status, bool keep_alive, const char *extra, bool head_only)
+{
+	char body[96];
+	int blen = snprintf(body, sizeof(body), "%d %s\n", status, http_reason(status));
+	char head[1024];
+	size_t hlen = http_format_head(head, sizeof(head), status, "text/plain; charset=utf-8",
+				       (uint64_t)blen, keep_alive, extra);
+	size_t total = hlen + (head_only ? 0 : (size_t)blen);
+	struct buf *b = buf_new(total);
+	memcpy(b->data, head, hlen);
+	if (!head_only)
+		memcpy(b->data + hlen, body, (size_t)blen);
+	if (status >= 400)
+		stats.errors++;
+	queue(c, b);
+	if (!keep_alive)
+		conn_close(c);
+}
+
+static void respond_error(struct conn *c, int status)
+{
+	respond_text(c, status, false, NULL, false);
+}
+
+/* Is name present as a query parameter at all (valid or not)? */
+static bool has_param(const char *query, size_t len, const char *name)
+{
+	size_t n = strlen(name);
+	for (size_t i = 0; query && i + n <= len; i++) {
+		if ((i == 0 || query[i - 1] == '&') && memcmp(query + i, name, n) == 0 &&
+		    (i + n == len || query[i + n] == '=' || query[i + n] == '&'))
+			return true;
+	}
+	return false;
+}
+
+static bool upgrade(struct conn *c, const struct http_request *req, const char *query, size_t query_len)
+{
+	const char *key;
+	size_t key_len;
+	int status = ws_upgrade_check(req, &key, &key_len);
+	if (status == 405) {
+		respond_text(c, 405, false, "Allow: GET\r\n", false);
+		return false;
+	}
+	if (status == 426) {
+		respond_text(c, 426, false, "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n", false);
+		return false;
+	}
+	if (status) {
+		respond_error(c, status);
+		return false;
+	}
+	char room[CHAT_ROOM_MAX + 1];
+	int room_len = http_query_param(query, query_len, "room", room, sizeof(room));
+	if (room_len < 0 && !has_param(query, query_len, "room")) {
+		strcpy(room, DEFAULT_ROOM);
+		room_len = (int)strlen(DEFAULT_ROOM);
+	}
+	/* A ?room= that is present but not a valid name is refused, not ignored. */
+	if (room_len < 0 || !chat_room_name_valid(room, (size_t)room_len)) {
+		respond_error(c, 400);
+		return false;
+	}
+	char head[512];
+	size_t hlen = ws_upgrade_response(head, sizeof(head), key, key_len);
+	queue(c, buf_from(head, hlen));
+	if (c->state != CONN_OPEN)
+		return false;
+	stats.upgrades++;
+	ws_conn_open(c, room, (size_t)room_len);
+	return true;
+}
+
+static void serve(struct conn *c, const struct http_request *req, const char *path)
+{
+	bool head_only = http_method_is(req, "HEAD");
+	if (!head_only && !http_method_is(req, "GET")) {
+		respond_text(c, 405, req->keep_alive, "Allow: GET, HEAD\r\n", false);
+		return;
+	}
+	if (strcmp(path, "/metrics") == 0 && config.metrics) {
+		struct buf *body = config.metrics();
+		char head[1024];
+		size_t hlen = http_format_head(head, sizeof(head), 200,
+					       "text/plain; version=0.0.4; charset=utf-8", body->len,
+					       req->keep_alive, "Cache-Control: no-store\r\n");
+		struct buf *b = buf_new(hlen + (head_only ? 0 : body->len));
+		memcpy(b->data, head, hlen);
+		if (!head_only)
+			memcpy(b->data + hlen, body->data, body->len);
+		buf_unref(body);
+		queue(c, b);
+	} else if (strcmp(path, "/ws") == 0) {
+		/* The WebSocket endpoint asked for as a page. */
+		respond_text(c, 426, req->keep_alive, "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n",
+			     head_only);
+		return;
+	} else {
+		const struct static_file *f = static_site_find(config.site, path);
+		if (!f) {
+			respond_text(c, 404, req->keep_alive, NULL, head_only);
+			return;
+		}
+		queue(c, buf_ref(head_only ? f->head_response : f->get_response));
+	}
+	if (!req->keep_alive)
+		conn_close(c);
+}
+
+/* Handle one complete request head. Returns true when the connection
+ * became a WebSocket. */
+static bool handle_request(struct conn *c, const struct http_request *req)
+{
+	char path[HTTP_MAX_PATH];
+	const char *query;
+	size_t query_len;
+	stats.requests++;
+	if (http_decode_path(req->target, req->target_len, path, sizeof(path), &query, &query_len) < 0) {
+		respond_error(c, 400);
+		return false;
+	}
+	bool ws_path = strcmp(path, "/") == 0 || strcmp(path, "/ws") == 0;
+	if (ws_upgrade_requested(req)) {
+		if (!ws_path) {
+			respond_text(c, 404, false, NULL, false);
+			return false;
+		}
+		return upgrade(c, req, query, query_len);
+	}
+	serve(c, req, path);
+	return false;
+}
+
+static void keep_input(struct conn *c, const uint8_t *data, size_t len)
+{
+	if (c->in_len + len > c->in_cap) {
+		size_t cap = c->in_cap ? c->in_cap : 1024;
+		while (cap < c->in_len + len)
+			cap *= 2;
+		uint8_t *p = realloc(c->in, cap);
+		if (!p)
+			abort();
+		c->in = p;
+		c->in_cap = (uint32_t)cap;
+	}
+	memmove(c->in + c->in_len, data, len);
+	c->in_len += (uint32_t)len;
+}
+
+static void drop_input(struct conn *c)
+{
+	free(c->in);
+	c->in = NULL;
+	c->in_len = c->in_cap = 0;
+}
+
+void http_conn_data(struct conn *c, uint8_t *data, size_t len)
+{
+	/* Parse straight from the receive buffer when nothing is pending;
+	 * copy only what is left over. */
+	bool from_in = c->in_len > 0;
+	if (from_in) {
+		keep_input(c, data, len);
+		data = c->in;
+		len = c->in_len;
+	}
+	size_t off = 0;
+	while (c->state == CONN_OPEN && c->proto == PROTO_HTTP && off < len) {
+		if (c->skip) {
+			size_t n = len - off < c->skip ? len - off : (size_t)c->skip;
+			off += n;
+			c->skip -= n;
+			continue;
+		}
+		struct http_request req;
+		int r = http_parse_request((const char *)data + off, len - off, &req);
+		if (r == HTTP_INCOMPLETE)
+			break;
+		if (r < 0) {
+			respond_error(c, -r);
+			off = len;
+			break;
+		}
+		off += (size_t)r;
+		c->skip = req.content_length; /* bodies are not used: discard them */
+		if (handle_request(c, &req)) {
+			/* Upgraded: the rest of the bytes are WebSocket frames. */
+			uint8_t *rest = data + off;
+			size_t rest_len = len - off;
+			if (rest_len && from_in) {
+				/* the frames must not alias c->in, which ws_conn reuses */
+				uint8_t *copy = malloc(rest_len);
+				if (!copy)
+					abort();
+				memcpy(copy, rest, rest_len);
+				drop_input(c);
+				ws_conn_data(c, copy, rest_len);
+				free(copy);
+				return;
+			}
+			if (from_in)
+				drop_input(c);
+			if (rest_len)
+				ws_conn_data(c, rest, rest_len);
+			return;
+		}
+		if (c->state == CONN_OPEN)
+			conn_set_deadline(c, conn_now() + config.header_timeout);
+	}
+	if (c->state != CONN_OPEN || off == len) {
+		if (from_in)
+			drop_input(c);
+		return;
+	}
+	/* A partial head stays for the next read. */
+	if (from_in) {
+		memmove(c->in, c->in + off, len - off);
+		c->in_len = (uint32_t)(len - off);
+	} else {
+		keep_input(c, data + off, len - off);
+	}
+}
+
+void http_conn_deadline(struct conn *c)
+{
+	if (c->in_len) {
+		respond_error(c, 408); /* a head started and never finished */
+		return;
+	}
+	conn_close(c); /* an idle keep-alive connection */
+}

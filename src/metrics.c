@@ -1,0 +1,83 @@
+/* metrics.c: rendering every module's counters as Prometheus text. */
+#include "metrics.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "buf.h"
+#include "chat.h"
+#include "conn.h"
+#include "http_conn.h"
+#include "loop.h"
+#include "ws_conn.h"
+
+struct out {
+	char text[8192];
+	size_t len;
+};
+
+static void put(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void put(struct out *o, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(o->text + o->len, sizeof(o->text) - o->len, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		o->len += (size_t)n < sizeof(o->text) - o->len ? (size_t)n : sizeof(o->text) - o->len - 1;
+}
+
+static void metric(struct out *o, const char *name, const char *type, const char *help, double value)
+{
+	put(o, "# HELP ringcast_%s %s\n# TYPE ringcast_%s %s\nringcast_%s %.17g\n", name, help, name,
+	    type, name, value);
+}
+
+struct buf *metrics_render(void)
+{
+	static struct out o;
+	o.len = 0;
+	const struct conn_stats *cs = conn_stats();
+	const struct loop_stats *ls = loop_stats();
+	const struct chat_stats *ch = chat_stats();
+	const struct ws_conn_stats *ws = ws_conn_stats();
+	const struct http_conn_stats *hs = http_conn_stats();
+
+	metric(&o, "connections", "gauge", "Open connections, HTTP and WebSocket.", (double)cs->current);
+	metric(&o, "connections_total", "counter", "Connections accepted.", (double)cs->total);
+	metric(&o, "connections_refused_total", "counter", "Connections turned away at --max-connections.",
+	       (double)cs->refused);
+	metric(&o, "accept_errors_total", "counter", "Failed accepts (EMFILE and the like).",
+	       (double)cs->accept_errors);
+	metric(&o, "websockets_opened_total", "counter", "Completed WebSocket handshakes.", (double)ws->opened);
+	metric(&o, "messages_in_total", "counter", "Complete WebSocket text messages received.",
+	       (double)ws->messages_in);
+	metric(&o, "chat_messages_total", "counter", "Chat messages accepted and broadcast.",
+	       (double)ch->messages);
+	metric(&o, "chat_errors_total", "counter", "Error events sent to clients.", (double)ch->errors);
+	metric(&o, "rooms", "gauge", "Rooms that exist.", (double)ch->rooms);
+	metric(&o, "deliveries_total", "counter", "Frames and responses fully sent.", (double)cs->frames_out);
+	metric(&o, "bytes_out_total", "counter", "Bytes sent.", (double)cs->bytes_out);
+	metric(&o, "send_ops_total", "counter", "Send operations submitted.", (double)cs->send_ops);
+	metric(&o, "frames_per_send", "gauge", "Frames carried per send operation (coalescing).",
+	       cs->send_ops ? (double)cs->frames_out / (double)cs->send_ops : 0.0);
+	metric(&o, "slow_consumer_closes_total", "counter", "Clients dropped over --max-queue.",
+	       (double)cs->slow_consumers);
+	metric(&o, "pings_sent_total", "counter", "Idle pings sent.", (double)ws->pings_sent);
+	put(&o, "# HELP ringcast_closes_total WebSocket close frames sent, by code.\n"
+		"# TYPE ringcast_closes_total counter\n");
+	for (int i = 0; i < WS_CLOSE_CODES_COUNTED; i++)
+		put(&o, "ringcast_closes_total{code=\"%u\"} %llu\n", ws_close_codes_counted[i],
+		    (unsigned long long)ws->closes[i]);
+	metric(&o, "recv_enobufs_total", "counter", "Receives that found the buffer ring empty.",
+	       (double)ls->enobufs);
+	metric(&o, "loop_iterations_total", "counter", "Event loop iterations.", (double)ls->iterations);
+	metric(&o, "completions_total", "counter", "Completions reaped.", (double)ls->completions);
+	metric(&o, "completions_per_iteration", "gauge", "Completions reaped per loop iteration.",
+	       ls->iterations ? (double)ls->completions / (double)ls->iterations : 0.0);
+	metric(&o, "http_requests_total", "counter", "HTTP requests parsed.", (double)hs->requests);
+	metric(&o, "http_errors_total", "counter", "HTTP 4xx/5xx responses.", (double)hs->errors);
+	return buf_from(o.text, o.len);
+}

@@ -1,0 +1,254 @@
+/* server.c: wiring: the listener, the loop's and the connections' handlers
+ * (dispatching by protocol phase), signals and graceful shutdown. */
+#include "server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "chat.h"
+#include "conn.h"
+#include "http_conn.h"
+#include "log.h"
+#include "loop.h"
+#include "metrics.h"
+#include "static_files.h"
+#include "ws.h"
+#include "ws_conn.h"
+
+/* How long shutdown waits for close handshakes before exiting anyway; the
+ * contract is exit within 2 s of the signal. */
+#define SHUTDOWN_GRACE_MS 1500
+#define TICK_MS 100
+
+static struct static_site site;
+static bool shutting_down;
+static uint64_t shutdown_deadline_ms;
+
+static uint64_t monotonic_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* ---- connection handlers: dispatch by protocol phase --------------------- */
+
+static void on_open(struct conn *c)
+{
+	http_conn_open(c);
+}
+
+static void on_data(struct conn *c, uint8_t *data, size_t len)
+{
+	if (c->proto == PROTO_WS)
+		ws_conn_data(c, data, len);
+	else
+		http_conn_data(c, data, len);
+}
+
+static void on_deadline(struct conn *c)
+{
+	if (c->proto == PROTO_WS)
+		ws_conn_deadline(c);
+	else
+		http_conn_deadline(c);
+}
+
+static void on_closing(struct conn *c)
+{
+	if (c->proto == PROTO_WS)
+		ws_conn_closing(c);
+}
+
+/* ---- shutdown ------------------------------------------------------------ */
+
+static void say_goodbye(struct conn *c)
+{
+	if (c->proto == PROTO_WS)
+		ws_conn_close(c, WS_CLOSE_GOING_AWAY, "server shutting down");
+	else
+		conn_close(c);
+}
+
+static void begin_shutdown(int signo)
+{
+	if (shutting_down)
+		return;
+	shutting_down = true;
+	shutdown_deadline_ms = monotonic_ms() + SHUTDOWN_GRACE_MS;
+	log_info("%s: closing %u connections", strsignal(signo), conn_count());
+	conn_stop_listening();
+	conn_for_each(say_goodbye);
+}
+
+static void on_tick(void)
+{
+	conn_tick();
+	if (shutting_down && monotonic_ms() >= shutdown_deadline_ms) {
+		log_info("shutdown: %u connections did not finish closing in time", conn_count());
+		loop_stop();
+	}
+}
+
+static bool before_wait(void)
+{
+	bool busy = conn_before_wait();
+	if (shutting_down && conn_count() == 0)
+		loop_stop();
+	return busy;
+}
+
+/* ---- set-up -------------------------------------------------------------- */
+
+static int open_listener(const struct config *cfg, char *shown, size_t shown_len)
+{
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
+	struct addrinfo *res;
+	char port[8];
+	snprintf(port, sizeof(port), "%u", cfg->port);
+	int err = getaddrinfo(cfg->host, port, &hints, &res);
+	if (err) {
+		log_error("--host %s: %s", cfg->host, gai_strerror(err));
+		return -1;
+	}
+	int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		log_error("socket: %s", strerror(errno));
+		freeaddrinfo(res);
+		return -1;
+	}
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	/* Accepted sockets inherit TCP_NODELAY: a chat frame goes out at once
+	 * instead of waiting for the previous one's ACK. */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 4096) < 0) {
+		log_error("listen on %s port %u: %s", cfg->host, cfg->port, strerror(errno));
+		close(fd);
+		freeaddrinfo(res);
+		return -1;
+	}
+	freeaddrinfo(res);
+
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	getsockname(fd, (struct sockaddr *)&ss, &sl);
+	char host[INET6_ADDRSTRLEN];
+	unsigned bound_port;
+	if (ss.ss_family == AF_INET6) {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+		inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+		bound_port = ntohs(a->sin6_port);
+		snprintf(shown, shown_len, "[%s]:%u", host, bound_port);
+	} else {
+		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+		inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+		bound_port = ntohs(a->sin_port);
+		snprintf(shown, shown_len, "%s:%u", host, bound_port);
+	}
+	return fd;
+}
+
+static int open_signalfd(void)
+{
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	/* Signals arrive as reads on the ring, never as handlers interrupting
+	 * the loop. */
+	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+		return -1;
+	signal(SIGPIPE, SIG_IGN);
+	return signalfd(-1, &mask, SFD_CLOEXEC);
+}
+
+int server_run(const struct config *cfg)
+{
+	log_set_level(cfg->verbosity == 0 ? LOG_ERROR : cfg->verbosity == 1 ? LOG_INFO : LOG_DEBUG);
+	if (static_site_load(&site, cfg->static_dir) < 0) {
+		log_error("cannot load the chat page from %s (use --static DIR)", cfg->static_dir);
+		return 1;
+	}
+	chat_init(&(struct chat_config){
+		.send = ws_conn_deliver,
+		.presence_list_max = 100,
+		.presence_events_max = 100,
+	});
+	ws_conn_init(&(struct ws_conn_config){
+		.max_message = cfg->max_message,
+		.ping_interval = cfg->ping_interval,
+		.idle_timeout = cfg->idle_timeout,
+		.close_timeout = cfg->close_timeout,
+	});
+	http_conn_init(&(struct http_conn_config){
+		.site = &site,
+		.header_timeout = cfg->header_timeout,
+		.metrics = metrics_render,
+	});
+	if (conn_init(&(struct conn_config){
+		    .max_connections = cfg->max_connections,
+		    .max_queue = cfg->max_queue,
+		    .flush_batch = cfg->flush_batch,
+		    .close_timeout = cfg->close_timeout,
+	    }, &(struct conn_handlers){
+		    .on_open = on_open,
+		    .on_data = on_data,
+		    .on_deadline = on_deadline,
+		    .on_closing = on_closing,
+	    }) < 0)
+		return 1;
+
+	int sfd = open_signalfd();
+	if (sfd < 0) {
+		log_error("signalfd: %s", strerror(errno));
+		return 1;
+	}
+	char shown[80];
+	int lfd = open_listener(cfg, shown, sizeof(shown));
+	if (lfd < 0)
+		return 1;
+
+	unsigned sq = 4096;
+	if (loop_init(&(struct loop_config){
+		    .sq_entries = sq,
+		    .cq_entries = sq * 16,
+		    .buf_count = cfg->recv_buffers,
+		    .buf_size = cfg->recv_buffer_size,
+		    .tick_ms = TICK_MS,
+	    }, &(struct loop_handlers){
+		    .on_accept = conn_on_accept,
+		    .on_recv = conn_on_recv,
+		    .on_send = conn_on_send,
+		    .on_shutdown = conn_on_shutdown,
+		    .on_tick = on_tick,
+		    .on_signal = begin_shutdown,
+		    .before_wait = before_wait,
+	    }) < 0)
+		return 1;
+	loop_watch_signals(sfd);
+	conn_listen(lfd);
+	log_info("serving %s (%zu files), up to %u connections", cfg->static_dir, site.count,
+		 cfg->max_connections);
+	log_info("listening on http://%s/ (WebSocket: ws://%s/ and ws://%s/ws)", shown, shown, shown);
+
+	int rc = loop_run() == 0 ? 0 : 1;
+	log_info("stopped");
+	loop_destroy();
+	conn_destroy();
+	chat_shutdown();
+	static_site_free(&site);
+	close(sfd);
+	return rc;
+}

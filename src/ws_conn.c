@@ -1,0 +1,278 @@
+/* ws_conn.c: the WebSocket side of a connection.
+ *
+ * Bytes from the ring go straight through the frame parser, unmasked in the
+ * receive buffer itself. A message that arrives whole in one buffer reaches
+ * chat without a copy; only a message split across reads or fragments is
+ * gathered in c->in. */
+#include "ws_conn.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "chat.h"
+#include "conn.h"
+#include "log.h"
+#include "ws.h"
+
+#define WS_F_CLOSE_SENT 0x01
+#define WS_F_CLOSE_RCVD 0x02
+
+static struct ws_conn_config config;
+static struct ws_conn_stats stats;
+
+const uint16_t ws_close_codes_counted[WS_CLOSE_CODES_COUNTED] = {
+	1000, 1001, 1002, 1003, 1007, 1008, 1009, 1011,
+};
+
+static void count_close(uint16_t code)
+{
+	for (int i = 0; i < WS_CLOSE_CODES_COUNTED; i++)
+		if (ws_close_codes_counted[i] == code)
+			stats.closes[i]++;
+}
+
+void ws_conn_init(const struct ws_conn_config *cfg)
+{
+	config = *cfg;
+}
+
+const struct ws_conn_stats *ws_conn_stats(void)
+{
+	return &stats;
+}
+
+static struct conn *conn_of(struct chat_member *m)
+{
+	return (struct conn *)((char *)m - offsetof(struct conn, member));
+}
+
+static struct buf *control_frame(enum ws_opcode op, const uint8_t *payload, size_t len)
+{
+	size_t h = ws_header_len(len);
+	struct buf *b = buf_new(h + len);
+	ws_write_header(b->data, op, len);
+	if (len)
+		memcpy(b->data + h, payload, len);
+	return b;
+}
+
+static void send_close_frame(struct conn *c, uint16_t code, const char *reason, bool bounded)
+{
+	uint8_t payload[125];
+	size_t len = 0;
+	if (code != WS_CLOSE_NO_STATUS) {
+		size_t rlen = reason ? strlen(reason) : 0;
+		if (rlen > sizeof(payload) - 2)
+			rlen = sizeof(payload) - 2;
+		payload[0] = (uint8_t)(code >> 8);
+		payload[1] = (uint8_t)code;
+		if (rlen)
+			memcpy(payload + 2, reason, rlen);
+		len = 2 + rlen;
+	}
+	struct buf *b = control_frame(WS_OP_CLOSE, payload, len);
+	bool queued = bounded ? conn_send(c, b) : conn_send_unbounded(c, b);
+	buf_unref(b);
+	if (!queued && bounded) {
+		/* No room even for the close frame: drop what waits, then insist. */
+		conn_drop_queue(c);
+		b = control_frame(WS_OP_CLOSE, payload, len);
+		conn_send_unbounded(c, b);
+		buf_unref(b);
+	}
+	c->ws_flags |= WS_F_CLOSE_SENT;
+	count_close(code);
+}
+
+/* A protocol violation: say why, then close without waiting for a reply. */
+static void fail(struct conn *c, uint16_t code)
+{
+	if (!(c->ws_flags & WS_F_CLOSE_SENT))
+		send_close_frame(c, code, NULL, true);
+	conn_close(c);
+}
+
+void ws_conn_close(struct conn *c, uint16_t code, const char *reason)
+{
+	if (c->ws_flags & WS_F_CLOSE_SENT)
+		return;
+	send_close_frame(c, code, reason, true);
+	/* Keep reading for the client's close, up to --close-timeout. */
+	conn_set_deadline(c, conn_now() + config.close_timeout);
+}
+
+void ws_conn_deliver(struct chat_member *m, struct buf *frame)
+{
+	struct conn *c = conn_of(m);
+	if (c->state != CONN_OPEN || (c->ws_flags & WS_F_CLOSE_SENT))
+		return; /* no data frames after our close frame */
+	if (conn_send(c, frame))
+		return;
+	/* Over --max-queue: a client that does not read must not grow our
+	 * memory. It gets a close frame if it ever reads again, and is
+	 * dropped at the close deadline otherwise. */
+	log_info("connection %u: slow consumer, %s", m->id, "dropping its queue and closing");
+	conn_drop_queue(c);
+	send_close_frame(c, WS_CLOSE_POLICY, "slow consumer", false);
+	conn_close(c);
+}
+
+void ws_conn_open(struct conn *c, const char *room, size_t room_len)
+{
+	c->proto = PROTO_WS;
+	c->ws_flags = 0;
+	ws_parser_init(&c->ws, config.max_message);
+	stats.opened++;
+	conn_set_deadline(c, conn_now() + config.ping_interval);
+	chat_connect(&c->member, room, room_len);
+}
+
+void ws_conn_closing(struct conn *c)
+{
+	chat_disconnect(&c->member);
+}
+
+static void handle_control(struct conn *c, uint8_t opcode, uint8_t *payload, size_t len)
+{
+	if (opcode == WS_OP_PING) {
+		if (c->ws_flags & WS_F_CLOSE_SENT)
+			return;
+		struct buf *pong = control_frame(WS_OP_PONG, payload, len);
+		if (!conn_send(c, pong))
+			ws_conn_deliver(&c->member, pong); /* takes the slow-consumer path */
+		buf_unref(pong);
+	} else if (opcode == WS_OP_CLOSE) {
+		uint16_t code;
+		uint16_t bad = ws_check_close_payload(payload, len, &code);
+		c->ws_flags |= WS_F_CLOSE_RCVD;
+		if (bad) {
+			fail(c, bad);
+			return;
+		}
+		/* Echo the client's code (RFC 6455 §5.5.1), unless we spoke first. */
+		if (!(c->ws_flags & WS_F_CLOSE_SENT))
+			send_close_frame(c, code, NULL, true);
+		conn_close(c);
+	}
+	/* PONG: its arrival already counted as traffic */
+}
+
+/* Gather bytes that arrived in pieces; messages are bounded by the parser
+ * (--max-message), so this cannot grow without limit. */
+static void gather(struct conn *c, const uint8_t *data, size_t len)
+{
+	if (c->in_len + len > c->in_cap) {
+		size_t cap = c->in_cap ? c->in_cap : 256;
+		while (cap < c->in_len + len)
+			cap *= 2;
+		uint8_t *p = realloc(c->in, cap);
+		if (!p)
+			abort();
+		c->in = p;
+		c->in_cap = (uint32_t)cap;
+	}
+	memcpy(c->in + c->in_len, data, len);
+	c->in_len += (uint32_t)len;
+}
+
+static void release_input(struct conn *c)
+{
+	free(c->in);
+	c->in = NULL;
+	c->in_len = c->in_cap = 0;
+}
+
+static void on_message(struct conn *c, const uint8_t *text, size_t len)
+{
+	if (c->ws_flags & WS_F_CLOSE_SENT)
+		return; /* closing: the client's late messages are not chat any more */
+	stats.messages_in++;
+	chat_receive(&c->member, (const char *)text, len);
+}
+
+static void on_data_event(struct conn *c, const struct ws_event *ev)
+{
+	if (ev->opcode != WS_OP_TEXT) {
+		fail(c, WS_CLOSE_UNSUPPORTED); /* binary is not part of the chat protocol */
+		return;
+	}
+	if (ev->first && ev->last) {
+		on_message(c, ev->data, ev->len);
+		return;
+	}
+	gather(c, ev->data, ev->len);
+	if (ev->last) {
+		on_message(c, c->in, c->in_len);
+		release_input(c);
+	}
+}
+
+static void on_control_event(struct conn *c, const struct ws_event *ev)
+{
+	if (ev->first && ev->last) {
+		handle_control(c, ev->opcode, ev->data, ev->len);
+		return;
+	}
+	if (!c->ctrl) {
+		c->ctrl = malloc(125);
+		if (!c->ctrl)
+			abort();
+		c->ctrl_len = 0;
+	}
+	memcpy(c->ctrl + c->ctrl_len, ev->data, ev->len); /* ≤ 125 in all: the parser checks */
+	c->ctrl_len = (uint8_t)(c->ctrl_len + ev->len);
+	if (ev->last) {
+		handle_control(c, ev->opcode, c->ctrl, c->ctrl_len);
+		free(c->ctrl);
+		c->ctrl = NULL;
+		c->ctrl_len = 0;
+	}
+}
+
+void ws_conn_data(struct conn *c, uint8_t *data, size_t len)
+{
+	size_t off = 0;
+	while (c->state == CONN_OPEN && !(c->ws_flags & WS_F_CLOSE_RCVD)) {
+		struct ws_event ev;
+		off += ws_parse(&c->ws, data + off, len - off, &ev);
+		switch (ev.type) {
+		case WS_EV_NEED_MORE:
+			return;
+		case WS_EV_DATA:
+			on_data_event(c, &ev);
+			break;
+		case WS_EV_CONTROL:
+			on_control_event(c, &ev);
+			break;
+		case WS_EV_ERROR:
+			fail(c, ev.close_code);
+			return;
+		}
+	}
+}
+
+void ws_conn_deadline(struct conn *c)
+{
+	uint32_t now = conn_now();
+	if (c->ws_flags & WS_F_CLOSE_SENT) {
+		conn_abort(c); /* the client never answered our close */
+		return;
+	}
+	uint32_t quiet = now - c->last_rx;
+	if (quiet >= config.idle_timeout) {
+		/* Presumed gone (half-open): say why, but do not wait for it. */
+		send_close_frame(c, WS_CLOSE_GOING_AWAY, "idle timeout", true);
+		conn_close(c);
+		return;
+	}
+	if (quiet >= config.ping_interval) {
+		struct buf *ping = control_frame(WS_OP_PING, NULL, 0);
+		conn_send(c, ping);
+		buf_unref(ping);
+		stats.pings_sent++;
+		conn_set_deadline(c, c->last_rx + config.idle_timeout);
+		return;
+	}
+	conn_set_deadline(c, c->last_rx + config.ping_interval);
+}
