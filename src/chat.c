@@ -33,6 +33,8 @@ static size_t room_count, room_cap;
 void chat_init(const struct chat_config *cfg)
 {
 	config = *cfg;
+	memset(&stats, 0, sizeof(stats));
+	next_member_id = 1;
 	jbuf_init(&out);
 }
 
@@ -294,6 +296,14 @@ static void post_message(struct chat_member *m, const char *text, size_t len)
 	broadcast(r, &out);
 }
 
+/* Whole-string compare: with JSON_ALLOW_NUL a "message\u0000x" must not
+ * pass for "message". */
+static bool is_type(const json_t *type, const char *name)
+{
+	size_t n = strlen(name);
+	return json_string_length(type) == n && memcmp(json_string_value(type), name, n) == 0;
+}
+
 static void handle_command(struct chat_member *m, const char *text, size_t len)
 {
 	json_error_t err;
@@ -306,7 +316,7 @@ static void handle_command(struct chat_member *m, const char *text, size_t len)
 	json_t *type = json_object_get(root, "type");
 	if (!json_is_string(type)) {
 		send_error(m, "bad_message", "\"type\" must be a string");
-	} else if (strcmp(json_string_value(type), "message") == 0) {
+	} else if (is_type(type, "message")) {
 		json_t *t = json_object_get(root, "text");
 		json_t *room = json_object_get(root, "room");
 		if (!json_is_string(t))
