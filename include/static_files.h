@@ -23,17 +23,24 @@ struct static_site {
 	size_t count;
 };
 
-/* Load every regular file under dir (recursively, no symlinks leaving it,
- * no dotfiles). Returns 0, or -1 with a message on stderr. */
+/* Load every regular file under dir, recursively. Skipped: dotfiles and
+ * dot-directories, anything not a regular file, symlinked directories, and
+ * symlinks that resolve outside dir or to a dotfile. Each file gets a GET
+ * and a HEAD response (200, keep-alive, Cache-Control: no-cache). Returns 0,
+ * or -1 with a message on stderr (unreadable dir or file, file over 64 MiB,
+ * dir resolving to /); on -1 the site is empty. */
 int static_site_load(struct static_site *site, const char *dir);
 
 void static_site_free(struct static_site *site);
 
-/* Look up a decoded URL path ("/" means "/index.html"); NULL when absent. */
+/* Look up a decoded URL path by exact match; a path ending in '/' means its
+ * index.html ("/" is "/index.html", "/sub/" is "/sub/index.html"). NULL when
+ * absent. Nothing touches the file system, so "//x" or "/a/../b" can only
+ * miss, never escape (http_decode_path refuses the latter anyway). */
 const struct static_file *static_site_find(const struct static_site *site, const char *path);
 
-/* Content-Type for a file name by extension: html, js, css, svg, png, ico,
- * json, txt; application/octet-stream otherwise. */
+/* Content-Type for a file name by extension, in any case: html, js, css,
+ * svg, png, ico, json, txt; application/octet-stream otherwise. */
 const char *static_content_type(const char *name);
 
 #endif

@@ -19,6 +19,9 @@
 #include "ws_upgrade.h"
 
 #define DEFAULT_ROOM "lobby"
+/* No request here has a use for a body; a small one is read and dropped to
+ * keep the connection, a large one is refused rather than read. */
+#define MAX_DISCARDED_BODY (64 * 1024)
 
 static struct http_conn_config config;
 static struct http_conn_stats stats;
@@ -231,6 +234,11 @@ void http_conn_data(struct conn *c, uint8_t *data, size_t len)
 			break;
 		}
 		off += (size_t)r;
+		if (req.content_length > MAX_DISCARDED_BODY) {
+			respond_error(c, 413);
+			off = len;
+			break;
+		}
 		c->skip = req.content_length; /* bodies are not used: discard them */
 		if (handle_request(c, &req)) {
 			/* Upgraded: the rest of the bytes are WebSocket frames. */
