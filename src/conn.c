@@ -173,13 +173,15 @@ static struct conn *slot_alloc(void)
 		return NULL;
 	struct conn *c = &table[slot];
 	uint32_t gen = c->gen;
+	/* A freed slot may still sit on the flush list: its place there (flag
+	 * and link) stays with the slot, so it is never listed twice. */
 	uint16_t flush_flag = c->flags & CONN_F_IN_FLUSH;
+	struct conn *flush_next = c->flush_next;
 	memset(c, 0, sizeof(*c));
 	c->slot = slot;
 	c->gen = gen;
-	/* A freed slot may still sit on the flush list; the flag stays with
-	 * the slot so it is never listed twice. */
 	c->flags = flush_flag;
+	c->flush_next = flush_next;
 	return c;
 }
 
