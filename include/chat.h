@@ -1,8 +1,10 @@
-/* chat.h: the chat protocol: rooms, members, messages and their fan-out.
+/* chat.h: the chat protocol: rooms, members, names, history and fan-out.
  *
  * Chat knows nothing of sockets or the ring. It takes complete text messages
  * from members and hands finished WebSocket frames to a send function; each
- * frame is built once and the same buffer goes to every recipient. */
+ * frame is built once and the same buffer goes to every recipient. With a
+ * store, a message is broadcast (and so acknowledged to its sender) only
+ * once the store has committed it. */
 #ifndef RINGCAST_CHAT_H
 #define RINGCAST_CHAT_H
 
@@ -10,48 +12,91 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "rate_limit.h"
+
 struct buf;
 struct chat_room;
+struct store;
 
 #define CHAT_ROOM_MAX 64
+#define CHAT_ROOMS_PER_MEMBER 16
+
+struct chat_membership {
+	struct chat_room *room;
+	uint32_t index;      /* position in the room's member array */
+	uint32_t epoch;      /* tells this membership from an earlier one in the same room */
+	bool held;           /* catching up: live messages are held back */
+	bool replaying;      /* a replay from the store is on its way */
+	uint64_t live_from;  /* the room's last id when it went live */
+};
 
 struct chat_member {
-	struct chat_room *room;  /* NULL until chat_connect */
-	uint32_t id;
-	uint32_t index;          /* position in the room's member array */
-	char *name;              /* NULL means the default "User <id>" */
+	uint32_t id;                    /* connection id, unique in this process */
+	uint8_t nrooms, rooms_cap;
+	uint8_t current;                /* the room plain text goes to */
+	uint32_t mark;                  /* de-duplicates an event sent through several rooms */
+	bool name_locked;               /* name comes from a sign-in token */
+	struct chat_membership *rooms;  /* &first_room until a second room */
+	struct chat_membership first_room;
+	char *name;                     /* NULL means "User <id>" */
+	char *user_id;                  /* signed-in user's id; NULL for a guest */
+	struct token_bucket bucket;
+};
+
+/* Who a connection is, when sign-in is on. */
+struct chat_identity {
+	const char *user_id;
+	const char *name;
 };
 
 /* Hand frame to member m; the callee takes its own reference if it keeps it. */
 typedef void (*chat_send_fn)(struct chat_member *m, struct buf *frame);
+/* Close m's connection with a WebSocket close code (flood abuse). */
+typedef void (*chat_close_fn)(struct chat_member *m, uint16_t code, const char *reason);
 
 struct chat_config {
 	chat_send_fn send;
-	size_t presence_list_max;   /* users listed in a presence snapshot */
-	size_t presence_events_max; /* rooms larger than this get no join/leave events */
+	chat_close_fn close;         /* may be NULL */
+	struct store *store;         /* NULL: nothing persisted */
+	size_t presence_list_max;    /* users listed in a presence snapshot (0: 100) */
+	size_t presence_events_max;  /* rooms larger get no join/leave events (0: 100) */
+	uint32_t history_memory;     /* recent messages kept per room (0: 1000) */
+	uint32_t history_on_join;    /* sent on joining (0: 50) */
+	uint32_t resume_max;         /* most messages one resume replays (0: 5000) */
+	uint32_t max_rooms;          /* rooms that may exist (0: 10000) */
+	struct rate_config rate;     /* per_second 0: no limit */
 };
 
 struct chat_stats {
-	uint64_t messages;     /* chat messages accepted and broadcast */
-	uint64_t errors;       /* error events sent */
-	uint64_t rooms;        /* rooms that exist now */
+	uint64_t messages;      /* chat messages broadcast */
+	uint64_t errors;        /* error events sent */
+	uint64_t rooms;         /* rooms that exist now */
+	uint64_t rate_limited;  /* messages refused by the flood limit */
+	uint64_t store_failures;
+	uint64_t pending;       /* messages waiting for the store */
 };
 
 void chat_init(const struct chat_config *cfg);
+/* Fill rooms' recent history and ids from the store (start-up). */
+int chat_load_history(void);
 void chat_shutdown(void);
 
 /* Room names: 1-64 of [A-Za-z0-9_.-]. */
 bool chat_room_name_valid(const char *name, size_t len);
 
-/* A new connection joins room (a valid name): welcome, presence snapshot,
- * join event to the room. */
-void chat_connect(struct chat_member *m, const char *room, size_t room_len);
+/* A new connection: welcome, then it joins room (a valid name). With
+ * since, what it missed after that id is replayed before live traffic. */
+void chat_connect(struct chat_member *m, const struct chat_identity *who, const char *room,
+		  size_t room_len, const uint64_t *since);
 
-/* The connection is gone: leave its room (leave event to the rest). */
+/* The connection is gone: leave every room. */
 void chat_disconnect(struct chat_member *m);
 
 /* A complete, valid UTF-8 text message from m. */
 void chat_receive(struct chat_member *m, const char *text, size_t len);
+
+/* The store has results: run them (loop thread). */
+void chat_store_ready(void);
 
 const struct chat_stats *chat_stats(void);
 

@@ -3,6 +3,7 @@
 #define RINGCAST_CONFIG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct config {
@@ -20,6 +21,18 @@ struct config {
 	uint32_t recv_buffer_size;
 	uint32_t flush_batch;      /* connections flushed per loop iteration */
 	int verbosity;             /* 0 quiet, 1 normal, 2 verbose */
+	const char *db_path;       /* SQLite history; NULL with --no-persist */
+	bool fsync_always;         /* fsync each group commit before broadcasting */
+	uint32_t history_memory;   /* recent messages kept in memory per room */
+	uint32_t max_rooms;
+	uint32_t rate_per_second;  /* flood limit; 0 = off */
+	uint32_t rate_burst;
+	char *jwt_secret;          /* sign-in: HS256 secret; NULL = open to all */
+	size_t jwt_secret_len;
+	const char *tls_cert;      /* PEM certificate chain: serve HTTPS/WSS */
+	const char *tls_key;
+	const char *allow_origin[32]; /* --allow-origin entries */
+	size_t allow_origin_count;
 };
 
 /* Fill cfg from argv. Returns 0 to run, 1 when --help/--version was

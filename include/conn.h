@@ -16,6 +16,8 @@
 #include "ws.h"
 
 struct buf;
+struct tls_server;
+struct tls_session;
 
 enum conn_state {
 	CONN_FREE = 0,
@@ -43,6 +45,7 @@ struct conn {
 	 * in flight. q_sent is how much of the head frame already went out. */
 	struct buf **q;
 	uint16_t q_head, q_len, q_cap, q_inflight;
+	uint16_t q_cipher;  /* TLS: leading entries already encrypted */
 	uint32_t q_sent;
 	uint64_t q_bytes;   /* bytes queued and not yet sent */
 	struct conn *flush_next;
@@ -54,10 +57,11 @@ struct conn {
 	uint8_t *ctrl;      /* control frame payload gathered from pieces */
 	uint8_t ctrl_len;
 
-	uint32_t last_rx;   /* second of the last received byte */
+	uint32_t last_rx;   /* tick of the last received byte */
 	uint64_t skip;      /* HTTP request body bytes still to discard */
 	struct tw_node timer;
 
+	struct tls_session *tls;  /* NULL for plain TCP */
 	struct ws_parser ws;
 	struct chat_member member;
 };
@@ -68,6 +72,8 @@ struct conn_handlers {
 	/* data is writable and valid only during the call */
 	void (*on_data)(struct conn *c, uint8_t *data, size_t len);
 	void (*on_deadline)(struct conn *c);
+	/* Everything queued has been sent (a reader paused for output may go on). */
+	void (*on_drained)(struct conn *c);
 	/* The connection is closing: release protocol state. Called once, never
 	 * from inside another handler's call stack. */
 	void (*on_closing)(struct conn *c);
@@ -82,6 +88,7 @@ struct conn_stats {
 	uint64_t send_ops;
 	uint64_t slow_consumers;
 	uint64_t accept_errors;
+	uint64_t tls_failures;     /* handshakes or records that failed */
 };
 
 struct conn_config {
@@ -89,6 +96,7 @@ struct conn_config {
 	uint64_t max_queue;
 	uint32_t flush_batch;
 	uint32_t close_timeout;
+	struct tls_server *tls;    /* serve TLS on every connection; NULL: plain */
 };
 
 int conn_init(const struct conn_config *cfg, const struct conn_handlers *h);
@@ -118,10 +126,15 @@ void conn_close(struct conn *c);
 /* Close now: queued data is dropped, the socket shut down both ways. */
 void conn_abort(struct conn *c);
 
-/* Set the connection's one deadline, in wheel seconds (conn_now()). */
+/* The connections' clock counts ticks of 100 ms since start: deadlines are
+ * kept to a tenth of a second, so a 1 s timeout is never cut short by a
+ * second boundary. */
+#define CONN_TICKS_PER_SEC 10
+
+/* Set the connection's one deadline, in ticks (conn_now()). */
 void conn_set_deadline(struct conn *c, uint32_t deadline);
 
-/* The wheel's clock: seconds since start, updated once per tick. */
+/* The clock in ticks since start, updated by the loop's periodic timer. */
 uint32_t conn_now(void);
 
 /* Advance the clock and fire due deadlines; called from the loop's tick. */

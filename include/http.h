@@ -13,7 +13,7 @@
 #define HTTP_MAX_HEAD 8192     /* request head limit: over it → 431 */
 #define HTTP_MAX_TARGET 2048   /* request-target limit: over it → 414 */
 #define HTTP_MAX_HEADERS 64    /* more header lines → 431 */
-#define HTTP_MAX_PATH 1024     /* decoded path buffer */
+#define HTTP_MAX_PATH (HTTP_MAX_TARGET + 1) /* decoded path buffer: any target that passed 414 fits */
 
 struct http_header {
 	const char *name;

@@ -14,18 +14,27 @@ struct http_conn_config {
 	uint32_t header_timeout;
 	/* Renders /metrics into a new buf, or NULL when not offered. */
 	struct buf *(*metrics)(void);
+	/* Sign-in: an HS256 secret, or NULL when anyone may connect. */
+	const uint8_t *jwt_secret;
+	size_t jwt_secret_len;
+	const char *const *allow_origin;
+	size_t allow_origin_count;
 };
 
 struct http_conn_stats {
 	uint64_t requests;
 	uint64_t errors;       /* 4xx/5xx answered */
 	uint64_t upgrades;
+	uint64_t auth_refused;  /* upgrades refused with 401 */
+	uint64_t origin_refused; /* upgrades refused with 403 */
 };
 
 void http_conn_init(const struct http_conn_config *cfg);
 void http_conn_open(struct conn *c);
 void http_conn_data(struct conn *c, uint8_t *data, size_t len);
 void http_conn_deadline(struct conn *c);
+/* The answers sent so far have gone out: read on in pipelined requests. */
+void http_conn_drained(struct conn *c);
 
 const struct http_conn_stats *http_conn_stats(void);
 

@@ -22,6 +22,7 @@ enum loop_op {
 	LOOP_OP_CLOSE,
 	LOOP_OP_TICK,
 	LOOP_OP_SIGNAL,
+	LOOP_OP_READABLE,
 };
 
 #define LOOP_GEN_MASK 0xffffffu
@@ -90,7 +91,13 @@ void loop_send(int fd, uint32_t slot, uint32_t gen, const void *data, size_t len
 void loop_sendv(int fd, uint32_t slot, uint32_t gen, const struct iovec *iov, unsigned n);
 void loop_shutdown(int fd, int how, uint32_t slot, uint32_t gen);
 void loop_close(int fd);
+/* Send data (static, never freed) on a socket that has no slot, then close
+ * it, whatever the send's outcome: for turning connections away. */
+void loop_send_then_close(int fd, const void *data, size_t len);
 void loop_watch_signals(int signal_fd);
+/* Call on_ready whenever fd is readable (an eventfd from a worker thread);
+ * on_ready must consume what makes it readable. One such fd. */
+void loop_watch_readable(int fd, void (*on_ready)(void));
 
 const struct loop_stats *loop_stats(void);
 

@@ -1,4 +1,4 @@
-/* timer_wheel.h: one coarse wheel of one-second buckets for every deadline
+/* timer_wheel.h: one coarse wheel of one-tick buckets for every deadline
  * (request heads, idle pings, close handshakes), driven by a single periodic
  * timeout on the ring: 100k connections never mean 100k timer SQEs.
  *
@@ -16,24 +16,24 @@
 
 struct tw_node {
 	struct tw_node *next, *prev;
-	uint32_t deadline;  /* when it fires, in wheel seconds */
-	uint32_t filed_at;  /* second of the bucket it is in */
+	uint32_t deadline;  /* when it fires, in ticks */
+	uint32_t filed_at;  /* tick of the bucket it is in */
 	bool linked;
 };
 
 struct timer_wheel {
 	struct tw_node *buckets[TW_BUCKETS];
-	uint32_t now;        /* last second processed */
+	uint32_t now;        /* last tick processed */
 };
 
 void tw_init(struct timer_wheel *w, uint32_t now);
 
-/* Set or move n's deadline (absolute second); links it if needed. */
+/* Set or move n's deadline (absolute tick); links it if needed. */
 void tw_schedule(struct timer_wheel *w, struct tw_node *n, uint32_t deadline);
 
 void tw_cancel(struct timer_wheel *w, struct tw_node *n);
 
-/* Advance to second `now`, calling fire(n) for each node whose deadline has
+/* Advance to tick `now`, calling fire(n) for each node whose deadline has
  * passed. fire may reschedule or cancel n (and only n). */
 void tw_advance(struct timer_wheel *w, uint32_t now, void (*fire)(struct tw_node *n));
 

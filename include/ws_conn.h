@@ -9,6 +9,7 @@
 struct conn;
 struct buf;
 struct chat_member;
+struct chat_identity;
 
 struct ws_conn_config {
 	uint64_t max_message;
@@ -29,8 +30,10 @@ struct ws_conn_stats {
 
 void ws_conn_init(const struct ws_conn_config *cfg);
 
-/* Switch c to WebSocket after the 101 was queued; join the room. */
-void ws_conn_open(struct conn *c, const char *room, size_t room_len);
+/* Switch c to WebSocket after the 101 was queued; join the room (replaying
+ * what was missed after *since, when given). who is NULL for a guest. */
+void ws_conn_open(struct conn *c, const struct chat_identity *who, const char *room, size_t room_len,
+		  const uint64_t *since);
 void ws_conn_data(struct conn *c, uint8_t *data, size_t len);
 void ws_conn_deadline(struct conn *c);
 void ws_conn_closing(struct conn *c);
@@ -40,6 +43,8 @@ void ws_conn_close(struct conn *c, uint16_t code, const char *reason);
 
 /* chat's send function: queue frame for the member's connection. */
 void ws_conn_deliver(struct chat_member *m, struct buf *frame);
+/* chat's close function: close the member's connection with code. */
+void ws_conn_kick(struct chat_member *m, uint16_t code, const char *reason);
 
 const struct ws_conn_stats *ws_conn_stats(void);
 /* The close codes counted, in index order, and the index of one. */

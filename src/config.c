@@ -39,6 +39,23 @@ static const char usage[] =
 	"  --recv-buffers N        provided receive buffers, a power of two (default 1024)\n"
 	"  --recv-buffer-size B    bytes per receive buffer (default 4096)\n"
 	"  --flush-batch N         connections whose sends are submitted per loop pass (default 512)\n"
+	"  --db PATH               SQLite history database (default data/ringcast.db)\n"
+	"  --no-persist            keep history in memory only\n"
+	"  --fsync MODE            'interval' (default): on disk within 100 ms of a commit;\n"
+	"                          'always': fsync every group commit before broadcasting\n"
+	"  --history-memory N      recent messages kept in memory per room (default 1000)\n"
+	"  --max-rooms N           rooms that may exist at once (default 10000)\n"
+	"  --rate-limit R[:B]      messages per second per connection, burst B (default\n"
+	"                          20:40); 0 turns flood control off\n"
+	"  --jwt-secret SECRET     require an HS256 sign-in token (?token= or cookie\n"
+	"                          ringcast_token) to open a WebSocket\n"
+	"  --jwt-secret-file PATH  the same, secret read from a file (trailing newline dropped)\n"
+	"  --tls-cert FILE         serve HTTPS and WSS with this PEM certificate chain\n"
+	"  --tls-key FILE          ... and this private key (TLS 1.2 and later)\n"
+	"  --allow-origin ORIGIN   a web origin (e.g. https://chat.example.com, or *) whose\n"
+	"                          pages may open a WebSocket; repeatable. Default: only\n"
+	"                          pages served by this host (Origin matches Host); clients\n"
+	"                          that send no Origin (not browsers) are always allowed\n"
 	"  --quiet                 log errors only\n"
 	"  --verbose               log every connection\n"
 	"  --help                  print this help and exit\n"
@@ -49,7 +66,9 @@ static const char usage[] =
 enum {
 	OPT_HOST = 256, OPT_PORT, OPT_STATIC, OPT_MAX_MESSAGE, OPT_MAX_QUEUE, OPT_MAX_CONN,
 	OPT_PING, OPT_IDLE, OPT_HEADER, OPT_CLOSE, OPT_RECV_BUFS, OPT_RECV_BUF_SIZE,
-	OPT_FLUSH_BATCH, OPT_QUIET, OPT_VERBOSE, OPT_HELP, OPT_VERSION,
+	OPT_FLUSH_BATCH, OPT_DB, OPT_NO_PERSIST, OPT_FSYNC, OPT_HISTORY_MEMORY, OPT_MAX_ROOMS,
+	OPT_RATE_LIMIT, OPT_JWT_SECRET, OPT_JWT_SECRET_FILE, OPT_ALLOW_ORIGIN, OPT_TLS_CERT,
+	OPT_TLS_KEY, OPT_QUIET, OPT_VERBOSE, OPT_HELP, OPT_VERSION,
 };
 
 static const struct option options[] = {
@@ -66,6 +85,17 @@ static const struct option options[] = {
 	{ "recv-buffers", required_argument, NULL, OPT_RECV_BUFS },
 	{ "recv-buffer-size", required_argument, NULL, OPT_RECV_BUF_SIZE },
 	{ "flush-batch", required_argument, NULL, OPT_FLUSH_BATCH },
+	{ "db", required_argument, NULL, OPT_DB },
+	{ "no-persist", no_argument, NULL, OPT_NO_PERSIST },
+	{ "fsync", required_argument, NULL, OPT_FSYNC },
+	{ "history-memory", required_argument, NULL, OPT_HISTORY_MEMORY },
+	{ "max-rooms", required_argument, NULL, OPT_MAX_ROOMS },
+	{ "rate-limit", required_argument, NULL, OPT_RATE_LIMIT },
+	{ "jwt-secret", required_argument, NULL, OPT_JWT_SECRET },
+	{ "jwt-secret-file", required_argument, NULL, OPT_JWT_SECRET_FILE },
+	{ "allow-origin", required_argument, NULL, OPT_ALLOW_ORIGIN },
+	{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
+	{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
 	{ "quiet", no_argument, NULL, OPT_QUIET },
 	{ "verbose", no_argument, NULL, OPT_VERBOSE },
 	{ "help", no_argument, NULL, OPT_HELP },
@@ -120,6 +150,48 @@ static const char *default_static_dir(void)
 #endif
 }
 
+/* R or R:B; a bare R gets a burst of 2R. */
+static int parse_rate(const char *s, uint32_t *rate, uint32_t *burst)
+{
+	char copy[32];
+	snprintf(copy, sizeof(copy), "%s", s);
+	char *colon = strchr(copy, ':');
+	if (colon)
+		*colon = '\0';
+	if (parse_u32("rate-limit", copy, 0, 1000000, rate) < 0)
+		return -1;
+	*burst = *rate * 2;
+	if (colon && parse_u32("rate-limit burst", colon + 1, 1, 1000000, burst) < 0)
+		return -1;
+	return 0;
+}
+
+static int read_secret_file(struct config *cfg, const char *path)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		fprintf(stderr, "ringcast: --jwt-secret-file %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	char buf[4096];
+	size_t n = fread(buf, 1, sizeof(buf), f);
+	fclose(f);
+	while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		n--;
+	if (n == 0) {
+		fprintf(stderr, "ringcast: --jwt-secret-file %s is empty\n", path);
+		return -1;
+	}
+	free(cfg->jwt_secret);
+	cfg->jwt_secret = malloc(n + 1);
+	if (!cfg->jwt_secret)
+		return -1;
+	memcpy(cfg->jwt_secret, buf, n);
+	cfg->jwt_secret[n] = '\0';
+	cfg->jwt_secret_len = n;
+	return 0;
+}
+
 static uint32_t default_max_connections(void)
 {
 	struct rlimit rl;
@@ -147,6 +219,11 @@ int config_parse(struct config *cfg, int argc, char **argv)
 		.recv_buffer_size = 4096,
 		.flush_batch = 512,
 		.verbosity = 1,
+		.db_path = "data/ringcast.db",
+		.history_memory = 1000,
+		.max_rooms = 10000,
+		.rate_per_second = 20,
+		.rate_burst = 40,
 	};
 	uint64_t v;
 	int opt, rc = 0;
@@ -197,6 +274,55 @@ int config_parse(struct config *cfg, int argc, char **argv)
 		case OPT_FLUSH_BATCH:
 			rc = parse_u32("flush-batch", optarg, 1, 1 << 20, &cfg->flush_batch);
 			break;
+		case OPT_DB:
+			cfg->db_path = optarg;
+			break;
+		case OPT_NO_PERSIST:
+			cfg->db_path = NULL;
+			break;
+		case OPT_FSYNC:
+			if (strcmp(optarg, "always") == 0 || strcmp(optarg, "interval") == 0) {
+				cfg->fsync_always = strcmp(optarg, "always") == 0;
+			} else {
+				fprintf(stderr, "ringcast: --fsync is 'always' or 'interval', not '%s'\n", optarg);
+				rc = -1;
+			}
+			break;
+		case OPT_HISTORY_MEMORY:
+			rc = parse_u32("history-memory", optarg, 1, 1000000, &cfg->history_memory);
+			break;
+		case OPT_MAX_ROOMS:
+			rc = parse_u32("max-rooms", optarg, 1, 10000000, &cfg->max_rooms);
+			break;
+		case OPT_RATE_LIMIT:
+			rc = parse_rate(optarg, &cfg->rate_per_second, &cfg->rate_burst);
+			break;
+		case OPT_JWT_SECRET:
+			free(cfg->jwt_secret);
+			cfg->jwt_secret = strdup(optarg);
+			cfg->jwt_secret_len = strlen(optarg);
+			if (!cfg->jwt_secret_len) {
+				fprintf(stderr, "ringcast: --jwt-secret is empty\n");
+				rc = -1;
+			}
+			break;
+		case OPT_JWT_SECRET_FILE:
+			rc = read_secret_file(cfg, optarg);
+			break;
+		case OPT_TLS_CERT:
+			cfg->tls_cert = optarg;
+			break;
+		case OPT_TLS_KEY:
+			cfg->tls_key = optarg;
+			break;
+		case OPT_ALLOW_ORIGIN:
+			if (cfg->allow_origin_count == sizeof(cfg->allow_origin) / sizeof(cfg->allow_origin[0])) {
+				fprintf(stderr, "ringcast: too many --allow-origin entries\n");
+				rc = -1;
+			} else {
+				cfg->allow_origin[cfg->allow_origin_count++] = optarg;
+			}
+			break;
 		case OPT_QUIET:
 			cfg->verbosity = 0;
 			break;
@@ -224,6 +350,16 @@ int config_parse(struct config *cfg, int argc, char **argv)
 		/* A ping must have a chance to be answered before the close. */
 		if (cfg->ping_interval > 1)
 			cfg->ping_interval = cfg->idle_timeout / 2 ? cfg->idle_timeout / 2 : 1;
+	}
+	if (!cfg->tls_cert != !cfg->tls_key) {
+		fprintf(stderr, "ringcast: --tls-cert and --tls-key go together\n");
+		return -1;
+	}
+	/* RFC 7518 §3.2: an HS256 key is at least as long as the hash. */
+	if (cfg->jwt_secret && cfg->jwt_secret_len < 32) {
+		fprintf(stderr, "ringcast: the JWT secret must be at least 32 bytes (it is %zu)\n",
+			cfg->jwt_secret_len);
+		return -1;
 	}
 	if (!cfg->static_dir)
 		cfg->static_dir = default_static_dir();

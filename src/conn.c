@@ -23,6 +23,7 @@
 #include "buf.h"
 #include "log.h"
 #include "loop.h"
+#include "tls.h"
 
 #define CONN_F_RECV_ARMED 0x01
 #define CONN_F_SEND_BUSY 0x02
@@ -32,6 +33,10 @@
 #define CONN_F_ABORT 0x20
 #define CONN_F_READ_EOF 0x40
 #define CONN_F_NOTIFIED 0x80    /* on_closing has been called */
+#define CONN_F_TLS_BYE 0x100    /* close_notify queued */
+
+/* Decrypted bytes handed up per call: one TLS record at most. */
+#define TLS_PLAIN_CHUNK 16384
 
 /* Frames per send: enough to coalesce a burst, small enough to keep the
  * kernel's iovec import cheap. */
@@ -61,8 +66,9 @@ static bool accept_paused;
 static uint32_t read_clock(void)
 {
 	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return (uint32_t)(ts.tv_sec - started.tv_sec);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	int64_t ms = (int64_t)(ts.tv_sec - started.tv_sec) * 1000 + (ts.tv_nsec - started.tv_nsec) / 1000000;
+	return (uint32_t)(ms / (1000 / CONN_TICKS_PER_SEC));
 }
 
 int conn_init(const struct conn_config *cfg, const struct conn_handlers *h)
@@ -77,7 +83,7 @@ int conn_init(const struct conn_config *cfg, const struct conn_handlers *h)
 		log_error("cannot allocate %u connection slots", config.max_connections);
 		return -1;
 	}
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &started);
+	clock_gettime(CLOCK_MONOTONIC, &started);
 	clock_now = 0;
 	tw_init(&wheel, 0);
 	return 0;
@@ -100,10 +106,13 @@ void conn_destroy(void)
 		struct conn *c = &table[i];
 		if (c->state == CONN_FREE)
 			continue;
+		if (!(c->flags & CONN_F_NOTIFIED))
+			handlers.on_closing(c); /* stopped before it finished closing */
 		queue_clear(c, 0);
 		free(c->q);
 		free(c->in);
 		free(c->ctrl);
+		tls_session_free(c->tls);
 		close(c->fd);
 	}
 	free(table);
@@ -190,10 +199,20 @@ void conn_on_accept(int res, bool more)
 	if (res >= 0) {
 		struct conn *c = stats.current < config.max_connections ? slot_alloc() : NULL;
 		if (!c) {
+			/* Over --max-connections: a clear answer, not a silent reset. */
+			static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\n"
+						   "Content-Length: 0\r\nConnection: close\r\n"
+						   "Retry-After: 5\r\n\r\n";
 			stats.refused++;
-			loop_close(res);
+			loop_send_then_close(res, busy, sizeof(busy) - 1);
 		} else {
 			c->fd = res;
+			if (config.tls && !(c->tls = tls_session_new(config.tls))) {
+				stats.refused++;
+				free_slots[free_count++] = c->slot;
+				loop_close(res);
+				goto rearm;
+			}
 			c->state = CONN_OPEN;
 			c->proto = PROTO_HTTP;
 			c->last_rx = clock_now;
@@ -216,6 +235,7 @@ void conn_on_accept(int res, bool more)
 		if (res != -ECANCELED && res != -EBADF && res != -EINVAL)
 			log_warn("accept: %s", strerror(-res));
 	}
+rearm:
 	if (!more && listen_fd >= 0 && !accept_paused)
 		loop_accept(listen_fd);
 }
@@ -262,6 +282,21 @@ static void queue_grow(struct conn *c)
 	c->q_head = 0;
 }
 
+/* Take ownership of b at the queue's tail. */
+static void queue_push(struct conn *c, struct buf *b)
+{
+	if (c->q_len == c->q_cap)
+		queue_grow(c);
+	c->q[(c->q_head + c->q_len) & (c->q_cap - 1)] = b;
+	c->q_len++;
+	c->q_bytes += b->len;
+}
+
+static bool has_output(const struct conn *c)
+{
+	return c->q_len || (c->tls && tls_output_pending(c->tls));
+}
+
 static bool enqueue(struct conn *c, struct buf *b, bool bounded)
 {
 	if (c->state != CONN_OPEN)
@@ -271,11 +306,7 @@ static bool enqueue(struct conn *c, struct buf *b, bool bounded)
 		stats.slow_consumers++;
 		return false;
 	}
-	if (c->q_len == c->q_cap)
-		queue_grow(c);
-	c->q[(c->q_head + c->q_len) & (c->q_cap - 1)] = buf_ref(b);
-	c->q_len++;
-	c->q_bytes += b->len;
+	queue_push(c, buf_ref(b));
 	if (!(c->flags & CONN_F_SEND_BUSY))
 		flush_push(c);
 	return true;
@@ -294,10 +325,38 @@ bool conn_send_unbounded(struct conn *c, struct buf *b)
 void conn_drop_queue(struct conn *c)
 {
 	queue_clear(c, c->q_inflight);
+	if (c->q_cipher > c->q_len)
+		c->q_cipher = c->q_len;
+}
+
+/* TLS: encrypt the plaintext frames queued behind the ciphertext at the
+ * head, together with what the TLS engine has to send itself (handshake,
+ * alerts, close_notify), into one buffer for this connection alone. The
+ * shared frames are released: only the encryption is per connection. */
+static void seal(struct conn *c)
+{
+	uint16_t mask = (uint16_t)(c->q_cap - 1);
+	for (uint16_t i = c->q_cipher; i < c->q_len; i++) {
+		struct buf *b = c->q[(c->q_head + i) & mask];
+		if (tls_write(c->tls, b->data, b->len) < 0)
+			break; /* the session failed; its alert, if any, is in the output */
+	}
+	queue_clear(c, c->q_cipher);
+	size_t n = tls_output_pending(c->tls);
+	if (!n)
+		return;
+	struct buf *cipher = buf_new(n);
+	tls_take_output(c->tls, cipher->data, n);
+	queue_push(c, cipher);
+	c->q_cipher = c->q_len;
 }
 
 static void start_send(struct conn *c)
 {
+	if (c->tls)
+		seal(c);
+	if (!c->q_len)
+		return;
 	struct iovec iov[MAX_IOV];
 	uint16_t n = c->q_len < MAX_IOV ? c->q_len : MAX_IOV;
 	uint16_t mask = (uint16_t)(c->q_cap - 1);
@@ -350,17 +409,43 @@ void conn_on_send(uint32_t slot, uint32_t gen, int res)
 		c->q_head = (uint16_t)((c->q_head + 1) & mask);
 		c->q_len--;
 		c->q_sent = 0;
+		if (c->q_cipher)
+			c->q_cipher--;
 		inflight--;
 		stats.frames_out++;
 	}
-	if (c->q_len)
+	if (has_output(c))
 		flush_push(c);
 	else if (c->state == CONN_CLOSING)
 		maybe_shutdown_write(c);
+	else
+		handlers.on_drained(c);
 	maybe_release(c);
 }
 
 /* ---- receiving ---------------------------------------------------------- */
+
+/* TLS: ciphertext in, records decrypted and handed up one at a time. The
+ * engine's own replies (handshake, alerts) go out with the next flush. */
+static void tls_input(struct conn *c, const uint8_t *data, size_t len)
+{
+	static uint8_t plain[TLS_PLAIN_CHUNK];
+	int rc = tls_feed(c->tls, data, len);
+	while (rc == 0 && c->state == CONN_OPEN) {
+		ssize_t n = tls_read(c->tls, plain, sizeof(plain));
+		if (n < 0)
+			rc = -1;
+		if (n <= 0)
+			break;
+		handlers.on_data(c, plain, (size_t)n);
+	}
+	if (rc < 0) {
+		stats.tls_failures++;
+		conn_close(c); /* after the alert has gone out */
+	}
+	if (tls_output_pending(c->tls) && !(c->flags & CONN_F_SEND_BUSY))
+		flush_push(c);
+}
 
 void conn_on_recv(uint32_t slot, uint32_t gen, int res, uint8_t *data, bool more)
 {
@@ -371,7 +456,9 @@ void conn_on_recv(uint32_t slot, uint32_t gen, int res, uint8_t *data, bool more
 		c->flags &= (uint16_t)~CONN_F_RECV_ARMED;
 	if (res > 0) {
 		c->last_rx = clock_now;
-		if (c->state == CONN_OPEN)
+		if (c->state == CONN_OPEN && c->tls)
+			tls_input(c, data, (size_t)res);
+		else if (c->state == CONN_OPEN)
 			handlers.on_data(c, data, (size_t)res);
 		/* while closing, input is read and discarded until the FIN */
 	} else if (res == 0) {
@@ -411,14 +498,23 @@ static void closing_push(struct conn *c)
 static void begin_closing(struct conn *c)
 {
 	c->state = CONN_CLOSING;
-	tw_schedule(&wheel, &c->timer, clock_now + config.close_timeout);
+	tw_schedule(&wheel, &c->timer, clock_now + config.close_timeout * CONN_TICKS_PER_SEC);
 	closing_push(c);
 }
 
 static void maybe_shutdown_write(struct conn *c)
 {
-	if (c->q_len || (c->flags & (CONN_F_SEND_BUSY | CONN_F_WR_SHUT | CONN_F_RDWR_SHUT)))
+	if (has_output(c) || (c->flags & (CONN_F_SEND_BUSY | CONN_F_WR_SHUT | CONN_F_RDWR_SHUT)))
 		return;
+	if (c->tls && !(c->flags & CONN_F_TLS_BYE)) {
+		/* close_notify goes after everything queued, before our FIN */
+		c->flags |= CONN_F_TLS_BYE;
+		tls_shutdown(c->tls);
+		if (tls_output_pending(c->tls)) {
+			flush_push(c);
+			return;
+		}
+	}
 	c->flags |= CONN_F_WR_SHUT;
 	c->shut_pending++;
 	loop_shutdown(c->fd, SHUT_WR, c->slot, c->gen);
@@ -466,7 +562,9 @@ static void release(struct conn *c)
 	free(c->q);
 	free(c->in);
 	free(c->ctrl);
+	tls_session_free(c->tls);
 	loop_close(c->fd);
+	c->tls = NULL;
 	c->q = NULL;
 	c->in = NULL;
 	c->ctrl = NULL;
@@ -532,7 +630,7 @@ bool conn_before_wait(void)
 
 	for (uint32_t budget = config.flush_batch; flush_len && budget; budget--) {
 		struct conn *c = flush_pop();
-		if (c->state == CONN_FREE || (c->flags & CONN_F_SEND_BUSY) || !c->q_len)
+		if (c->state == CONN_FREE || (c->flags & CONN_F_SEND_BUSY) || !has_output(c))
 			continue;
 		start_send(c);
 	}

@@ -6,14 +6,19 @@
  * within --header-timeout of its first byte gets 408. */
 #include "http_conn.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "buf.h"
 #include "chat.h"
 #include "conn.h"
 #include "http.h"
+#include "jwt.h"
+#include "log.h"
+#include "origin.h"
 #include "static_files.h"
 #include "ws_conn.h"
 #include "ws_upgrade.h"
@@ -22,6 +27,12 @@
 /* No request here has a use for a body; a small one is read and dropped to
  * keep the connection, a large one is refused rather than read. */
 #define MAX_DISCARDED_BODY (64 * 1024)
+/* Pipelined requests are answered while less than this waits to be sent;
+ * beyond it the rest wait, unread, until the client has taken its answers.
+ * A client that keeps sending requests without reading answers is cut off
+ * once this much input piles up. */
+#define PIPELINE_OUTPUT_MAX (256 * 1024)
+#define PIPELINE_INPUT_MAX (64 * 1024)
 
 static struct http_conn_config config;
 static struct http_conn_stats stats;
@@ -29,6 +40,7 @@ static struct http_conn_stats stats;
 void http_conn_init(const struct http_conn_config *cfg)
 {
 	config = *cfg;
+	config.header_timeout *= CONN_TICKS_PER_SEC; /* seconds to clock ticks */
 }
 
 const struct http_conn_stats *http_conn_stats(void)
@@ -85,6 +97,65 @@ static bool has_param(const char *query, size_t len, const char *name)
 	return false;
 }
 
+/* ?since=N: 1 when given (and valid), 0 when absent, -1 when malformed. */
+static int since_param(const char *query, size_t query_len, uint64_t *since)
+{
+	char text[24];
+	int n = http_query_param(query, query_len, "since", text, sizeof(text));
+	if (n < 0)
+		return has_param(query, query_len, "since") ? -1 : 0;
+	if (n == 0 || text[0] < '0' || text[0] > '9')
+		return -1;
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(text, &end, 10);
+	if (errno || *end)
+		return -1;
+	*since = v;
+	return 1;
+}
+
+/* The value of cookie `name` in the request's Cookie headers, or NULL. */
+static const char *find_cookie(const struct http_request *req, const char *name, size_t *len)
+{
+	size_t n = strlen(name);
+	for (size_t h = 0; h < req->num_headers; h++) {
+		const struct http_header *hd = &req->headers[h];
+		if (hd->name_len != 6 || strncasecmp(hd->name, "cookie", 6) != 0)
+			continue;
+		const char *p = hd->value, *end = hd->value + hd->value_len;
+		while (p < end) {
+			while (p < end && (*p == ' ' || *p == ';'))
+				p++;
+			const char *item_end = memchr(p, ';', (size_t)(end - p));
+			if (!item_end)
+				item_end = end;
+			if ((size_t)(item_end - p) > n && memcmp(p, name, n) == 0 && p[n] == '=') {
+				*len = (size_t)(item_end - p) - n - 1;
+				return p + n + 1;
+			}
+			p = item_end;
+		}
+	}
+	return NULL;
+}
+
+/* Sign-in: the token comes in ?token= or the ringcast_token cookie. */
+static enum jwt_status check_token(const struct http_request *req, const char *query, size_t query_len,
+				   struct jwt_claims *claims)
+{
+	static char token[8192];
+	int n = http_query_param(query, query_len, "token", token, sizeof(token));
+	const char *t = token;
+	size_t len = n > 0 ? (size_t)n : 0;
+	if (n <= 0)
+		t = find_cookie(req, "ringcast_token", &len);
+	if (!t || !len)
+		return JWT_MALFORMED;
+	return jwt_verify_hs256(t, len, config.jwt_secret, config.jwt_secret_len, (int64_t)time(NULL), 30,
+				claims);
+}
+
 static bool upgrade(struct conn *c, const struct http_request *req, const char *query, size_t query_len)
 {
 	const char *key;
@@ -102,16 +173,40 @@ static bool upgrade(struct conn *c, const struct http_request *req, const char *
 		respond_error(c, status);
 		return false;
 	}
+	const struct http_header *origin = http_find_header(req, "origin");
+	const struct http_header *host = http_find_header(req, "host");
+	if (!origin_allowed(origin ? origin->value : NULL, origin ? origin->value_len : 0,
+			    host ? host->value : NULL, host ? host->value_len : 0, config.allow_origin,
+			    config.allow_origin_count)) {
+		stats.origin_refused++;
+		respond_error(c, 403);
+		return false;
+	}
 	char room[CHAT_ROOM_MAX + 1];
 	int room_len = http_query_param(query, query_len, "room", room, sizeof(room));
 	if (room_len < 0 && !has_param(query, query_len, "room")) {
 		strcpy(room, DEFAULT_ROOM);
 		room_len = (int)strlen(DEFAULT_ROOM);
 	}
-	/* A ?room= that is present but not a valid name is refused, not ignored. */
-	if (room_len < 0 || !chat_room_name_valid(room, (size_t)room_len)) {
+	/* A ?room= or ?since= that is present but not valid is refused, not ignored. */
+	uint64_t since;
+	int since_given = since_param(query, query_len, &since);
+	if (room_len < 0 || !chat_room_name_valid(room, (size_t)room_len) || since_given < 0) {
 		respond_error(c, 400);
 		return false;
+	}
+	struct jwt_claims claims;
+	struct chat_identity who = { 0 };
+	if (config.jwt_secret) {
+		enum jwt_status st = check_token(req, query, query_len, &claims);
+		if (st != JWT_OK) {
+			stats.auth_refused++;
+			log_debug("upgrade refused: %s", jwt_status_text(st));
+			respond_text(c, 401, false, "WWW-Authenticate: Bearer\r\n", false);
+			return false;
+		}
+		who.user_id = claims.sub[0] ? claims.sub : claims.name;
+		who.name = claims.name;
 	}
 	char head[512];
 	size_t hlen = ws_upgrade_response(head, sizeof(head), key, key_len);
@@ -119,7 +214,8 @@ static bool upgrade(struct conn *c, const struct http_request *req, const char *
 	if (c->state != CONN_OPEN)
 		return false;
 	stats.upgrades++;
-	ws_conn_open(c, room, (size_t)room_len);
+	ws_conn_open(c, config.jwt_secret ? &who : NULL, room, (size_t)room_len,
+		     since_given ? &since : NULL);
 	return true;
 }
 
@@ -212,12 +308,14 @@ void http_conn_data(struct conn *c, uint8_t *data, size_t len)
 	 * copy only what is left over. */
 	bool from_in = c->in_len > 0;
 	if (from_in) {
-		keep_input(c, data, len);
+		if (len)
+			keep_input(c, data, len);
 		data = c->in;
 		len = c->in_len;
 	}
 	size_t off = 0;
-	while (c->state == CONN_OPEN && c->proto == PROTO_HTTP && off < len) {
+	while (c->state == CONN_OPEN && c->proto == PROTO_HTTP && off < len &&
+	       c->q_bytes < PIPELINE_OUTPUT_MAX) {
 		if (c->skip) {
 			size_t n = len - off < c->skip ? len - off : (size_t)c->skip;
 			off += n;
@@ -269,13 +367,21 @@ void http_conn_data(struct conn *c, uint8_t *data, size_t len)
 			drop_input(c);
 		return;
 	}
-	/* A partial head stays for the next read. */
+	/* A partial head, or requests waiting for their turn, stay for later. */
 	if (from_in) {
 		memmove(c->in, c->in + off, len - off);
 		c->in_len = (uint32_t)(len - off);
 	} else {
 		keep_input(c, data + off, len - off);
 	}
+	if (c->in_len > PIPELINE_INPUT_MAX)
+		conn_abort(c);
+}
+
+void http_conn_drained(struct conn *c)
+{
+	if (c->in_len)
+		http_conn_data(c, NULL, 0);
 }
 
 void http_conn_deadline(struct conn *c)

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <liburing.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,8 @@ static unsigned arena_msgs_used, arena_iovs_used;
 
 static struct __kernel_timespec tick_ts;
 static int signal_fd = -1;
+static int readable_fd = -1;
+static void (*readable_cb)(void);
 static struct signalfd_siginfo signal_info;
 
 static int submit(void)
@@ -250,6 +253,35 @@ void loop_close(int fd)
 	io_uring_sqe_set_data64(sqe, loop_pack(LOOP_OP_CLOSE, 0, 0));
 }
 
+static void arm_readable(void)
+{
+	/* Multishot poll (5.13): one SQE reports every time fd turns readable. */
+	struct io_uring_sqe *sqe = get_sqe();
+	io_uring_prep_poll_multishot(sqe, readable_fd, POLLIN);
+	io_uring_sqe_set_data64(sqe, loop_pack(LOOP_OP_READABLE, 0, 0));
+}
+
+void loop_watch_readable(int fd, void (*on_ready)(void))
+{
+	readable_fd = fd;
+	readable_cb = on_ready;
+	arm_readable();
+}
+
+void loop_send_then_close(int fd, const void *data, size_t len)
+{
+	if (io_uring_sq_space_left(&ring) < 2)
+		submit();
+	struct io_uring_sqe *sqe = get_sqe();
+	io_uring_prep_send(sqe, fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	/* a hard link: the close runs even when the send fails */
+	sqe->flags |= IOSQE_IO_HARDLINK;
+	io_uring_sqe_set_data64(sqe, loop_pack(LOOP_OP_CLOSE, 0, 0));
+	sqe = get_sqe();
+	io_uring_prep_close(sqe, fd);
+	io_uring_sqe_set_data64(sqe, loop_pack(LOOP_OP_CLOSE, 0, 0));
+}
+
 void loop_watch_signals(int fd)
 {
 	signal_fd = fd;
@@ -289,6 +321,12 @@ static void dispatch(struct io_uring_cqe *cqe)
 		handlers.on_tick();
 		if (!stopping)
 			arm_tick();
+		break;
+	case LOOP_OP_READABLE:
+		if (cqe->res > 0)
+			readable_cb();
+		if (!more && !stopping)
+			arm_readable();
 		break;
 	case LOOP_OP_SIGNAL:
 		if (cqe->res == (int)sizeof(signal_info))

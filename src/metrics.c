@@ -51,6 +51,8 @@ struct buf *metrics_render(void)
 	       (double)cs->refused);
 	metric(&o, "accept_errors_total", "counter", "Failed accepts (EMFILE and the like).",
 	       (double)cs->accept_errors);
+	metric(&o, "tls_failures_total", "counter", "TLS handshakes or records that failed.",
+	       (double)cs->tls_failures);
 	metric(&o, "websockets_opened_total", "counter", "Completed WebSocket handshakes.", (double)ws->opened);
 	metric(&o, "messages_in_total", "counter", "Complete WebSocket text messages received.",
 	       (double)ws->messages_in);
@@ -58,6 +60,15 @@ struct buf *metrics_render(void)
 	       (double)ch->messages);
 	metric(&o, "chat_errors_total", "counter", "Error events sent to clients.", (double)ch->errors);
 	metric(&o, "rooms", "gauge", "Rooms that exist.", (double)ch->rooms);
+	metric(&o, "rate_limited_total", "counter", "Messages refused by the flood limit.",
+	       (double)ch->rate_limited);
+	metric(&o, "store_failures_total", "counter", "Messages the history store failed to commit.",
+	       (double)ch->store_failures);
+	metric(&o, "store_pending", "gauge", "Messages waiting for their commit.", (double)ch->pending);
+	metric(&o, "auth_refused_total", "counter", "Upgrades refused for a missing or bad token.",
+	       (double)hs->auth_refused);
+	metric(&o, "origin_refused_total", "counter", "Upgrades refused for a cross-site Origin.",
+	       (double)hs->origin_refused);
 	metric(&o, "deliveries_total", "counter", "Frames and responses fully sent.", (double)cs->frames_out);
 	metric(&o, "bytes_out_total", "counter", "Bytes sent.", (double)cs->bytes_out);
 	metric(&o, "send_ops_total", "counter", "Send operations submitted.", (double)cs->send_ops);

@@ -22,6 +22,8 @@
 #include "loop.h"
 #include "metrics.h"
 #include "static_files.h"
+#include "store.h"
+#include "tls.h"
 #include "ws.h"
 #include "ws_conn.h"
 
@@ -31,6 +33,8 @@
 #define TICK_MS 100
 
 static struct static_site site;
+static struct store *store;
+static struct tls_server *tls;
 static bool shutting_down;
 static uint64_t shutdown_deadline_ms;
 
@@ -62,6 +66,12 @@ static void on_deadline(struct conn *c)
 		ws_conn_deadline(c);
 	else
 		http_conn_deadline(c);
+}
+
+static void on_drained(struct conn *c)
+{
+	if (c->proto == PROTO_HTTP)
+		http_conn_drained(c);
 }
 
 static void on_closing(struct conn *c)
@@ -181,11 +191,32 @@ int server_run(const struct config *cfg)
 		log_error("cannot load the chat page from %s (use --static DIR)", cfg->static_dir);
 		return 1;
 	}
+	if (cfg->db_path) {
+		store = store_open(&(struct store_config){
+			.path = cfg->db_path,
+			.sync = cfg->fsync_always ? STORE_SYNC_ALWAYS : STORE_SYNC_INTERVAL,
+			.sync_interval_ms = 100,
+		});
+		if (!store) {
+			log_error("cannot open the history database %s (use --db PATH or --no-persist)",
+				  cfg->db_path);
+			return 1;
+		}
+	}
 	chat_init(&(struct chat_config){
 		.send = ws_conn_deliver,
+		.close = ws_conn_kick,
+		.store = store,
 		.presence_list_max = 100,
 		.presence_events_max = 100,
+		.history_memory = cfg->history_memory,
+		.max_rooms = cfg->max_rooms,
+		.rate = { .per_second = cfg->rate_per_second, .burst = cfg->rate_burst },
 	});
+	if (chat_load_history() < 0) {
+		log_error("cannot read history from %s", cfg->db_path);
+		return 1;
+	}
 	ws_conn_init(&(struct ws_conn_config){
 		.max_message = cfg->max_message,
 		.ping_interval = cfg->ping_interval,
@@ -196,16 +227,26 @@ int server_run(const struct config *cfg)
 		.site = &site,
 		.header_timeout = cfg->header_timeout,
 		.metrics = metrics_render,
+		.jwt_secret = (const uint8_t *)cfg->jwt_secret,
+		.jwt_secret_len = cfg->jwt_secret_len,
+		.allow_origin = cfg->allow_origin,
+		.allow_origin_count = cfg->allow_origin_count,
 	});
+	if (cfg->tls_cert && !(tls = tls_server_new(cfg->tls_cert, cfg->tls_key))) {
+		log_error("cannot set up TLS with --tls-cert %s --tls-key %s", cfg->tls_cert, cfg->tls_key);
+		return 1;
+	}
 	if (conn_init(&(struct conn_config){
 		    .max_connections = cfg->max_connections,
 		    .max_queue = cfg->max_queue,
 		    .flush_batch = cfg->flush_batch,
 		    .close_timeout = cfg->close_timeout,
+		    .tls = tls,
 	    }, &(struct conn_handlers){
 		    .on_open = on_open,
 		    .on_data = on_data,
 		    .on_deadline = on_deadline,
+		    .on_drained = on_drained,
 		    .on_closing = on_closing,
 	    }) < 0)
 		return 1;
@@ -238,17 +279,32 @@ int server_run(const struct config *cfg)
 	    }) < 0)
 		return 1;
 	loop_watch_signals(sfd);
+	if (store)
+		loop_watch_readable(store_event_fd(store), chat_store_ready);
 	conn_listen(lfd);
 	log_info("serving %s (%zu files), up to %u connections", cfg->static_dir, site.count,
 		 cfg->max_connections);
-	log_info("listening on http://%s/ (WebSocket: ws://%s/ and ws://%s/ws)", shown, shown, shown);
+	if (store)
+		log_info("history in %s (fsync %s)", cfg->db_path, cfg->fsync_always ? "every commit" : "within 100 ms");
+	else
+		log_info("history in memory only (--no-persist)");
+	if (cfg->jwt_secret)
+		log_info("sign-in required: WebSocket upgrades need an HS256 token");
+	const char *s = tls ? "s" : "";
+	log_info("listening on http%s://%s/ (WebSocket: ws%s://%s/ and ws%s://%s/ws)", s, shown, s, shown, s,
+		 shown);
 
 	int rc = loop_run() == 0 ? 0 : 1;
 	log_info("stopped");
 	loop_destroy();
 	conn_destroy();
+	/* commits what is still queued; those messages were never broadcast,
+	 * so no one took them as acknowledged */
+	if (store)
+		store_close(store);
 	chat_shutdown();
 	static_site_free(&site);
+	tls_server_free(tls);
 	close(sfd);
 	return rc;
 }

@@ -1,4 +1,4 @@
-/* timer_wheel.c: a lazy one-second timer wheel (see timer_wheel.h). */
+/* timer_wheel.c: a lazy timer wheel of one-tick buckets (see timer_wheel.h). */
 #include "timer_wheel.h"
 
 #include <stddef.h>

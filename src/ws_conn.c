@@ -35,6 +35,10 @@ static void count_close(uint16_t code)
 void ws_conn_init(const struct ws_conn_config *cfg)
 {
 	config = *cfg;
+	/* from seconds to the connection clock's ticks */
+	config.ping_interval *= CONN_TICKS_PER_SEC;
+	config.idle_timeout *= CONN_TICKS_PER_SEC;
+	config.close_timeout *= CONN_TICKS_PER_SEC;
 }
 
 const struct ws_conn_stats *ws_conn_stats(void)
@@ -118,14 +122,24 @@ void ws_conn_deliver(struct chat_member *m, struct buf *frame)
 	conn_close(c);
 }
 
-void ws_conn_open(struct conn *c, const char *room, size_t room_len)
+void ws_conn_kick(struct chat_member *m, uint16_t code, const char *reason)
+{
+	struct conn *c = conn_of(m);
+	if (c->state != CONN_OPEN || (c->ws_flags & WS_F_CLOSE_SENT))
+		return;
+	send_close_frame(c, code, reason, true);
+	conn_close(c);
+}
+
+void ws_conn_open(struct conn *c, const struct chat_identity *who, const char *room, size_t room_len,
+		  const uint64_t *since)
 {
 	c->proto = PROTO_WS;
 	c->ws_flags = 0;
 	ws_parser_init(&c->ws, config.max_message);
 	stats.opened++;
 	conn_set_deadline(c, conn_now() + config.ping_interval);
-	chat_connect(&c->member, room, room_len);
+	chat_connect(&c->member, who, room, room_len, since);
 }
 
 void ws_conn_closing(struct conn *c)

@@ -1,0 +1,41 @@
+/* chat_event.h: the JSON text of every server-to-client event, written into
+ * a jbuf. Internal to the chat modules. */
+#ifndef RINGCAST_CHAT_EVENT_H
+#define RINGCAST_CHAT_EVENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chat.h"
+#include "json_out.h"
+
+struct chat_room;
+struct store_record;
+
+void ev_welcome(struct jbuf *b, const struct chat_member *m, const struct chat_room *r);
+void ev_presence(struct jbuf *b, const struct chat_room *r, size_t list_max);
+/* type: "join" or "leave" */
+void ev_member_change(struct jbuf *b, const char *type, const struct chat_room *r,
+		      const struct chat_member *m);
+void ev_message(struct jbuf *b, const struct chat_room *r, uint64_t id, const struct chat_member *m,
+		const char *text, size_t len, uint64_t ts);
+void ev_message_record(struct jbuf *b, const struct store_record *rec);
+void ev_nick(struct jbuf *b, const struct chat_member *m, const char *old);
+void ev_error(struct jbuf *b, const char *code, const char *message);
+void ev_resumed(struct jbuf *b, const struct chat_room *r, uint64_t since, uint64_t last, bool complete);
+void ev_rooms(struct jbuf *b, const struct chat_member *m, size_t list_max);
+
+/* A history event is opened, given message objects one by one, closed. */
+void ev_history_open(struct jbuf *b, const struct chat_room *r);
+void ev_history_item(struct jbuf *b, bool first, const char *json, size_t len);
+void ev_history_close(struct jbuf *b, bool more);
+
+/* The member's id as sent in "id"/"from" (user id when signed in). */
+void put_member_id(struct jbuf *b, const struct chat_member *m);
+void put_member_name(struct jbuf *b, const struct chat_member *m);
+
+/* The JSON text inside a server text frame (after its header). */
+const char *frame_json(const struct buf *frame, size_t *len);
+
+#endif

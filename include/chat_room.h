@@ -1,0 +1,90 @@
+/* chat_room.h: rooms: a name table, each room's live members, and its
+ * recent messages kept as the very frames that were broadcast. Internal to
+ * the chat modules. */
+#ifndef RINGCAST_CHAT_ROOM_H
+#define RINGCAST_CHAT_ROOM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chat.h"
+
+struct buf;
+
+struct chat_room {
+	char name[CHAT_ROOM_MAX + 1];
+	size_t name_len;
+	uint64_t last_id;         /* last id handed out; ids are never reused */
+	uint64_t last_sent;       /* last id broadcast */
+	/* Members; one whose replay is still coming from the store is tagged
+	 * (low pointer bit) so chat messages skip it while events do not. */
+	uintptr_t *members;
+	uint32_t count, cap;
+	uint32_t pending;         /* messages waiting for the store */
+	/* Recent messages as their broadcast frames, oldest first: a replay or
+	 * a join's history sends the same bytes again. */
+	struct buf **recent;
+	uint64_t *recent_ids;
+	uint32_t recent_head, recent_len, recent_cap;
+	bool recent_complete;     /* recent holds every message the room ever had */
+	struct chat_room *hash_next;
+};
+
+void room_table_init(uint32_t history_memory, uint32_t max_rooms);
+void room_table_free(void);
+size_t room_count(void);
+/* The first room in table order, then the next; for walks over all rooms. */
+struct chat_room *room_first(void);
+struct chat_room *room_next(const struct chat_room *r);
+
+struct chat_room *room_find(const char *name, size_t len);
+/* Find or create; NULL when --max-rooms is reached. */
+struct chat_room *room_get(const char *name, size_t len);
+
+static inline uint32_t room_members(const struct chat_room *r)
+{
+	return r->count;
+}
+
+static inline struct chat_member *room_member(const struct chat_room *r, uint32_t i)
+{
+	return (struct chat_member *)(r->members[i] & ~(uintptr_t)1);
+}
+
+/* Is member i catching up (live messages held back)? */
+static inline bool room_member_held(const struct chat_room *r, uint32_t i)
+{
+	return r->members[i] & 1;
+}
+
+/* Add m (its membership ms); held: catching up from the store. */
+void room_add(struct chat_room *r, struct chat_member *m, struct chat_membership *ms, bool held);
+void room_remove(struct chat_room *r, struct chat_membership *ms);
+/* The member has caught up: it gets live messages from now on. */
+void room_release(struct chat_room *r, struct chat_membership *ms);
+
+/* Keep a committed message's frame (takes a reference) with its id. */
+void room_remember(struct chat_room *r, uint64_t id, struct buf *frame);
+
+/* Index in the recent ring of the first message with id > since, or
+ * recent_len when there is none. */
+uint32_t room_recent_after(const struct chat_room *r, uint64_t since);
+/* Index of the first message with id >= before..., i.e. the count of
+ * recent messages with id < before (before 0: all). */
+uint32_t room_recent_before(const struct chat_room *r, uint64_t before);
+
+static inline struct buf *room_recent_frame(const struct chat_room *r, uint32_t i)
+{
+	return r->recent[(r->recent_head + i) % r->recent_cap];
+}
+
+static inline uint64_t room_recent_id(const struct chat_room *r, uint32_t i)
+{
+	return r->recent_ids[(r->recent_head + i) % r->recent_cap];
+}
+
+/* Does the ring hold every message with id > since? */
+bool room_recent_covers(const struct chat_room *r, uint64_t since);
+
+#endif

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# tests/fuzz/run.sh [SECONDS]: build every libFuzzer harness with clang and run
+# each for SECONDS (default 60) from its seed corpus. Fails on any crash,
+# leak or invariant failure. Corpora and artifacts go to a temp dir, never
+# into the repository.
+#   tests/fuzz/run.sh 600        # a longer run
+set -euo pipefail
+seconds=${1:-60}
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+work=$(mktemp -d /tmp/ringcast-fuzz.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+cflags=(-std=gnu17 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+	-I"$root/include")
+
+# harness: sources and libraries
+declare -A sources=(
+	[http]="src/http.c"
+	[ws_frame]="src/utf8.c src/ws_frame.c"
+	[jwt]="src/jwt.c"
+	[chat]="src/chat.c src/chat_room.c src/chat_event.c src/chat_name.c src/rate_limit.c src/json_out.c src/buf.c src/ws_frame.c src/utf8.c src/store.c"
+)
+declare -A libs=(
+	[http]=""
+	[ws_frame]=""
+	[jwt]="-lcrypto -ljansson"
+	[chat]="-ljansson -lsqlite3 -lpthread"
+)
+
+failed=0
+for name in http ws_frame jwt chat; do
+	src=()
+	for f in ${sources[$name]}; do src+=("$root/$f"); done
+	# shellcheck disable=SC2086
+	clang "${cflags[@]}" "${src[@]}" "$root/tests/fuzz/fuzz_$name.c" ${libs[$name]} -o "$work/fuzz_$name"
+	mkdir -p "$work/corpus_$name" "$work/artifacts_$name"
+	cp "$root/tests/fuzz/seeds/$name"/* "$work/corpus_$name/"
+	echo "fuzz: $name for ${seconds}s"
+	if ! "$work/fuzz_$name" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+		-artifact_prefix="$work/artifacts_$name/" -print_final_stats=1 "$work/corpus_$name" \
+		>"$work/log_$name" 2>&1; then
+		echo "fuzz: $name FAILED"
+		tail -n 60 "$work/log_$name"
+		failed=1
+	else
+		grep -E '^stat::number_of_executed_units' "$work/log_$name" | sed "s/^/fuzz: $name /"
+	fi
+done
+exit $failed
