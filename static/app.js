@@ -2,29 +2,56 @@
 // (no inline scripts or styles, no eval, all text rendered via textContent).
 //
 // Layout of this file:
-//   config + state      -> what the page knows
-//   connection          -> connect / reconnect with jittered exponential backoff
+//   config + state      -> what the page knows (rooms, names, ids, the socket)
+//   storage             -> localStorage: chosen name, joined rooms, current room
+//   connection          -> connect / reconnect with jittered exponential backoff and resume
 //   handleEvent(ev)     -> the single dispatcher for every server event, by `type`
 //   on<Event> handlers  -> one small function per event type
+//   rooms               -> per-room message lists (one DOM pane each), join / leave / switch
 //   rendering helpers   -> message items, system lines, status, notices, scrolling
-//   composer            -> input handling and sending
+//   name dialog, composer, wiring
 
-const BACKOFF_BASE_MS = 500;      // first retry delay
-const BACKOFF_MAX_MS = 15000;     // cap for the doubling
-const BACKOFF_JITTER = 0.3;       // +/- 30 %
-const STABLE_AFTER_MS = 10000;    // a connection open this long resets the backoff
-const NEAR_BOTTOM_PX = 80;        // "near the bottom" threshold for auto-scroll
-const MAX_ITEMS = 1000;           // keep the DOM bounded
+const BACKOFF_BASE_MS = 500;       // first retry delay
+const BACKOFF_MAX_MS = 15000;      // cap for the doubling
+const BACKOFF_JITTER = 0.3;        // +/- 30 %
+const STABLE_AFTER_MS = 10000;     // a connection open this long resets the backoff
+const NEAR_BOTTOM_PX = 80;         // "near the bottom" threshold for auto-scroll
+const NEAR_TOP_PX = 48;            // scrolled this close to the top: load older messages
+const MAX_MESSAGES = 1000;         // messages kept per room; older ones are paged back on demand
+const MAX_ROOMS = 16;              // the server's per-connection limit
+const PAGE_SIZE = 50;              // history page
 const DEFAULT_MAX_MESSAGE = 65536; // server default --max-message (bytes per frame)
+const NAME_MAX = 32;               // code points, after trimming
+const NICK_ECHO_MS = 5000;         // the same rename arriving again this soon is one rename
 const ROOM_RE = /^[A-Za-z0-9_.-]{1,64}$/;
+// Refused by the server in a name: control characters, line/paragraph separators,
+// bidi marks, embeddings, overrides and isolates. (Invisible-only names are left to it.)
+const BAD_NAME_CHARS = /[\p{Cc}\u2028\u2029\u200E\u200F\u061C\u202A-\u202E\u2066-\u2069]/u;
+const KEY = { name: 'ringcast.name', rooms: 'ringcast.rooms', room: 'ringcast.room', token: 'ringcast.token' };
 
 const $ = (id) => document.getElementById(id);
 const ui = {
+  app: $('app'),
   status: $('status'),
   statusText: $('status-text'),
   statusLive: $('status-live'),
   retry: $('retry'),
+  me: $('me'),
+  meName: $('me-name'),
+  meIcon: document.querySelector('#me .me-icon'),
+  roomsToggle: $('rooms-toggle'),
+  roomsUnread: $('rooms-unread'),
+  sidebar: $('sidebar'),
+  sidebarClose: $('sidebar-close'),
+  backdrop: $('backdrop'),
+  roomList: $('room-list'),
+  joinForm: $('join-form'),
+  joinInput: $('join-input'),
+  joinError: $('join-error'),
   room: $('room'),
+  copyLink: $('copy-link'),
+  leave: $('leave'),
+  announce: $('announce'),
   notice: $('notice'),
   noticeText: $('notice-text'),
   noticeClose: $('notice-close'),
@@ -34,6 +61,12 @@ const ui = {
   form: $('composer'),
   input: $('input'),
   send: $('send'),
+  nameDialog: $('name-dialog'),
+  nameForm: $('name-form'),
+  nameInput: $('name-input'),
+  nameError: $('name-error'),
+  nameCancel: $('name-cancel'),
+  nameSave: $('name-save'),
 };
 
 const state = {
@@ -45,26 +78,67 @@ const state = {
   countdownTimer: 0,
   stableTimer: 0,
   everConnected: false,
-  myIds: new Set(),         // every connection id this tab was given (reconnects give new ids)
   currentId: null,          // the id of the live connection
+  signedIn: false,
   myName: '',
-  room: requestedRoom(),
-  count: null,
+  savedName: '',            // the name the server last accepted from us (localStorage)
+  wantedName: null,         // a name chosen while offline, sent on the next welcome
+  nickPending: null,        // { name, source: 'user' | 'auto' } while a `nick` is unanswered
+  rooms: new Map(),         // name -> room (see createRoom), in sidebar order
+  current: null,            // the room shown and written to
+  pendingJoins: [],         // rooms whose `join` is unanswered, oldest first
+  // Which messages are "You": guest ids are connection numbers, reused after a server
+  // restart, so an id is ours only for the message ids it had in each room:
+  // room -> [{ id, start, end }] meaning messages start < id <= end (end null: open).
+  ranges: new Map(),
+  recentNicks: new Map(),   // "id\nold\nname" -> when it was shown (the server repeats it per room)
   maxMessage: DEFAULT_MAX_MESSAGE,
-  seen: new Set(),          // keys of rendered messages (dedupe history/resume overlaps)
-  lastMessageId: new Map(), // room -> last message id seen (for a future `resume`)
+  copyTimer: 0,
 };
+
+/* ------------------------------------------------------------------ */
+/* storage                                                             */
+/* ------------------------------------------------------------------ */
+
+function load(key, store = 'localStorage') {
+  try { return window[store].getItem(key); } catch { return null; }
+}
+
+function save(key, value, store = 'localStorage') {
+  try {
+    if (value == null || value === '') window[store].removeItem(key);
+    else window[store].setItem(key, value);
+  } catch { /* storage disabled or full: the page still works, it just forgets */ }
+}
+
+function loadRoomNames() {
+  try {
+    const list = JSON.parse(load(KEY.rooms) || '[]');
+    if (!Array.isArray(list)) return [];
+    return [...new Set(list.filter((n) => typeof n === 'string' && ROOM_RE.test(n)))].slice(0, MAX_ROOMS);
+  } catch {
+    return [];
+  }
+}
+
+function saveRooms() {
+  save(KEY.rooms, JSON.stringify([...state.rooms.keys()]));
+  save(KEY.room, state.current);
+}
 
 /* ------------------------------------------------------------------ */
 /* connection                                                          */
 /* ------------------------------------------------------------------ */
 
-function requestedRoom() {
-  const room = new URLSearchParams(location.search).get('room');
+function readPageParams() {
+  const params = new URLSearchParams(location.search);
+  const token = params.get('token');
+  if (token) save(KEY.token, token, 'sessionStorage'); // kept out of the address bar and shared links
+  const room = params.get('room');
   if (room === null || room === '') return null;
   if (!ROOM_RE.test(room)) {
-    // The server would refuse the upgrade (400) forever; say so and use the default room.
-    queueMicrotask(() => showNotice(`“${room}” is not a valid room name (1–64 of A–Z a–z 0–9 _ . -); joined the lobby instead.`));
+    // The server would refuse the upgrade (400) forever; say so and use a valid room.
+    queueMicrotask(() => showNotice(`“${room}” is not a valid room name (1–64 of A–Z a–z 0–9 _ . -).`));
     return null;
   }
   return room;
@@ -72,8 +146,17 @@ function requestedRoom() {
 
 function socketUrl() {
   const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  const query = state.room ? `?room=${encodeURIComponent(state.room)}` : '';
-  return `${scheme}//${location.host}/ws${query}`;
+  const q = new URLSearchParams();
+  const room = currentRoom();
+  if (room) {
+    q.set('room', room.name);
+    // Resume: replay what we missed instead of the recent history we already show.
+    if (room.lastId != null) q.set('since', String(room.lastId));
+  }
+  const token = load(KEY.token, 'sessionStorage');
+  if (token) q.set('token', token);
+  const query = q.toString();
+  return `${scheme}//${location.host}/ws${query ? `?${query}` : ''}`;
 }
 
 function connect() {
@@ -123,15 +206,34 @@ function onFrame(ws, e) {
 function onClose(ws, e) {
   if (ws !== state.ws) return;
   state.ws = null;
+  disconnected(closeReason(e));
+  scheduleReconnect();
+}
+
+// The socket is gone (closed by either side, or dropped by us): nothing is live any more.
+function disconnected(reason) {
   clearTimeout(state.stableTimer);
   const wasOnline = state.connState === 'online';
-  if (wasOnline) addSystemLine(closeReason(e), 'warn');
-  scheduleReconnect();
+  state.pendingJoins = [];
+  if (state.nickPending && state.nickPending.source === 'user') {
+    state.wantedName = state.nickPending.name; // send it again after the reconnect
+    setNameBusy(false);
+  }
+  state.nickPending = null;
+  for (const room of state.rooms.values()) {
+    const wasLive = room.live;
+    room.live = false;
+    room.joinLine = null;
+    room.pendingHistory = null;
+    if (wasOnline && wasLive) mutatePane(room, () => addSystemLine(room, reason, 'warn'));
+    renderPaneTop(room);
+  }
+  renderRoomList();
 }
 
 function closeReason(e) {
   if (navigator.onLine === false) return 'Disconnected: the network is offline.';
-  switch (e.code) {
+  switch (e && e.code) {
     case 1001: return 'Disconnected: the server is going away.';
     case 1008: return 'Disconnected by the server (policy).';
     case 1009: return 'Disconnected: a message was too large.';
@@ -165,17 +267,23 @@ function reconnectNow() {
 }
 
 function goOffline() {
-  // The browser lost the network: a dead TCP connection can take minutes to notice,
-  // so close now, show "Offline" and wait for the `online` event to reconnect.
+  // The browser lost the network: a dead TCP connection can take minutes to notice, so
+  // drop the socket now (its late frames are ignored), show "Offline" and wait for `online`.
   clearTimeout(state.retryTimer);
+  clearInterval(state.countdownTimer);
   state.retryTimer = 0;
-  if (state.ws) state.ws.close(1000, 'offline'); // onClose -> scheduleReconnect -> offline
-  else setConnState('offline');
+  const ws = state.ws;
+  if (ws) {
+    state.ws = null;
+    try { ws.close(1000, 'offline'); } catch { /* already closing */ }
+    disconnected('Disconnected: the network is offline.');
+  }
+  setConnState('offline');
 }
 
-function sendFrame(text) {
+function sendJson(obj) {
   if (!state.ws || state.ws.readyState !== WebSocket.OPEN) return false;
-  state.ws.send(text);
+  state.ws.send(JSON.stringify(obj));
   return true;
 }
 
@@ -191,86 +299,530 @@ function handleEvent(ev) {
     case 'leave': onLeave(ev); break;
     case 'message': onMessage(ev); break;
     case 'history': onHistory(ev); break;
+    case 'resumed': onResumed(ev); break;
     case 'nick': onNick(ev); break;
-    case 'resumed': break; // nothing to show: the missed messages came as `message` events
     case 'error': onServerError(ev); break;
-    default: break; // unknown event types are ignored so the server can add new ones
+    default: break; // unknown event types (e.g. `rooms`) are ignored so the server can add new ones
   }
 }
 
 function onWelcome(ev) {
   state.currentId = ev.id != null ? String(ev.id) : null;
-  if (state.currentId !== null) state.myIds.add(state.currentId);
+  state.signedIn = ev.signed_in === true;
   state.myName = typeof ev.name === 'string' ? ev.name : '';
-  if (typeof ev.room === 'string' && ev.room) state.room = ev.room; // reconnects go back to it
   if (Number.isInteger(ev.max_message) && ev.max_message > 0) state.maxMessage = ev.max_message;
-  renderRoom(state.room || 'lobby');
-  setConnState('online');
-}
+  state.pendingJoins = [];
+  state.nickPending = null;
 
-function isCurrentRoom(ev) {
-  return typeof ev.room !== 'string' || ev.room === (state.room || 'lobby');
+  // The connection's first room is the one in the URL; the server may have picked another.
+  const first = typeof ev.room === 'string' && ROOM_RE.test(ev.room) ? ev.room : state.current;
+  if (first && !state.rooms.has(first)) {
+    addRoom(first);
+    saveRooms();
+  }
+  if (first) state.pendingJoins.push(first);
+
+  // Claim our name again (a new connection starts as "User N").
+  if (!state.signedIn) {
+    const name = state.wantedName ?? state.savedName;
+    if (name && name !== state.myName) sendNick(name, state.wantedName != null ? 'user' : 'auto');
+    state.wantedName = null;
+  }
+  // Rejoin every other remembered room, resuming where we left off when we know where.
+  for (const room of state.rooms.values()) {
+    if (room.name !== first) sendJoin(room);
+  }
+  renderMe();
+  setConnState('online');
+  renderRoomList();
 }
 
 function onPresence(ev) {
-  if (!isCurrentRoom(ev)) return;
-  if (Array.isArray(ev.users)) ev.users.forEach(forgetIdIfTaken);
-  setCount(ev.count);
-}
-
-// A restarted server hands out ids from the start again, so one of our old ids may now
-// belong to someone else: once another live user has it, it is no longer ours.
-function forgetIdIfTaken(user) {
-  const id = user && user.id != null ? String(user.id) : null;
-  if (id !== null && id !== state.currentId) state.myIds.delete(id);
+  const room = state.rooms.get(ev.room);
+  if (!room) return;
+  state.pendingJoins = state.pendingJoins.filter((n) => n !== room.name);
+  room.members.clear();
+  if (Array.isArray(ev.users)) {
+    for (const u of ev.users) {
+      if (!u || u.id == null) continue;
+      const id = String(u.id);
+      room.members.set(id, displayName(u));
+      if (id !== state.currentId) forgetIdIfTaken(id);
+    }
+  }
+  setCount(room, ev.count);
 }
 
 function onJoin(ev) {
-  if (!isCurrentRoom(ev)) return;
-  setCount(ev.count);
+  const room = state.rooms.get(ev.room);
+  if (!room) return;
+  setCount(room, ev.count);
   const user = ev.user || {};
-  forgetIdIfTaken(user);
-  if (isMine(user.id)) {
-    addSystemLine(`You joined #${ev.room || 'lobby'} as ${user.name || state.myName}`);
+  const id = user.id != null ? String(user.id) : null;
+  if (id !== null) room.members.set(id, displayName(user));
+  if (id !== null && id === state.currentId) {
+    const again = room.joinedBefore;
+    room.joinedBefore = true;
+    // History or replayed messages of this join go above this line.
+    mutatePane(room, () => {
+      room.joinLine = addSystemLine(room, again ? `Reconnected to #${room.name}` : `You joined #${room.name}`,
+        again ? 'ok' : '');
+    });
   } else {
-    addSystemLine(`${displayName(user)} joined`);
+    if (id !== null) forgetIdIfTaken(id);
+    mutatePane(room, () => addSystemLine(room, `${displayName(user)} joined`));
   }
 }
 
 function onLeave(ev) {
-  if (!isCurrentRoom(ev)) return;
-  setCount(ev.count);
-  addSystemLine(`${displayName(ev.user || {})} left`);
+  const room = state.rooms.get(ev.room);
+  if (!room) return; // a room we already left
+  const user = ev.user || {};
+  const id = user.id != null ? String(user.id) : null;
+  if (id !== null && id === state.currentId) {
+    removeRoom(room.name); // we asked to leave (normally already gone from the list)
+    return;
+  }
+  setCount(room, ev.count);
+  if (id !== null) room.members.delete(id);
+  mutatePane(room, () => addSystemLine(room, `${displayName(user)} left`));
 }
 
 function onMessage(ev) {
-  if (!isCurrentRoom(ev)) return;
-  addMessage(ev);
+  const room = state.rooms.get(typeof ev.room === 'string' ? ev.room : state.current);
+  if (!room) return;
+  const replay = !room.live; // `since` replay: before the join line, no forced scroll
+  let el = null;
+  mutatePane(room, () => { el = insertMessage(room, ev, { before: replay ? room.joinLine : null }); },
+    { force: () => el !== null && el.classList.contains('own') && !replay });
+  if (!el) return; // a duplicate or not a chat message
+  if (room.name !== state.current && !el.classList.contains('own')) {
+    room.unread += 1;
+    renderRoomList();
+  }
+  trimIfBottom(room);
 }
 
 function onHistory(ev) {
-  if (!isCurrentRoom(ev) || !Array.isArray(ev.messages)) return;
-  for (const m of ev.messages) addMessage(m, { history: true });
+  const room = state.rooms.get(ev.room);
+  if (!room || !Array.isArray(ev.messages)) return;
+  const msgs = ev.messages
+    .filter((m) => m && Number.isInteger(m.id) && typeof m.text === 'string')
+    .map((m) => ({ ...m, room: room.name }))
+    .sort((a, b) => a.id - b.id);
+  const pending = room.pendingHistory;
+  room.pendingHistory = null;
+  if (pending && pending.kind === 'older') {
+    // Paging back: prepend, keeping what the reader looks at in place.
+    mutatePane(room, () => {
+      for (const m of msgs) insertMessage(room, m);
+      room.more = ev.more === true;
+      renderPaneTop(room);
+    }, { keep: true });
+  } else if (pending && pending.kind === 'reset') {
+    mutatePane(room, () => {
+      for (const m of msgs) insertMessage(room, m);
+      room.more = ev.more === true;
+      renderPaneTop(room);
+    }, { force: true });
+    if (!room.live) markLive(room, msgs.length ? msgs[msgs.length - 1].id : 0);
+  } else {
+    // The recent history that follows a join.
+    const wasEmpty = room.byId.size === 0;
+    mutatePane(room, () => {
+      for (const m of msgs) insertMessage(room, m, { before: room.joinLine });
+      if (wasEmpty || room.more === null) room.more = ev.more === true;
+      renderPaneTop(room);
+    }, { force: true });
+    markLive(room, msgs.length ? msgs[msgs.length - 1].id : (room.lastId ?? 0));
+  }
+  fillViewport(room);
+}
+
+function onResumed(ev) {
+  const room = state.rooms.get(ev.room);
+  if (!room) return;
+  const since = Number.isInteger(ev.since) ? ev.since : null;
+  const last = Number.isInteger(ev.last) ? ev.last : null;
+  if (since !== null && last !== null && last < since) {
+    // The server no longer has what we saw (its database was replaced): start over.
+    mutatePane(room, () => {
+      clearMessages(room);
+      addSystemLine(room, 'The server’s history was reset; showing its latest messages.', 'warn');
+    });
+    room.lastId = null;
+    room.more = null;
+    markLive(room, last);
+    room.pendingHistory = { kind: 'reset' };
+    if (!sendJson({ type: 'history', room: room.name, limit: PAGE_SIZE })) room.pendingHistory = null;
+    renderPaneTop(room);
+    return;
+  }
+  if (ev.complete === false && since !== null) {
+    // Only the newest were replayed: drop what we had from before the gap, so paging back
+    // from the oldest shown message fills the gap (and then goes on into older history).
+    mutatePane(room, () => {
+      dropMessagesUpTo(room, since);
+      room.more = true;
+      renderPaneTop(room);
+      addSystemLine(room, 'Some messages were skipped while you were away. Scroll up to load them.', 'warn');
+    });
+  }
+  markLive(room, Math.max(last ?? 0, room.lastId ?? 0));
+  fillViewport(room);
 }
 
 function onNick(ev) {
-  const who = isMine(ev.id) ? 'You are' : `${ev.old || displayName(ev)} is`;
-  if (isMine(ev.id) && typeof ev.name === 'string') state.myName = ev.name;
-  addSystemLine(`${who} now known as ${ev.name}`);
+  const id = ev.id != null ? String(ev.id) : null;
+  if (id === null || typeof ev.name !== 'string') return;
+  const name = ev.name;
+  const old = typeof ev.old === 'string' ? ev.old : null;
+  const scoped = typeof ev.room === 'string';
+  if (old === name) { // a rename to the same name changes nothing
+    if (id === state.currentId) nickAccepted(name);
+    return;
+  }
+  if (!scoped) {
+    // The server sends one `nick` per room we share with the renamer, without saying which:
+    // show the rename once.
+    const key = `${id}\n${old}\n${name}`;
+    const now = Date.now();
+    if (state.recentNicks.get(key) > now - NICK_ECHO_MS) return;
+    state.recentNicks.set(key, now);
+    for (const [k, t] of state.recentNicks) if (t <= now - NICK_ECHO_MS) state.recentNicks.delete(k);
+  }
+  for (const room of state.rooms.values()) if (room.members.has(id)) room.members.set(id, name);
+
+  if (id === state.currentId) {
+    const p = state.nickPending;
+    nickAccepted(name);
+    if (!p || p.source === 'user') {
+      const room = currentRoom();
+      if (room) mutatePane(room, () => addSystemLine(room, `You are now ${name}`));
+    }
+    return;
+  }
+  const text = `${old || `User ${id}`} is now ${name}`;
+  let targets = scoped ? [state.rooms.get(ev.room)].filter(Boolean)
+    : [...state.rooms.values()].filter((r) => r.members.has(id));
+  if (targets.length === 0 && !scoped && currentRoom()) targets = [currentRoom()];
+  for (const room of targets) mutatePane(room, () => addSystemLine(room, text));
+}
+
+function nickAccepted(name) {
+  const p = state.nickPending;
+  state.nickPending = null;
+  state.myName = name;
+  if (!state.signedIn) {
+    state.savedName = name;
+    save(KEY.name, name);
+  }
+  renderMe();
+  if (p && p.source === 'user') closeNameDialog();
 }
 
 function onServerError(ev) {
+  const code = typeof ev.code === 'string' ? ev.code : '';
   const text = typeof ev.message === 'string' && ev.message ? ev.message : 'The server reported an error.';
-  showNotice(ev.code ? `${text} (${ev.code})` : text);
+  switch (code) {
+    case 'bad_name':
+    case 'name_locked':
+      onNickError(code, text);
+      break;
+    case 'bad_room':
+    case 'too_many_rooms':
+    case 'already_joined':
+      onJoinError(code, text);
+      break;
+    case 'history_failed': {
+      const room = [...state.rooms.values()].find((r) => r.pendingHistory);
+      if (room) {
+        room.pendingHistory = null;
+        renderPaneTop(room);
+      }
+      showNotice(`Could not load older messages: ${text}`);
+      break;
+    }
+    case 'rate_limited':
+      showNotice('You are sending too fast: a message was dropped. Wait a moment and send it again.');
+      break;
+    case 'not_saved':
+      showNotice('The server could not save a message, so it was not sent. Please send it again.');
+      break;
+    case 'not_in_room':
+      for (const r of state.rooms.values()) {
+        if (r.pendingHistory) {
+          r.pendingHistory = null;
+          renderPaneTop(r);
+        }
+      }
+      showNotice(`${text} (${code})`);
+      break;
+    default:
+      showNotice(code ? `${text} (${code})` : text);
+  }
+}
+
+function onNickError(code, text) {
+  const p = state.nickPending;
+  state.nickPending = null;
+  if (code === 'name_locked') {
+    state.signedIn = true;
+    state.wantedName = null;
+    renderMe();
+  }
+  const why = code === 'name_locked' ? 'you are signed in, so your name comes from your account' : text;
+  if (p && p.source === 'auto') {
+    // The saved name is no longer accepted: forget it.
+    state.savedName = '';
+    save(KEY.name, null);
+    showNotice(`Your saved name “${p.name}” was refused (${why}); you are ${state.myName || 'a guest'}.`);
+    return;
+  }
+  setNameBusy(false);
+  if (ui.nameDialog.open) showNameError(`The server refused that name: ${why}.`);
+  else showNotice(`Could not change your name: ${why} (${code}).`);
+}
+
+function onJoinError(code, text) {
+  const name = state.pendingJoins.shift();
+  const room = name ? state.rooms.get(name) : null;
+  if (!room) {
+    showNotice(`${text} (${code})`);
+    return;
+  }
+  if (code === 'already_joined') {
+    // We are in it already as far as the server knows: fetch its recent messages instead.
+    room.pendingHistory = { kind: 'reset' };
+    if (!sendJson({ type: 'history', room: room.name, limit: PAGE_SIZE })) room.pendingHistory = null;
+    return;
+  }
+  removeRoom(room.name);
+  showNotice(`Could not join #${room.name}: ${text}.`);
+}
+
+/* ------------------------------------------------------------------ */
+/* who is "You"                                                        */
+/* ------------------------------------------------------------------ */
+
+function markLive(room, boundary) {
+  room.live = true;
+  room.joinLine = null;
+  if (state.currentId !== null && !state.signedIn) {
+    if (!state.ranges.has(room.name)) state.ranges.set(room.name, []);
+    const list = state.ranges.get(room.name);
+    if (!list.some((r) => r.id === state.currentId && r.end === null)) {
+      list.push({ id: state.currentId, start: boundary, end: null });
+    }
+  }
+  renderPaneTop(room);
+  renderComposer();
+  renderRoomList();
+}
+
+// Another live user has one of our old ids (the server restarted and reuses them): from
+// now on that id's messages are theirs.
+function forgetIdIfTaken(id) {
+  for (const [name, list] of state.ranges) {
+    const room = state.rooms.get(name);
+    for (const r of list) {
+      if (r.id === id && r.end === null) r.end = Math.max(r.start, room?.lastId ?? r.start);
+    }
+  }
+}
+
+function isMine(roomName, m) {
+  if (m.from == null) return false;
+  const from = String(m.from);
+  if (state.signedIn && from === state.currentId) return true; // the token's sub is stable
+  const list = state.ranges.get(roomName);
+  if (!list || !Number.isInteger(m.id)) return false;
+  return list.some((r) => r.id === from && m.id > r.start && (r.end === null || m.id <= r.end));
+}
+
+/* ------------------------------------------------------------------ */
+/* rooms                                                               */
+/* ------------------------------------------------------------------ */
+
+function createRoom(name) {
+  const pane = document.createElement('div');
+  pane.className = 'pane';
+  pane.dataset.room = name;
+  const top = document.createElement('div');
+  top.className = 'pane-top';
+  pane.append(top);
+  return {
+    name,
+    pane,
+    top,
+    byId: new Map(),       // message id -> element (the room's message list, deduplicated)
+    minId: null,
+    maxId: null,
+    lastId: null,          // newest id seen: where a resume starts
+    more: null,            // older history exists (null: not known yet)
+    live: false,           // joined on the current connection, history/replay received
+    joinedBefore: false,
+    joinLine: null,
+    pendingHistory: null,  // { kind: 'older' | 'reset' } while a `history` is unanswered
+    unread: 0,
+    count: null,
+    members: new Map(),    // id -> name (from presence/join/leave/nick)
+    scroll: null,          // distance of the view's top from the content's bottom; null: at the bottom
+  };
+}
+
+function addRoom(name) {
+  const room = createRoom(name);
+  state.rooms.set(name, room);
+  renderPaneTop(room);
+  return room;
+}
+
+function currentRoom() {
+  return state.current ? state.rooms.get(state.current) || null : null;
+}
+
+function sendJoin(room) {
+  const cmd = { type: 'join', room: room.name };
+  if (room.lastId != null) cmd.since = room.lastId;
+  if (sendJson(cmd)) state.pendingJoins.push(room.name);
+  renderPaneTop(room);
+}
+
+function joinRoom(raw) {
+  const name = raw.trim().replace(/^#/, '');
+  if (!ROOM_RE.test(name)) {
+    showJoinError(name ? 'Room names are 1–64 of A–Z a–z 0–9 _ . - (no spaces).' : 'Type a room name.');
+    return false;
+  }
+  hideJoinError();
+  if (state.rooms.has(name)) {
+    switchTo(name);
+    return true;
+  }
+  if (state.rooms.size >= MAX_ROOMS) {
+    showJoinError(`You can be in at most ${MAX_ROOMS} rooms. Leave one first.`);
+    return false;
+  }
+  const room = addRoom(name);
+  switchTo(name);
+  saveRooms();
+  if (state.connState === 'online') sendJoin(room);
+  return true;
+}
+
+function leaveRoom(name) {
+  const room = state.rooms.get(name);
+  if (!room || state.rooms.size <= 1) return;
+  if (state.connState === 'online') sendJson({ type: 'leave', room: name });
+  removeRoom(name);
+  announce(`Left #${name}`);
+}
+
+function removeRoom(name) {
+  const room = state.rooms.get(name);
+  if (!room) return;
+  // Our id can post nothing more in that room: close its range.
+  for (const r of state.ranges.get(name) || []) if (r.end === null) r.end = Math.max(r.start, room.lastId ?? r.start);
+  state.pendingJoins = state.pendingJoins.filter((n) => n !== name);
+  const names = [...state.rooms.keys()];
+  const at = names.indexOf(name);
+  state.rooms.delete(name);
+  if (state.current === name) {
+    const next = names[at + 1] || names[at - 1] || 'lobby';
+    state.current = null;
+    if (!state.rooms.has(next)) {
+      addRoom(next);
+      if (state.connState === 'online') sendJoin(state.rooms.get(next));
+    }
+    switchTo(next);
+  }
+  saveRooms();
+  renderRoomList();
+}
+
+function switchTo(name) {
+  const room = state.rooms.get(name);
+  if (!room) return;
+  const prev = currentRoom();
+  if (prev && prev !== room) prev.scroll = isNearBottom() ? null : ui.log.scrollHeight - ui.log.scrollTop;
+  state.current = name;
+  room.unread = 0;
+  if (!room.pane.isConnected || prev !== room) {
+    ui.log.setAttribute('aria-busy', 'true'); // do not read out a whole room on switching
+    ui.log.replaceChildren(room.pane, ui.empty);
+    requestAnimationFrame(() => ui.log.removeAttribute('aria-busy'));
+  }
+  updateEmpty();
+  if (room.scroll === null) scrollToBottom();
+  else {
+    ui.log.scrollTop = ui.log.scrollHeight - room.scroll;
+    ui.jump.hidden = true;
+  }
+  ui.room.textContent = `#${name}`;
+  // (field-sizing grows the textarea to fit its placeholder: keep it to one line)
+  ui.input.placeholder = `Message #${name.length > 14 ? `${name.slice(0, 13)}…` : name}`;
+  const url = new URL(location.href);
+  url.search = '';
+  url.searchParams.set('room', name); // the address bar is a shareable link to this room
+  if (url.href !== location.href) history.replaceState(null, '', url.href);
+  save(KEY.room, name);
+  renderStatus();
+  renderComposer();
+  renderRoomList();
+  closeDrawer(false);
+  fillViewport(room);
+}
+
+function shareLink(name) {
+  const url = new URL(location.href);
+  url.search = '';
+  url.hash = '';
+  url.searchParams.set('room', name);
+  return url.href;
+}
+
+async function copyLink() {
+  const room = currentRoom();
+  if (!room) return;
+  const link = shareLink(room.name);
+  let ok = false;
+  try {
+    if (navigator.clipboard && window.isSecureContext) {
+      await navigator.clipboard.writeText(link);
+      ok = true;
+    }
+  } catch { /* not allowed: show the link instead */ }
+  if (ok) {
+    ui.copyLink.textContent = 'Copied!';
+    ui.copyLink.dataset.copied = 'true';
+    announce(`Link to #${room.name} copied`);
+    clearTimeout(state.copyTimer);
+    state.copyTimer = setTimeout(() => {
+      ui.copyLink.textContent = 'Copy link';
+      delete ui.copyLink.dataset.copied;
+    }, 2000);
+  } else {
+    showNotice(`Link to #${room.name}: ${link}`);
+  }
+}
+
+function requestOlder(room) {
+  if (!room || !room.live || room.pendingHistory || room.more !== true || room.minId === null) return;
+  if (!sendJson({ type: 'history', room: room.name, before: room.minId, limit: PAGE_SIZE })) return;
+  room.pendingHistory = { kind: 'older' };
+  mutatePane(room, () => renderPaneTop(room), { keep: true });
+}
+
+// A short room with older history cannot be scrolled up: load until it can.
+function fillViewport(room) {
+  if (room.name !== state.current) return;
+  if (ui.log.scrollHeight <= ui.log.clientHeight + NEAR_TOP_PX) requestOlder(room);
 }
 
 /* ------------------------------------------------------------------ */
 /* rendering                                                           */
 /* ------------------------------------------------------------------ */
-
-function isMine(id) {
-  return id != null && state.myIds.has(String(id));
-}
 
 function displayName(user) {
   if (user && typeof user.name === 'string' && user.name) return user.name;
@@ -283,25 +835,14 @@ function formatTime(ts) {
   return `${String(d.getHours()).padStart(2, '0')}:${String(d.getMinutes()).padStart(2, '0')}`;
 }
 
-function messageKey(m) {
-  // ids restart when the server restarts, so the timestamp and sender take part in the key.
-  return `${m.room || ''}|${m.id}|${m.ts}|${m.from}`;
-}
-
-function addMessage(m, { history = false } = {}) {
-  if (typeof m.text !== 'string') return;
-  if (m.id != null) {
-    const key = messageKey(m);
-    if (state.seen.has(key)) return;
-    state.seen.add(key);
-    if (Number.isFinite(m.id)) state.lastMessageId.set(m.room || 'lobby', m.id);
-  }
-  const mine = isMine(m.from);
+function renderMessage(room, m) {
+  const mine = isMine(room.name, m);
   const ts = Number.isFinite(m.ts) ? m.ts : Date.now();
 
   const item = document.createElement('article');
-  item.className = mine ? 'msg own' : `msg other hue-${hueFor(m.from)}`;
-  if (m.id != null) item.dataset.id = String(m.id);
+  // Colour by name, so a person keeps a colour across reconnects (new connection ids).
+  item.className = mine ? 'msg own' : `msg other hue-${hueFor(m.name || m.from)}`;
+  item.dataset.id = String(m.id);
 
   const meta = document.createElement('div');
   meta.className = 'meta';
@@ -320,19 +861,148 @@ function addMessage(m, { history = false } = {}) {
   body.textContent = m.text;
 
   item.append(meta, body);
-  appendItem(item, { forceScroll: mine && !history });
+  return item;
 }
 
-function addSystemLine(text, tone = '') {
+// Puts a message into the room's list in id order; returns its element, or null for a
+// duplicate (same room and id) or something that is not a chat message.
+function insertMessage(room, m, { before = null } = {}) {
+  if (typeof m.text !== 'string' || !Number.isInteger(m.id)) return null;
+  if (room.byId.has(m.id)) return null;
+  const el = renderMessage(room, m);
+  if (room.maxId === null || m.id > room.maxId) {
+    if (before && before.isConnected && before.parentNode === room.pane) room.pane.insertBefore(el, before);
+    else room.pane.append(el);
+  } else {
+    let next = null;
+    for (const other of room.pane.querySelectorAll('.msg')) {
+      if (Number(other.dataset.id) > m.id) { next = other; break; }
+    }
+    room.pane.insertBefore(el, next);
+  }
+  room.byId.set(m.id, el);
+  if (room.maxId === null || m.id > room.maxId) room.maxId = m.id;
+  if (room.minId === null || m.id < room.minId) room.minId = m.id;
+  if (room.lastId === null || m.id > room.lastId) room.lastId = m.id;
+  return el;
+}
+
+function clearMessages(room) {
+  for (const el of room.byId.values()) el.remove();
+  room.byId.clear();
+  room.minId = null;
+  room.maxId = null;
+}
+
+function dropMessagesUpTo(room, id) {
+  for (const [mid, el] of room.byId) {
+    if (mid <= id) {
+      el.remove();
+      room.byId.delete(mid);
+    }
+  }
+  // Lines that sat among the dropped messages go too.
+  const first = room.pane.querySelector('.msg');
+  while (first && room.top.nextElementSibling && room.top.nextElementSibling !== first) {
+    room.top.nextElementSibling.remove();
+  }
+  recomputeBounds(room);
+}
+
+function recomputeBounds(room) {
+  const ids = [...room.byId.keys()];
+  room.minId = ids.length ? Math.min(...ids) : null;
+  room.maxId = ids.length ? Math.max(...ids) : null;
+}
+
+// Keep the DOM bounded while the reader follows the bottom: drop the oldest messages,
+// which can be paged back in.
+function trimIfBottom(room) {
+  if (room.byId.size <= MAX_MESSAGES) return;
+  const atBottom = room.name === state.current ? isNearBottom() : room.scroll === null;
+  if (!atBottom) return;
+  mutatePane(room, () => {
+    const msgs = room.pane.querySelectorAll('.msg');
+    const excess = room.byId.size - MAX_MESSAGES;
+    for (let i = 0; i < excess; i += 1) {
+      room.byId.delete(Number(msgs[i].dataset.id));
+      msgs[i].remove();
+    }
+    const first = room.pane.querySelector('.msg');
+    while (first && room.top.nextElementSibling && room.top.nextElementSibling !== first) {
+      room.top.nextElementSibling.remove();
+    }
+    recomputeBounds(room);
+    room.more = true;
+    renderPaneTop(room);
+  });
+}
+
+function renderPaneTop(room) {
+  const top = room.top;
+  let want;
+  if (room.pendingHistory && room.pendingHistory.kind === 'older') want = 'loading';
+  else if (room.more === true) want = 'more';
+  else if (room.more === false) want = 'begin';
+  else if (!room.live && state.connState === 'online') want = 'joining';
+  else want = 'none';
+  if (top.dataset.kind === want) return;
+  top.dataset.kind = want;
+  top.replaceChildren();
+  if (want === 'more') {
+    const btn = document.createElement('button');
+    btn.type = 'button';
+    btn.className = 'load-older';
+    btn.textContent = 'Load older messages';
+    top.append(btn);
+  } else if (want !== 'none') {
+    const p = document.createElement('p');
+    p.className = want === 'begin' ? 'beginning' : 'top-note';
+    p.textContent = want === 'begin' ? `Beginning of #${room.name}`
+      : want === 'loading' ? 'Loading older messages…' : `Joining #${room.name}…`;
+    top.append(p);
+  }
+}
+
+function addSystemLine(room, text, tone = '') {
   const line = document.createElement('p');
   line.className = tone ? `sys ${tone}` : 'sys';
   line.textContent = text;
-  appendItem(line, { forceScroll: false });
+  room.pane.append(line);
+  return line;
 }
 
-function hueFor(id) {
+// Change a room's pane; if it is on screen, keep the scroll sensible:
+// keep: hold the content in view in place (prepending older messages);
+// otherwise stick to the bottom if we were there (or `force`), else offer "New messages".
+function mutatePane(room, fn, { force = false, keep = false } = {}) {
+  if (room.name !== state.current) {
+    fn();
+    return;
+  }
+  const el = ui.log;
+  const wasNearBottom = isNearBottom();
+  const fromBottom = el.scrollHeight - el.scrollTop;
+  const heightBefore = el.scrollHeight;
+  fn();
+  updateEmpty();
+  if (keep) {
+    el.scrollTop = el.scrollHeight - fromBottom;
+    return;
+  }
+  const forced = typeof force === 'function' ? force() : force;
+  if (forced || wasNearBottom) scrollToBottom();
+  else if (el.scrollHeight > heightBefore) ui.jump.hidden = false;
+}
+
+function updateEmpty() {
+  const room = currentRoom();
+  ui.empty.hidden = !room || room.pane.childElementCount > 1 || room.more === true;
+}
+
+function hueFor(key) {
   let h = 0;
-  for (const ch of String(id ?? '')) h = (h * 31 + ch.codePointAt(0)) >>> 0;
+  for (const ch of String(key ?? '')) h = (h * 31 + ch.codePointAt(0)) >>> 0;
   return h % 8;
 }
 
@@ -341,32 +1011,67 @@ function isNearBottom() {
   return el.scrollHeight - el.scrollTop - el.clientHeight <= NEAR_BOTTOM_PX;
 }
 
-function appendItem(node, { forceScroll }) {
-  const stick = forceScroll || isNearBottom();
-  ui.empty.hidden = true;
-  ui.log.append(node);
-  while (ui.log.childElementCount > MAX_ITEMS + 1) {
-    const first = ui.log.firstElementChild === ui.empty ? ui.empty.nextElementSibling : ui.log.firstElementChild;
-    first.remove();
-  }
-  if (stick) scrollToBottom();
-  else ui.jump.hidden = false;
-}
-
 function scrollToBottom() {
   ui.log.scrollTop = ui.log.scrollHeight;
   ui.jump.hidden = true;
 }
 
-function renderRoom(room) {
-  ui.room.textContent = `#${room}`;
-  document.title = `#${room} · ringcast chat`;
+function renderRoomList() {
+  const frag = document.createDocumentFragment();
+  let total = 0;
+  for (const room of state.rooms.values()) {
+    total += room.unread;
+    const li = document.createElement('li');
+    const btn = document.createElement('button');
+    btn.type = 'button';
+    btn.className = 'room-item';
+    btn.dataset.room = room.name;
+    if (room.name === state.current) btn.setAttribute('aria-current', 'true');
+    if (!room.live) btn.classList.add('pending');
+    const hash = document.createElement('span');
+    hash.className = 'room-hash';
+    hash.setAttribute('aria-hidden', 'true');
+    hash.textContent = '#';
+    const label = document.createElement('span');
+    label.className = 'room-name';
+    label.textContent = room.name;
+    btn.append(hash, label);
+    if (room.unread > 0) {
+      const badge = document.createElement('span');
+      badge.className = 'badge';
+      badge.textContent = room.unread > 99 ? '99+' : String(room.unread);
+      const sr = document.createElement('span');
+      sr.className = 'visually-hidden';
+      sr.textContent = ` (${room.unread} unread)`;
+      btn.append(badge, sr);
+    }
+    li.append(btn);
+    frag.append(li);
+  }
+  ui.roomList.replaceChildren(frag);
+  ui.roomsUnread.hidden = total === 0;
+  ui.roomsUnread.textContent = total > 99 ? '99+' : String(total);
+  ui.roomsToggle.setAttribute('aria-label', total ? `Rooms (${total} unread)` : 'Rooms');
+  ui.leave.disabled = state.rooms.size <= 1;
+  ui.leave.title = state.rooms.size <= 1 ? 'You need to be in at least one room' : 'Leave this room';
+  const room = state.current ? `#${state.current}` : 'ringcast';
+  document.title = `${total ? `(${total}) ` : ''}${room} · ringcast chat`;
 }
 
-function setCount(count) {
+function renderMe() {
+  const name = state.myName || state.wantedName || state.savedName || '…';
+  ui.meName.textContent = name;
+  ui.me.disabled = state.signedIn;
+  ui.me.classList.toggle('signed-in', state.signedIn);
+  ui.meIcon.textContent = state.signedIn ? '✓' : '✎';
+  ui.me.title = state.signedIn ? `Signed in as ${name}` : 'Change your display name';
+  ui.me.setAttribute('aria-label', state.signedIn ? `Signed in as ${name}` : `Your name: ${name}. Change it`);
+}
+
+function setCount(room, count) {
   if (Number.isInteger(count) && count >= 0) {
-    state.count = count;
-    renderStatus();
+    room.count = count;
+    if (room.name === state.current) renderStatus();
   }
 }
 
@@ -375,15 +1080,16 @@ function setConnState(s) {
   if (s !== 'reconnecting') clearInterval(state.countdownTimer);
   renderStatus();
   renderComposer();
+  for (const room of state.rooms.values()) renderPaneTop(room);
 }
 
 function renderStatus() {
   const s = state.connState;
+  const count = currentRoom()?.count ?? null;
   let text;
   switch (s) {
     case 'online':
-      text = state.count == null ? 'Online'
-        : `Online · ${state.count} ${state.count === 1 ? 'person' : 'people'}`;
+      text = count == null ? 'Online' : `Online · ${count} ${count === 1 ? 'person' : 'people'}`;
       break;
     case 'reconnecting': {
       if (state.ws) { text = 'Reconnecting…'; break; }
@@ -403,7 +1109,8 @@ function renderStatus() {
 }
 
 function renderComposer() {
-  ui.send.disabled = state.connState !== 'online';
+  const room = currentRoom();
+  ui.send.disabled = state.connState !== 'online' || !room || !room.live;
 }
 
 function showNotice(text) {
@@ -414,6 +1121,116 @@ function showNotice(text) {
 function hideNotice() {
   ui.notice.hidden = true;
   ui.noticeText.textContent = '';
+}
+
+function announce(text) {
+  ui.announce.textContent = '';
+  requestAnimationFrame(() => { ui.announce.textContent = text; });
+}
+
+function showJoinError(text) {
+  ui.joinError.textContent = text;
+  ui.joinError.hidden = false;
+  ui.joinInput.setAttribute('aria-invalid', 'true');
+}
+
+function hideJoinError() {
+  ui.joinError.hidden = true;
+  ui.joinError.textContent = '';
+  ui.joinInput.removeAttribute('aria-invalid');
+}
+
+/* ------------------------------------------------------------------ */
+/* phone drawer                                                        */
+/* ------------------------------------------------------------------ */
+
+const drawerQuery = window.matchMedia('(max-width: 719px)');
+
+function openDrawer() {
+  ui.app.classList.add('drawer-open');
+  ui.roomsToggle.setAttribute('aria-expanded', 'true');
+  ui.backdrop.hidden = false;
+  const target = ui.roomList.querySelector('[aria-current="true"]') || ui.joinInput;
+  target.focus();
+}
+
+function closeDrawer(restoreFocus = true) {
+  if (!ui.app.classList.contains('drawer-open')) return;
+  ui.app.classList.remove('drawer-open');
+  ui.roomsToggle.setAttribute('aria-expanded', 'false');
+  ui.backdrop.hidden = true;
+  if (restoreFocus && drawerQuery.matches) ui.roomsToggle.focus();
+}
+
+/* ------------------------------------------------------------------ */
+/* name dialog                                                         */
+/* ------------------------------------------------------------------ */
+
+function nameProblem(name) {
+  if (!name) return 'Type a name.';
+  if ([...name].length > NAME_MAX) return `A name is at most ${NAME_MAX} characters.`;
+  if (BAD_NAME_CHARS.test(name)) return 'That name contains characters that are not allowed.';
+  return '';
+}
+
+function sendNick(name, source) {
+  if (!sendJson({ type: 'nick', name })) return false;
+  state.nickPending = { name, source };
+  return true;
+}
+
+function openNameDialog() {
+  if (state.signedIn) return;
+  ui.nameInput.value = state.wantedName ?? (state.myName || state.savedName);
+  showNameError('');
+  setNameBusy(false);
+  if (typeof ui.nameDialog.showModal === 'function') ui.nameDialog.showModal();
+  else ui.nameDialog.setAttribute('open', '');
+  ui.nameInput.focus();
+  ui.nameInput.select();
+}
+
+function closeNameDialog() {
+  setNameBusy(false);
+  if (!ui.nameDialog.open) return;
+  if (typeof ui.nameDialog.close === 'function') ui.nameDialog.close();
+  else ui.nameDialog.removeAttribute('open');
+}
+
+function showNameError(text) {
+  ui.nameError.textContent = text;
+  ui.nameError.hidden = !text;
+  if (text) ui.nameInput.setAttribute('aria-invalid', 'true');
+  else ui.nameInput.removeAttribute('aria-invalid');
+}
+
+function setNameBusy(busy) {
+  ui.nameSave.disabled = busy;
+  ui.nameSave.textContent = busy ? 'Saving…' : 'Save';
+}
+
+function submitName() {
+  const name = ui.nameInput.value.trim();
+  const problem = nameProblem(name);
+  if (problem) {
+    showNameError(problem);
+    ui.nameInput.focus();
+    return;
+  }
+  showNameError('');
+  if (state.connState !== 'online') {
+    // Claimed on the next welcome.
+    state.wantedName = name;
+    renderMe();
+    closeNameDialog();
+    showNotice(`You will be “${name}” as soon as you are back online.`);
+    return;
+  }
+  if (name === state.myName) {
+    closeNameDialog();
+    return;
+  }
+  if (sendNick(name, 'user')) setNameBusy(true); // closes on our `nick` event, or shows the error
 }
 
 /* ------------------------------------------------------------------ */
@@ -428,13 +1245,15 @@ function tidy(text) {
 function submitMessage() {
   const text = tidy(ui.input.value);
   if (!text) return;
-  if (state.connState !== 'online') return;
-  const frame = JSON.stringify({ type: 'message', text });
+  const room = currentRoom();
+  if (state.connState !== 'online' || !room || !room.live) return;
+  const frame = JSON.stringify({ type: 'message', room: room.name, text });
   if (new TextEncoder().encode(frame).length > state.maxMessage) {
     showNotice(`That message is too long (limit ${Math.floor(state.maxMessage / 1024)} KiB).`);
     return;
   }
-  if (!sendFrame(frame)) return;
+  if (!state.ws || state.ws.readyState !== WebSocket.OPEN) return;
+  state.ws.send(frame);
   ui.input.value = '';
   autosize();
   ui.input.focus();
@@ -458,21 +1277,76 @@ function onKeyDown(e) {
 /* wiring                                                              */
 /* ------------------------------------------------------------------ */
 
+function initRooms() {
+  const fromUrl = readPageParams();
+  const names = loadRoomNames();
+  const stored = load(KEY.room);
+  const current = fromUrl || (stored && names.includes(stored) ? stored : null) || names[0] || 'lobby';
+  if (!names.includes(current)) {
+    if (names.length >= MAX_ROOMS) names.pop();
+    names.push(current);
+  }
+  for (const n of names) addRoom(n);
+  switchTo(current); // also puts ?room=<current> in the address bar (and drops any ?token=)
+  saveRooms();
+}
+
 function init() {
+  state.savedName = load(KEY.name) || '';
   ui.form.addEventListener('submit', (e) => { e.preventDefault(); submitMessage(); });
   ui.input.addEventListener('keydown', onKeyDown);
   ui.input.addEventListener('input', autosize);
   ui.noticeClose.addEventListener('click', hideNotice);
   ui.retry.addEventListener('click', () => { state.attempt = 0; reconnectNow(); });
   ui.jump.addEventListener('click', scrollToBottom);
-  ui.log.addEventListener('scroll', () => { if (isNearBottom()) ui.jump.hidden = true; }, { passive: true });
+  ui.log.addEventListener('scroll', () => {
+    if (isNearBottom()) ui.jump.hidden = true;
+    if (ui.log.scrollTop <= NEAR_TOP_PX) requestOlder(currentRoom());
+  }, { passive: true });
+  ui.log.addEventListener('click', (e) => {
+    if (e.target instanceof Element && e.target.closest('.load-older')) requestOlder(currentRoom());
+  });
+
+  ui.roomList.addEventListener('click', (e) => {
+    const btn = e.target instanceof Element ? e.target.closest('.room-item') : null;
+    if (btn) switchTo(btn.dataset.room);
+  });
+  ui.joinForm.addEventListener('submit', (e) => {
+    e.preventDefault();
+    if (joinRoom(ui.joinInput.value)) ui.joinInput.value = '';
+  });
+  ui.joinInput.addEventListener('input', () => {
+    const v = ui.joinInput.value.trim().replace(/^#/, '');
+    if (v === '' || ROOM_RE.test(v)) hideJoinError();
+  });
+  ui.copyLink.addEventListener('click', copyLink);
+  ui.leave.addEventListener('click', () => { if (state.current) leaveRoom(state.current); });
+
+  ui.roomsToggle.addEventListener('click', () => {
+    if (ui.app.classList.contains('drawer-open')) closeDrawer();
+    else openDrawer();
+  });
+  ui.sidebarClose.addEventListener('click', () => closeDrawer());
+  ui.backdrop.addEventListener('click', () => closeDrawer());
+  document.addEventListener('keydown', (e) => {
+    if (e.key === 'Escape' && ui.app.classList.contains('drawer-open')) closeDrawer();
+  });
+  drawerQuery.addEventListener('change', () => closeDrawer(false));
+
+  ui.me.addEventListener('click', openNameDialog);
+  ui.nameForm.addEventListener('submit', (e) => { e.preventDefault(); submitName(); });
+  ui.nameCancel.addEventListener('click', closeNameDialog);
+  ui.nameDialog.addEventListener('close', () => setNameBusy(false));
+
   window.addEventListener('online', () => { if (!state.ws) { state.attempt = 0; connect(); } });
   window.addEventListener('offline', goOffline);
   document.addEventListener('visibilitychange', () => {
     // Coming back to a tab that waits for a long backoff: try at once.
     if (document.visibilityState === 'visible' && !state.ws && state.retryTimer) reconnectNow();
   });
-  renderRoom(state.room || 'lobby');
+
+  initRooms();
+  renderMe();
   renderStatus();
   renderComposer();
   connect();
@@ -482,5 +1356,5 @@ function init() {
 
 init();
 
-// Exposed read-only for debugging and future features (history, resume, rooms).
+// Exposed read-only for debugging and the browser test.
 export { handleEvent, state };

@@ -1,0 +1,209 @@
+"""Fixtures that run the real ringcast binary.
+
+RINGCAST_BIN (required) names the server binary. Each test gets its own
+server process started with `--port 0 --static <repo>/static` plus the flags
+of its `@pytest.mark.server_args(...)` marker. On teardown the server gets
+SIGTERM and must exit 0; its stderr is printed (shown by pytest on failure).
+
+Every test also runs under a SIGALRM watchdog (RINGCAST_TEST_TIMEOUT seconds,
+default 45, or `@pytest.mark.timeout_s(N)`) so that nothing can hang the suite.
+"""
+
+import os
+import pathlib
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import pytest
+
+HERE = pathlib.Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+REPO = HERE.parents[1]
+STATIC_DIR = pathlib.Path(os.environ.get("RINGCAST_STATIC", str(REPO / "static")))
+TEST_TIMEOUT = float(os.environ.get("RINGCAST_TEST_TIMEOUT", "45"))
+START_TIMEOUT = 10.0
+
+LISTEN_RE = re.compile(r"listening on http://(\[[^\]]+\]|[^:/\s]+):(\d+)/")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "server_args(*args): extra ringcast command-line flags")
+    config.addinivalue_line("markers", "timeout_s(n): per-test watchdog in seconds")
+
+
+class WatchdogTimeout(BaseException):
+    pass
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    m = item.get_closest_marker("timeout_s")
+    limit = float(m.args[0]) if m else TEST_TIMEOUT
+
+    def on_alarm(signum, frame):
+        raise WatchdogTimeout("test exceeded the %.0fs watchdog" % limit)
+
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, limit)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+class Server:
+    """A running ringcast process."""
+
+    def __init__(self, binary, extra, workdir=None):
+        self.binary = binary
+        self.args = [binary, "--port", "0", "--static", str(STATIC_DIR)] + [str(a) for a in extra]
+        # Run in a fresh directory: anything the server writes relative to its
+        # working directory (e.g. a default data/ringcast.db) is per test and
+        # never lands in the source tree. A test may pass its own (restarts).
+        self.own_workdir = workdir is None
+        self.workdir = workdir or tempfile.mkdtemp(prefix="ringcast-it-")
+        self.lines = []
+        self._lock = threading.Lock()
+        self._ready = threading.Event()
+        self.host = None
+        self.port = None
+        self.expect_exit = False  # set by tests that stop the server themselves
+        self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL, cwd=self.workdir,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self._threads = [
+            threading.Thread(target=self._drain, args=(self.proc.stderr, "stderr", True), daemon=True),
+            threading.Thread(target=self._drain, args=(self.proc.stdout, "stdout", False), daemon=True),
+        ]
+        for t in self._threads:
+            t.start()
+
+    def _drain(self, stream, label, look_for_listen):
+        for raw in iter(stream.readline, b""):
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            with self._lock:
+                self.lines.append("[%s] %s" % (label, line))
+            if look_for_listen and not self._ready.is_set():
+                m = LISTEN_RE.search(line)
+                if m:
+                    self.host = m.group(1).strip("[]")
+                    self.port = int(m.group(2))
+                    self._ready.set()
+        stream.close()
+
+    def wait_ready(self, timeout=START_TIMEOUT):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._ready.wait(0.05):
+                return
+            if self.proc.poll() is not None:
+                time.sleep(0.1)  # let the drain threads catch the last lines
+                raise RuntimeError("ringcast exited with %s before listening:\n%s"
+                                   % (self.proc.returncode, self.output()))
+        self.proc.kill()
+        self.proc.wait()
+        raise RuntimeError("ringcast printed no 'listening on http://HOST:PORT/' line within %.0fs:\n%s"
+                           % (timeout, self.output()))
+
+    def output(self):
+        with self._lock:
+            return "\n".join(self.lines[-300:])
+
+    @property
+    def url(self):
+        h = "[%s]" % self.host if ":" in self.host else self.host
+        return "http://%s:%d/" % (h, self.port)
+
+    @property
+    def ws_url(self):
+        h = "[%s]" % self.host if ":" in self.host else self.host
+        return "ws://%s:%d" % (h, self.port)
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def terminate(self, sig=signal.SIGTERM):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+
+    def stop(self, timeout=5.0):
+        """SIGTERM and wait; returns a list of problems (empty when clean).
+        A second call (fixture teardown after a test stopped it) does nothing."""
+        if getattr(self, "_stopped", False):
+            return []
+        self._stopped = True
+        problems = []
+        if self.proc.poll() is not None and not self.expect_exit:
+            problems.append("ringcast died during the test with exit status %s" % self.proc.returncode)
+        else:
+            self.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                problems.append("ringcast did not exit within %.0fs of SIGTERM (killed)" % timeout)
+            if not problems and self.proc.returncode != 0:
+                problems.append("ringcast exited with status %s after SIGTERM (expected 0)"
+                                % self.proc.returncode)
+        for t in self._threads:
+            t.join(2)
+        if self.own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+        return problems
+
+
+def _binary():
+    b = os.environ.get("RINGCAST_BIN")
+    if not b:
+        pytest.fail("RINGCAST_BIN is not set: run as "
+                    "RINGCAST_BIN=/path/to/build/ringcast /usr/bin/python3 -m pytest tests/integration",
+                    pytrace=False)
+    if not (os.path.isfile(b) and os.access(b, os.X_OK)):
+        pytest.fail("RINGCAST_BIN=%r is not an executable file" % b, pytrace=False)
+    return b
+
+
+
+@pytest.fixture
+def server_factory():
+    """start(*extra_flags, workdir=None) -> Server, ready to accept connections."""
+    servers = []
+
+    def start(*extra, workdir=None):
+        s = Server(_binary(), extra, workdir=workdir)
+        servers.append(s)
+        s.wait_ready()
+        return s
+
+    yield start
+
+    problems = []
+    for s in servers:
+        p = s.stop()
+        print("---- ringcast %s stderr/stdout ----\n%s" % (" ".join(s.args[1:]), s.output()))
+        if p:
+            problems.append("; ".join(p) + "\n" + s.output())
+    if problems:
+        pytest.fail("\n\n".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def server(request, server_factory):
+    args = []
+    for m in request.node.iter_markers("server_args"):
+        args += list(m.args)
+    return server_factory(*args)
+
+
+@pytest.fixture
+def static_dir():
+    return STATIC_DIR
