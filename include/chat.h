@@ -32,9 +32,9 @@ struct chat_membership {
 
 struct chat_member {
 	uint32_t id;                    /* connection id, unique in this process */
+	uint32_t mark;                  /* de-duplicates an event sent through several rooms */
 	uint8_t nrooms, rooms_cap;
 	uint8_t current;                /* the room plain text goes to */
-	uint32_t mark;                  /* de-duplicates an event sent through several rooms */
 	bool name_locked;               /* name comes from a sign-in token */
 	struct chat_membership *rooms;  /* &first_room until a second room */
 	struct chat_membership first_room;

@@ -19,6 +19,8 @@ struct buf;
 struct tls_server;
 struct tls_session;
 
+#define CONN_INLINE_QUEUE 4 /* a power of two, like every queue size */
+
 enum conn_state {
 	CONN_FREE = 0,
 	CONN_OPEN,
@@ -40,10 +42,12 @@ struct conn {
 	uint16_t flags;      /* CONN_F_* (conn.c) */
 	uint16_t ws_flags;   /* WS_F_* (ws_conn.c) */
 	uint8_t shut_pending; /* shutdown SQEs in flight */
+	uint8_t ctrl_len;    /* bytes gathered in ctrl */
+	uint32_t last_rx;    /* tick of the last received byte */
 
 	/* Send queue: a ring of frame references, sent in order with one send
 	 * in flight. q_sent is how much of the head frame already went out. */
-	struct buf **q;
+	struct buf **q;     /* q_inline until it needs more room */
 	uint16_t q_head, q_len, q_cap, q_inflight;
 	uint16_t q_cipher;  /* TLS: leading entries already encrypted */
 	uint32_t q_sent;
@@ -55,13 +59,13 @@ struct conn {
 	uint8_t *in;
 	uint32_t in_len, in_cap;
 	uint8_t *ctrl;      /* control frame payload gathered from pieces */
-	uint8_t ctrl_len;
-
-	uint32_t last_rx;   /* tick of the last received byte */
 	uint64_t skip;      /* HTTP request body bytes still to discard */
 	struct tw_node timer;
 
 	struct tls_session *tls;  /* NULL for plain TCP */
+	/* Room for a few queued frames without an allocation: most idle
+	 * connections never need more. */
+	struct buf *q_inline[CONN_INLINE_QUEUE];
 	struct ws_parser ws;
 	struct chat_member member;
 };

@@ -17,8 +17,7 @@
 struct tw_node {
 	struct tw_node *next, *prev;
 	uint32_t deadline;  /* when it fires, in ticks */
-	uint32_t filed_at;  /* tick of the bucket it is in */
-	bool linked;
+	uint32_t filed_at;  /* tick of the bucket it is in; 0 when in none */
 };
 
 struct timer_wheel {

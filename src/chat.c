@@ -288,6 +288,18 @@ static void replay_from_memory(struct chat_member *m, struct chat_room *r, uint6
 	send_out(m);
 }
 
+/* The `limit` newest messages with id < before (0: the newest of all),
+ * from memory when it holds them, else from the store, which has them all. */
+static void send_history(struct chat_member *m, struct chat_membership *ms, uint64_t before, unsigned limit)
+{
+	struct chat_room *r = ms->room;
+	uint32_t end = room_recent_before(r, before);
+	if (end >= limit || r->recent_complete || !config.store)
+		send_history_from_memory(m, r, end, limit);
+	else
+		query_store(QUERY_HISTORY, m, ms, 0, before, limit);
+}
+
 /* Must replaying ids in (since, newest] come from the store? Not when
  * memory holds them, nor when there are more than one resume replays (the
  * newest are replayed from memory and the resume is marked incomplete). */
@@ -329,7 +341,7 @@ static void join_room(struct chat_member *m, struct chat_room *r, const uint64_t
 	if (since)
 		resume(m, ms, *since);
 	else
-		send_history_from_memory(m, r, r->recent_len, config.history_on_join);
+		send_history(m, ms, 0, config.history_on_join);
 }
 
 static void leave_room(struct chat_member *m, uint8_t k, bool tell_leaver)
@@ -729,14 +741,7 @@ static void cmd_history(struct chat_member *m, json_t *root)
 		return;
 	if (limit == 0 || limit > HISTORY_LIMIT_MAX)
 		limit = limit ? HISTORY_LIMIT_MAX : 1;
-	struct chat_room *r = ms->room;
-	uint32_t end = room_recent_before(r, before);
-	if (end >= limit || r->recent_complete || !config.store) {
-		send_history_from_memory(m, r, end, (unsigned)limit);
-		return;
-	}
-	/* Older than memory holds: the store has them all. */
-	query_store(QUERY_HISTORY, m, ms, 0, before, (unsigned)limit);
+	send_history(m, ms, before, (unsigned)limit);
 }
 
 static void cmd_resume(struct chat_member *m, json_t *root)

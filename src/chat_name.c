@@ -3,8 +3,14 @@
  * lines, or that reorder the text around them. */
 #include "chat_name.h"
 
+#include <locale.h>
 #include <stdint.h>
 #include <string.h>
+#include <wchar.h>
+
+/* wcwidth() answers from the calling thread's LC_CTYPE; names are checked
+ * under C.UTF-8 without touching the process-wide locale. */
+static locale_t utf8_ctype;
 
 /* Decode one code point of valid UTF-8 at s; returns its length. */
 static size_t decode(const unsigned char *s, uint32_t *cp)
@@ -41,10 +47,15 @@ static bool is_forbidden(uint32_t cp)
 	       cp == 0x200E || cp == 0x200F || cp == 0x061C; /* bidi marks */
 }
 
-/* Characters that draw nothing on their own. */
+/* Characters that draw nothing on their own: what the C library's
+ * Unicode tables give no width (combining marks of every script, format
+ * characters, variation selectors), and fillers and blanks that it counts
+ * as wide or narrow but that show nothing. */
 static bool is_invisible(uint32_t cp)
 {
-	return (cp >= 0x200B && cp <= 0x200D) || cp == 0x2060 || (cp >= 0x2061 && cp <= 0x2064) ||
+	if (utf8_ctype && wcwidth((wchar_t)cp) == 0)
+		return true;
+	return cp == 0x2800 || (cp >= 0x200B && cp <= 0x200D) || cp == 0x2060 || (cp >= 0x2061 && cp <= 0x2064) ||
 	       cp == 0xFEFF || cp == 0x00AD || cp == 0x034F || cp == 0x180E || cp == 0x115F ||
 	       cp == 0x1160 || cp == 0x3164 || cp == 0xFFA0 || (cp >= 0xFE00 && cp <= 0xFE0F) ||
 	       (cp >= 0xE0100 && cp <= 0xE01EF) || (cp >= 0xE0000 && cp <= 0xE007F) ||
@@ -74,17 +85,21 @@ bool chat_name_normalize(const char *in, size_t len, char *out)
 	}
 	end = last_end;
 
+	if (!utf8_ctype)
+		utf8_ctype = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+	locale_t caller = utf8_ctype ? uselocale(utf8_ctype) : (locale_t)0;
 	size_t chars = 0;
-	bool visible = false;
-	for (size_t i = start; i < end;) {
+	bool visible = false, bad = false;
+	for (size_t i = start; i < end && !bad;) {
 		i += decode(s + i, &cp);
-		if (is_forbidden(cp))
-			return false;
+		bad = is_forbidden(cp) || ++chars > CHAT_NAME_MAX_CHARS;
 		if (!is_invisible(cp))
 			visible = true;
-		if (++chars > CHAT_NAME_MAX_CHARS)
-			return false;
 	}
+	if (caller)
+		uselocale(caller);
+	if (bad)
+		return false;
 	if (chars == 0 || !visible)
 		return false;
 	memcpy(out, in + start, end - start);

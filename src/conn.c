@@ -109,7 +109,8 @@ void conn_destroy(void)
 		if (!(c->flags & CONN_F_NOTIFIED))
 			handlers.on_closing(c); /* stopped before it finished closing */
 		queue_clear(c, 0);
-		free(c->q);
+		if (c->q != c->q_inline)
+			free(c->q);
 		free(c->in);
 		free(c->ctrl);
 		tls_session_free(c->tls);
@@ -191,6 +192,8 @@ static struct conn *slot_alloc(void)
 	c->gen = gen;
 	c->flags = flush_flag;
 	c->flush_next = flush_next;
+	c->q = c->q_inline;
+	c->q_cap = CONN_INLINE_QUEUE;
 	return c;
 }
 
@@ -270,13 +273,14 @@ static struct conn *flush_pop(void)
 
 static void queue_grow(struct conn *c)
 {
-	uint16_t cap = c->q_cap ? (uint16_t)(c->q_cap * 2) : 4;
+	uint16_t cap = (uint16_t)(c->q_cap * 2);
 	struct buf **q = malloc(cap * sizeof(*q));
 	if (!q)
 		abort();
 	for (uint16_t i = 0; i < c->q_len; i++)
 		q[i] = c->q[(c->q_head + i) & (c->q_cap - 1)];
-	free(c->q);
+	if (c->q != c->q_inline)
+		free(c->q);
 	c->q = q;
 	c->q_cap = cap;
 	c->q_head = 0;
@@ -559,7 +563,8 @@ static void release(struct conn *c)
 {
 	tw_cancel(&wheel, &c->timer);
 	queue_clear(c, 0);
-	free(c->q);
+	if (c->q != c->q_inline)
+		free(c->q);
 	free(c->in);
 	free(c->ctrl);
 	tls_session_free(c->tls);

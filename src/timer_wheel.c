@@ -19,7 +19,7 @@ static void unlink_node(struct timer_wheel *w, struct tw_node *n)
 	if (n->next)
 		n->next->prev = n->prev;
 	n->next = n->prev = NULL;
-	n->linked = false;
+	n->filed_at = 0;
 }
 
 /* File n in the bucket for its deadline, clamped to the wheel's horizon:
@@ -37,23 +37,22 @@ static void file_node(struct timer_wheel *w, struct tw_node *n)
 	n->next = *head;
 	if (*head)
 		(*head)->prev = n;
-	*head = n;
-	n->linked = true;
+	*head = n; /* filed_at > now >= 0: never 0 while filed */
 }
 
 void tw_schedule(struct timer_wheel *w, struct tw_node *n, uint32_t deadline)
 {
 	n->deadline = deadline;
-	if (n->linked && n->filed_at <= deadline)
+	if (n->filed_at && n->filed_at <= deadline)
 		return; /* its bucket comes first; it is re-filed then */
-	if (n->linked)
+	if (n->filed_at)
 		unlink_node(w, n);
 	file_node(w, n);
 }
 
 void tw_cancel(struct timer_wheel *w, struct tw_node *n)
 {
-	if (n->linked)
+	if (n->filed_at)
 		unlink_node(w, n);
 }
 
@@ -67,10 +66,10 @@ void tw_advance(struct timer_wheel *w, uint32_t now, void (*fire)(struct tw_node
 		while (n) {
 			struct tw_node *next = n->next;
 			n->next = n->prev = NULL;
-			n->linked = false;
+			n->filed_at = 0;
 			if (n->deadline <= w->now)
 				fire(n);
-			if (!n->linked && n->deadline > w->now)
+			if (!n->filed_at && n->deadline > w->now)
 				file_node(w, n);
 			n = next;
 		}

@@ -87,6 +87,19 @@ static void invisible_only_names_are_refused(void **state)
 	assert_false(ok("\xef\xb8\x8f"));                 /* variation selector */
 }
 
+static void combining_marks_of_any_script_alone_are_refused(void **state)
+{
+	(void)state;
+	assert_false(ok("\xd9\x8b"));         /* U+064B Arabic fathatan */
+	assert_false(ok("\xd6\x91"));         /* U+0591 Hebrew accent */
+	assert_false(ok("\xe3\x82\x99"));     /* U+3099 kana voiced mark */
+	assert_false(ok("\xe1\x9e\xb4"));     /* U+17B4 Khmer inherent vowel */
+	assert_false(ok("\xd2\x88"));         /* U+0488 enclosing mark */
+	assert_false(ok("\xe1\xa0\x8b"));     /* U+180B Mongolian variation selector */
+	assert_false(ok("\xe2\xa0\x80"));     /* U+2800 braille blank */
+	assert_true(ok("\xd8\xa8\xd9\x8b")); /* beh + fathatan: visible */
+}
+
 static void invisible_characters_beside_visible_ones_are_kept(void **state)
 {
 	(void)state;
@@ -113,6 +126,7 @@ int main(void)
 		cmocka_unit_test(control_characters_are_refused),
 		cmocka_unit_test(line_separators_and_bidi_overrides_are_refused),
 		cmocka_unit_test(invisible_only_names_are_refused),
+		cmocka_unit_test(combining_marks_of_any_script_alone_are_refused),
 		cmocka_unit_test(invisible_characters_beside_visible_ones_are_kept),
 		cmocka_unit_test(non_latin_names_are_welcome),
 	};
