@@ -92,8 +92,12 @@ void chat_connect(struct chat_member *m, const struct chat_identity *who, const 
 /* The connection is gone: leave every room. */
 void chat_disconnect(struct chat_member *m);
 
-/* A complete, valid UTF-8 text message from m. */
+/* A complete, valid UTF-8 text message from m (counted by the flood limit). */
 void chat_receive(struct chat_member *m, const char *text, size_t len);
+
+/* Count one frame from m against the flood limit: false (with an error
+ * event, or a 1008 close for persistent abuse) when over it. */
+bool chat_allow(struct chat_member *m);
 
 /* The store has results: run them (loop thread). */
 void chat_store_ready(void);

@@ -120,6 +120,12 @@ bool conn_send(struct conn *c, struct buf *b);
  * is sent before it is dropped. False only when c is closing. */
 bool conn_send_unbounded(struct conn *c, struct buf *b);
 
+/* Append bytes that must outlive their receive buffer to c->in (grown as
+ * needed; callers bound how much they keep). */
+void conn_keep_input(struct conn *c, const uint8_t *data, size_t len);
+/* Free c->in once what it held has been used. */
+void conn_drop_input(struct conn *c);
+
 /* Drop every queued frame that is not already in flight. */
 void conn_drop_queue(struct conn *c);
 

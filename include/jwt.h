@@ -17,6 +17,7 @@ enum jwt_status {
 };
 
 #define JWT_NAME_MAX 64
+#define JWT_SUB_MAX 255  /* a subject is an id: kept whole, never cut; longer is refused */
 
 /* Longer tokens are JWT_MALFORMED before any decoding: it bounds the work
  * and the stack an unauthenticated client can cost us. */
@@ -24,7 +25,7 @@ enum jwt_status {
 
 struct jwt_claims {
 	char name[JWT_NAME_MAX + 1]; /* "name" claim, else "sub" (truncated to JWT_NAME_MAX bytes at a UTF-8 boundary) */
-	char sub[JWT_NAME_MAX + 1];  /* "sub" claim or "" */
+	char sub[JWT_SUB_MAX + 1];   /* "sub" claim or "" */
 	int64_t exp;                 /* 0 when absent; a fraction is rounded down */
 	int64_t nbf;                 /* 0 when absent; a fraction is rounded up */
 };

@@ -805,19 +805,24 @@ static void handle_command(struct chat_member *m, const char *text, size_t len)
 	json_decref(root);
 }
 
+bool chat_allow(struct chat_member *m)
+{
+	if (bucket_take(&m->bucket, &config.rate, chat_now_ms()))
+		return true;
+	stats.rate_limited++;
+	/* A client that keeps going after a full burst of refusals is not a
+	 * person typing fast. */
+	if (config.close && m->bucket.strikes > config.rate.burst)
+		config.close(m, 1008, "rate limit exceeded");
+	else
+		send_error(m, "rate_limited", "too many messages; slow down");
+	return false;
+}
+
 void chat_receive(struct chat_member *m, const char *text, size_t len)
 {
-	if (!bucket_take(&m->bucket, &config.rate, chat_now_ms())) {
-		stats.rate_limited++;
-		/* A client that keeps going after a full burst of refusals is
-		 * not a person typing fast. */
-		if (config.close && m->bucket.strikes > config.rate.burst) {
-			config.close(m, 1008, "rate limit exceeded");
-			return;
-		}
-		send_error(m, "rate_limited", "too many messages; slow down");
+	if (!chat_allow(m))
 		return;
-	}
 	size_t i = 0;
 	while (i < len && (text[i] == ' ' || text[i] == '\t' || text[i] == '\r' || text[i] == '\n'))
 		i++;

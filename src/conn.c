@@ -100,6 +100,45 @@ static void queue_clear(struct conn *c, uint16_t keep)
 	}
 }
 
+/* Everything a connection owns besides its slot and its socket. */
+static void free_buffers(struct conn *c)
+{
+	queue_clear(c, 0);
+	if (c->q != c->q_inline)
+		free(c->q);
+	free(c->in);
+	free(c->ctrl);
+	tls_session_free(c->tls);
+	c->tls = NULL;
+	c->q = NULL;
+	c->in = NULL;
+	c->ctrl = NULL;
+}
+
+void conn_keep_input(struct conn *c, const uint8_t *data, size_t len)
+{
+	if (c->in_len + len > c->in_cap) {
+		size_t cap = c->in_cap ? c->in_cap : 512;
+		while (cap < c->in_len + len)
+			cap *= 2;
+		uint8_t *p = realloc(c->in, cap);
+		if (!p)
+			abort();
+		c->in = p;
+		c->in_cap = (uint32_t)cap;
+	}
+	if (len)
+		memmove(c->in + c->in_len, data, len); /* data may lie inside c->in */
+	c->in_len += (uint32_t)len;
+}
+
+void conn_drop_input(struct conn *c)
+{
+	free(c->in);
+	c->in = NULL;
+	c->in_len = c->in_cap = 0;
+}
+
 void conn_destroy(void)
 {
 	for (uint32_t i = 0; i < next_unused; i++) {
@@ -108,12 +147,7 @@ void conn_destroy(void)
 			continue;
 		if (!(c->flags & CONN_F_NOTIFIED))
 			handlers.on_closing(c); /* stopped before it finished closing */
-		queue_clear(c, 0);
-		if (c->q != c->q_inline)
-			free(c->q);
-		free(c->in);
-		free(c->ctrl);
-		tls_session_free(c->tls);
+		free_buffers(c);
 		close(c->fd);
 	}
 	free(table);
@@ -562,17 +596,8 @@ void conn_on_shutdown(uint32_t slot, uint32_t gen, int res)
 static void release(struct conn *c)
 {
 	tw_cancel(&wheel, &c->timer);
-	queue_clear(c, 0);
-	if (c->q != c->q_inline)
-		free(c->q);
-	free(c->in);
-	free(c->ctrl);
-	tls_session_free(c->tls);
+	free_buffers(c);
 	loop_close(c->fd);
-	c->tls = NULL;
-	c->q = NULL;
-	c->in = NULL;
-	c->ctrl = NULL;
 	c->state = CONN_FREE;
 	c->gen = (c->gen + 1) & LOOP_GEN_MASK;
 	free_slots[free_count++] = c->slot;

@@ -279,37 +279,13 @@ static bool handle_request(struct conn *c, const struct http_request *req)
 	return false;
 }
 
-static void keep_input(struct conn *c, const uint8_t *data, size_t len)
-{
-	if (c->in_len + len > c->in_cap) {
-		size_t cap = c->in_cap ? c->in_cap : 1024;
-		while (cap < c->in_len + len)
-			cap *= 2;
-		uint8_t *p = realloc(c->in, cap);
-		if (!p)
-			abort();
-		c->in = p;
-		c->in_cap = (uint32_t)cap;
-	}
-	memmove(c->in + c->in_len, data, len);
-	c->in_len += (uint32_t)len;
-}
-
-static void drop_input(struct conn *c)
-{
-	free(c->in);
-	c->in = NULL;
-	c->in_len = c->in_cap = 0;
-}
-
 void http_conn_data(struct conn *c, uint8_t *data, size_t len)
 {
 	/* Parse straight from the receive buffer when nothing is pending;
 	 * copy only what is left over. */
 	bool from_in = c->in_len > 0;
 	if (from_in) {
-		if (len)
-			keep_input(c, data, len);
+		conn_keep_input(c, data, len);
 		data = c->in;
 		len = c->in_len;
 	}
@@ -348,13 +324,13 @@ void http_conn_data(struct conn *c, uint8_t *data, size_t len)
 				if (!copy)
 					abort();
 				memcpy(copy, rest, rest_len);
-				drop_input(c);
+				conn_drop_input(c);
 				ws_conn_data(c, copy, rest_len);
 				free(copy);
 				return;
 			}
 			if (from_in)
-				drop_input(c);
+				conn_drop_input(c);
 			if (rest_len)
 				ws_conn_data(c, rest, rest_len);
 			return;
@@ -364,7 +340,7 @@ void http_conn_data(struct conn *c, uint8_t *data, size_t len)
 	}
 	if (c->state != CONN_OPEN || off == len) {
 		if (from_in)
-			drop_input(c);
+			conn_drop_input(c);
 		return;
 	}
 	/* A partial head, or requests waiting for their turn, stay for later. */
@@ -372,7 +348,7 @@ void http_conn_data(struct conn *c, uint8_t *data, size_t len)
 		memmove(c->in, c->in + off, len - off);
 		c->in_len = (uint32_t)(len - off);
 	} else {
-		keep_input(c, data + off, len - off);
+		conn_keep_input(c, data + off, len - off);
 	}
 	if (c->in_len > PIPELINE_INPUT_MAX)
 		conn_abort(c);

@@ -273,9 +273,15 @@ static enum jwt_status jwt_read_claims(const json_t *claims, int64_t now, int64_
 		return JWT_NOT_YET_VALID;
 	if (!name && !sub)
 		return JWT_NO_NAME;
+	/* the subject identifies the user: two subjects cut to the same
+	 * prefix must not become one id */
+	if (sub && json_string_length(sub) > JWT_SUB_MAX)
+		return JWT_MALFORMED;
 	jwt_copy_name(c->name, name ? name : sub);
-	if (sub)
-		jwt_copy_name(c->sub, sub);
+	if (sub) {
+		memcpy(c->sub, json_string_value(sub), json_string_length(sub));
+		c->sub[json_string_length(sub)] = '\0';
+	}
 	return JWT_OK;
 }
 

@@ -150,7 +150,8 @@ void ws_conn_closing(struct conn *c)
 static void handle_control(struct conn *c, uint8_t opcode, uint8_t *payload, size_t len)
 {
 	if (opcode == WS_OP_PING) {
-		if (c->ws_flags & WS_F_CLOSE_SENT)
+		/* every pong costs a send: pings count against the flood limit */
+		if ((c->ws_flags & WS_F_CLOSE_SENT) || !chat_allow(&c->member))
 			return;
 		struct buf *pong = control_frame(WS_OP_PONG, payload, len);
 		if (!conn_send(c, pong))
@@ -172,31 +173,6 @@ static void handle_control(struct conn *c, uint8_t opcode, uint8_t *payload, siz
 	/* PONG: its arrival already counted as traffic */
 }
 
-/* Gather bytes that arrived in pieces; messages are bounded by the parser
- * (--max-message), so this cannot grow without limit. */
-static void gather(struct conn *c, const uint8_t *data, size_t len)
-{
-	if (c->in_len + len > c->in_cap) {
-		size_t cap = c->in_cap ? c->in_cap : 256;
-		while (cap < c->in_len + len)
-			cap *= 2;
-		uint8_t *p = realloc(c->in, cap);
-		if (!p)
-			abort();
-		c->in = p;
-		c->in_cap = (uint32_t)cap;
-	}
-	memcpy(c->in + c->in_len, data, len);
-	c->in_len += (uint32_t)len;
-}
-
-static void release_input(struct conn *c)
-{
-	free(c->in);
-	c->in = NULL;
-	c->in_len = c->in_cap = 0;
-}
-
 static void on_message(struct conn *c, const uint8_t *text, size_t len)
 {
 	if (c->ws_flags & WS_F_CLOSE_SENT)
@@ -215,10 +191,10 @@ static void on_data_event(struct conn *c, const struct ws_event *ev)
 		on_message(c, ev->data, ev->len);
 		return;
 	}
-	gather(c, ev->data, ev->len);
+	conn_keep_input(c, ev->data, ev->len); /* bounded by --max-message */
 	if (ev->last) {
 		on_message(c, c->in, c->in_len);
-		release_input(c);
+		conn_drop_input(c);
 	}
 }
 

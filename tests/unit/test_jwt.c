@@ -227,6 +227,28 @@ static const char kat_token[] =
 	".eyJzdWIiOiJ1c2VyLTQyIiwibmFtZSI6IkFkYSBMb3ZlbGFjZSIsImV4cCI6MjAwMDAwMDAwMH0"
 	".Yxm0hyqKtJnIfgr9fbAxbWOHdWS_CuCkSPEQ6K5LeEo";
 
+static void test_subject_is_kept_whole_up_to_255_bytes_and_longer_is_refused(void **state)
+{
+	char claims[400], sub[300];
+	struct jwt_claims c;
+
+	(void)state;
+	memset(sub, 'u', 255);
+	sub[255] = '\0';
+	snprintf(claims, sizeof(claims), "{\"sub\":\"%s\"}", sub);
+	char *tok = jwt_sign_hs256(claims, SECRET);
+	assert_int_equal(verify_at(tok, NOW, 0, &c), JWT_OK);
+	assert_string_equal(c.sub, sub); /* an id is never cut */
+	free(tok);
+
+	sub[255] = 'u';
+	sub[256] = '\0';
+	snprintf(claims, sizeof(claims), "{\"sub\":\"%s\"}", sub);
+	tok = jwt_sign_hs256(claims, SECRET);
+	assert_int_equal(verify_at(tok, NOW, 0, &c), JWT_MALFORMED);
+	free(tok);
+}
+
 static void test_known_answer_vector_verifies(void **state)
 {
 	struct jwt_claims c;
@@ -853,7 +875,7 @@ static void check_truncated(const char *name, size_t want_len)
 	assert_true(strlen(c.name) <= JWT_NAME_MAX);
 	assert_memory_equal(c.name, name, want_len);
 	assert_true(is_utf8(c.name));
-	assert_string_equal(c.sub, c.name);
+	assert_string_equal(c.sub, name); /* the subject is an id: never cut */
 }
 
 static void test_long_multibyte_name_is_cut_at_a_character_boundary(void **state)
@@ -984,6 +1006,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_signed_token_verifies),
+		cmocka_unit_test(test_subject_is_kept_whole_up_to_255_bytes_and_longer_is_refused),
 		cmocka_unit_test(test_known_answer_vector_verifies),
 		cmocka_unit_test(test_signing_reproduces_the_known_answer_vector),
 		cmocka_unit_test(test_rfc7515_example_signature_is_accepted),
