@@ -8,7 +8,7 @@
 // any failed). Screenshots go to /tmp/browser-shots/ (override with BROWSER_SHOTS_DIR).
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -57,12 +57,12 @@ function startServer(bin, staticDir, { port = 0, db = path.join(tmpDir, 'chat.db
     }, 10_000);
     const onData = (chunk) => {
       srv.log = (srv.log + chunk.toString()).slice(-8000);
-      const m = /listening on http:\/\/(\S+?):(\d+)\//.exec(srv.log);
+      const m = /listening on (https?):\/\/(\S+?):(\d+)\//.exec(srv.log);
       if (m && !srv.port) {
         clearTimeout(timer);
-        srv.host = m[1];
-        srv.port = Number(m[2]);
-        srv.url = `http://${srv.host}:${srv.port}/`;
+        srv.host = m[2];
+        srv.port = Number(m[3]);
+        srv.url = `${m[1]}://${srv.host}:${srv.port}/`;
         resolve(srv);
       }
     };
@@ -168,9 +168,10 @@ async function enforceCsp(context) {
 }
 
 async function openUser(url, opts = {}) {
-  const { viewport = { width: 1280, height: 800 }, colorScheme = 'light', label, deviceScaleFactor = 1 } = opts;
+  const { viewport = { width: 1280, height: 800 }, colorScheme = 'light', label, deviceScaleFactor = 1,
+          ignoreHTTPSErrors = false } = opts;
   const context = await browser.newContext({
-    viewport, colorScheme, deviceScaleFactor,
+    viewport, colorScheme, deviceScaleFactor, ignoreHTTPSErrors,
     permissions: [...(serverCsp ? [] : ['local-network-access']), 'clipboard-read', 'clipboard-write'],
   });
   context.setDefaultTimeout(STEP_TIMEOUT_MS);
@@ -879,6 +880,39 @@ async function run(bin, staticDir) {
         await S.context.close();
       }
       await stopServer(srv3);
+    }
+  });
+
+  await check('TLS: the page over https and chat over wss, with a certificate made by openssl req', async () => {
+    const dir = fs.mkdtempSync(path.join(tmpDir, 'tls-'));
+    const cert = path.join(dir, 'cert.pem');
+    const key = path.join(dir, 'key.pem');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
+      '-nodes', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
+      '-days', '1', '-keyout', key, '-out', cert], { stdio: 'ignore' });
+    const srv4 = await startServer(bin, staticDir, { db: path.join(dir, 'tls.db'), extra: ['--tls-cert', cert, '--tls-key', key] });
+    let T1 = null, T2 = null;
+    try {
+      assert.ok(srv4.url.startsWith('https://'), `a TLS server should announce https, got ${srv4.url}`);
+      T1 = await openUser(srv4.url, { label: 'T1', ignoreHTTPSErrors: true });
+      T2 = await openUser(srv4.url, { label: 'T2', ignoreHTTPSErrors: true });
+      assert.equal(T1.response.status(), 200);
+      await waitStatus(T1.page, 'online');
+      await waitStatus(T2.page, 'online');
+      assert.ok(T1.sockets[0].startsWith('wss://'), `the page should use wss on an https page, got ${T1.sockets[0]}`);
+      const text = `over tls ${Date.now()}`;
+      await typeAndEnter(T1.page, text);
+      assert.equal((await describeMessage(await findMessage(T1.page, text))).who, 'You');
+      assert.match((await describeMessage(await findMessage(T2.page, text))).who, /^User \d+$/);
+      assert.deepEqual(problems(T1.watch, T2.watch), []);
+    } finally {
+      for (const u of [T1, T2]) {
+        if (u) {
+          u.watch.quiet = true;
+          await u.context.close();
+        }
+      }
+      await stopServer(srv4);
     }
   });
 
