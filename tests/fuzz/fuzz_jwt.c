@@ -53,9 +53,10 @@ static bool valid_utf8(const char *s)
 	return j != NULL;
 }
 
-static void check_name(const char *s, bool nonempty)
+/* A NUL-terminated, valid UTF-8 string of at most max bytes. */
+static void check_string(const char *s, size_t max, bool nonempty)
 {
-	const char *nul = memchr(s, '\0', JWT_NAME_MAX + 1);
+	const char *nul = memchr(s, '\0', max + 1);
 
 	CHECK(nul != NULL);
 	CHECK(!nonempty || nul > s);
@@ -72,8 +73,8 @@ static enum jwt_status verify(const char *tok, size_t len, struct jwt_claims *c)
 	CHECK(st >= JWT_OK && st <= JWT_NO_NAME);
 	CHECK(jwt_status_text(st) != NULL);
 	if (st == JWT_OK) {
-		check_name(c->name, true);
-		check_name(c->sub, false);
+		check_string(c->name, JWT_NAME_MAX, true);
+		check_string(c->sub, JWT_SUB_MAX, false);
 	} else {
 		CHECK(memcmp(c, &zero, sizeof(*c)) == 0);
 	}
@@ -115,8 +116,8 @@ static void fuzz_as_claims(const uint8_t *data, size_t size)
 		if (!json_is_string(name) || json_string_length(name) == 0)
 			name = json_object_get(json, "sub");
 		check_copied_from(c.name, name);
-		if (c.sub[0])
-			check_copied_from(c.sub, json_object_get(json, "sub"));
+		if (c.sub[0]) /* a subject is never cut */
+			CHECK(strcmp(c.sub, json_string_value(json_object_get(json, "sub"))) == 0);
 		json_decref(json);
 	}
 	free(tok);
