@@ -21,7 +21,8 @@ struct chat_room {
 	 * (low pointer bit) so chat messages skip it while events do not. */
 	uintptr_t *members;
 	uint32_t count, cap;
-	uint32_t pending;         /* messages waiting for the store */
+	uint32_t waiting;         /* messages and queries waiting for the store */
+	bool active;              /* has members or waiting work: counts against --max-rooms */
 	/* Recent messages as their broadcast frames, oldest first: a replay or
 	 * a join's history sends the same bytes again. */
 	struct buf **recent;
@@ -31,16 +32,28 @@ struct chat_room {
 	struct chat_room *hash_next;
 };
 
-void room_table_init(uint32_t history_memory, uint32_t max_rooms);
+/* Rooms live in memory while they have members or work waiting for the
+ * store ("active"; at most --max-rooms of them). An idle room keeps only
+ * its name and last id, so ids go on where they stopped, and its recent
+ * messages are freed when the store has them (without a store, memory is
+ * all the history there is, so they stay); a room that never had a message
+ * is forgotten entirely. */
+void room_table_init(uint32_t history_memory, uint32_t max_rooms, bool idle_keeps_history);
 void room_table_free(void);
-size_t room_count(void);
+size_t room_count(void);         /* active rooms */
 /* The first room in table order, then the next; for walks over all rooms. */
 struct chat_room *room_first(void);
 struct chat_room *room_next(const struct chat_room *r);
 
 struct chat_room *room_find(const char *name, size_t len);
-/* Find or create; NULL when --max-rooms is reached. */
+/* Find or create a room to join; NULL when it is not active and
+ * --max-rooms rooms already are. */
 struct chat_room *room_get(const char *name, size_t len);
+/* Find or create a room to load history into at start-up (no limit). */
+struct chat_room *room_load(const char *name, size_t len);
+/* Called whenever a room may have become idle (last member gone, last
+ * store result in): release what an idle room need not keep. */
+void room_settle(struct chat_room *r);
 
 static inline uint32_t room_members(const struct chat_room *r)
 {

@@ -100,7 +100,7 @@ void chat_init(const struct chat_config *cfg)
 	next_epoch = 1;
 	waiting_messages = (struct fifo){ 0 };
 	waiting_queries = (struct fifo){ 0 };
-	room_table_init(config.history_memory, config.max_rooms);
+	room_table_init(config.history_memory, config.max_rooms, config.store == NULL);
 	jbuf_init(&out);
 }
 
@@ -265,6 +265,7 @@ static void query_store(enum query_kind kind, struct chat_member *m, struct chat
 				     .catching_up = ms->held, .since = since,
 				     .upto = ms->held ? 0 : ms->live_from, .limit = limit };
 	fifo_push(&waiting_queries, q);
+	r->waiting++;
 	if (kind == QUERY_RESUME)
 		store_query_since(config.store, r->name, r->name_len, since, config.resume_max, q);
 	else
@@ -355,6 +356,7 @@ static void leave_room(struct chat_member *m, uint8_t k, bool tell_leaver)
 		ev_member_change(&out, "leave", r, m);
 		send_out(m);
 	}
+	room_settle(r);
 }
 
 /* ---- connect / disconnect -------------------------------------------------- */
@@ -436,7 +438,7 @@ static void post_message(struct chat_member *m, struct chat_room *r, const char 
 		abort();
 	*pm = (struct pending_message){ .room = r, .id = id, .frame = frame, .sender = m };
 	fifo_push(&waiting_messages, pm);
-	r->pending++;
+	r->waiting++;
 	stats.pending++;
 	/* the record's strings are copied by the store before this returns */
 	char from[16], name[16];
@@ -454,7 +456,7 @@ static void on_appended(void *ctx, int err)
 {
 	struct pending_message *pm = fifo_pop(&waiting_messages);
 	(void)ctx; /* the store reports in submission order: ctx == pm */
-	pm->room->pending--;
+	pm->room->waiting--;
 	stats.pending--;
 	if (err) {
 		/* Not stored, so not sent to anyone: the sender learns it was not
@@ -466,6 +468,7 @@ static void on_appended(void *ctx, int err)
 	} else {
 		deliver(pm->room, pm->id, pm->frame);
 	}
+	room_settle(pm->room);
 	buf_unref(pm->frame);
 	free(pm);
 }
@@ -529,6 +532,8 @@ static void on_queried(void *ctx, const struct store_record *recs, size_t n, boo
 			send_history_records(q->member, q->room, recs, n, more);
 		}
 	}
+	q->room->waiting--;
+	room_settle(q->room);
 	free(q);
 }
 
@@ -553,9 +558,7 @@ static void load_one(void *arg, const struct store_record *rec)
 		if (!*end && id >= next_member_id && id < UINT32_MAX)
 			next_member_id = (uint32_t)id + 1;
 	}
-	struct chat_room *r = room_get(rec->room, rec->room_len);
-	if (!r)
-		return;
+	struct chat_room *r = room_load(rec->room, rec->room_len);
 	jbuf_reset(&out);
 	ev_message_record(&out, rec);
 	struct buf *frame = jbuf_to_text_frame(&out);

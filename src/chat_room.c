@@ -11,8 +11,9 @@
 #define ROOM_BUCKETS 4096
 
 static struct chat_room *buckets[ROOM_BUCKETS];
-static size_t count;
+static size_t active_count;
 static uint32_t ring_size, rooms_max;
+static bool keep_idle_history;
 
 static uint32_t hash_name(const char *s, size_t n)
 {
@@ -22,12 +23,13 @@ static uint32_t hash_name(const char *s, size_t n)
 	return h % ROOM_BUCKETS;
 }
 
-void room_table_init(uint32_t history_memory, uint32_t max_rooms)
+void room_table_init(uint32_t history_memory, uint32_t max_rooms, bool idle_keeps_history)
 {
+	keep_idle_history = idle_keeps_history;
 	ring_size = history_memory;
 	rooms_max = max_rooms;
 	memset(buckets, 0, sizeof(buckets));
-	count = 0;
+	active_count = 0;
 }
 
 static void room_free(struct chat_room *r)
@@ -51,12 +53,12 @@ void room_table_free(void)
 		}
 		buckets[b] = NULL;
 	}
-	count = 0;
+	active_count = 0;
 }
 
 size_t room_count(void)
 {
-	return count;
+	return active_count;
 }
 
 static struct chat_room *first_from(size_t bucket)
@@ -85,13 +87,11 @@ struct chat_room *room_find(const char *name, size_t len)
 	return NULL;
 }
 
-struct chat_room *room_get(const char *name, size_t len)
+struct chat_room *room_load(const char *name, size_t len)
 {
 	struct chat_room *r = room_find(name, len);
 	if (r)
 		return r;
-	if (count >= rooms_max)
-		return NULL;
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		abort();
@@ -101,12 +101,59 @@ struct chat_room *room_get(const char *name, size_t len)
 	uint32_t h = hash_name(name, len);
 	r->hash_next = buckets[h];
 	buckets[h] = r;
-	count++;
 	return r;
+}
+
+struct chat_room *room_get(const char *name, size_t len)
+{
+	struct chat_room *r = room_find(name, len);
+	if ((!r || !r->active) && active_count >= rooms_max)
+		return NULL;
+	return r ? r : room_load(name, len);
+}
+
+static void room_unlink(struct chat_room *r)
+{
+	struct chat_room **p = &buckets[hash_name(r->name, r->name_len)];
+	while (*p != r)
+		p = &(*p)->hash_next;
+	*p = r->hash_next;
+}
+
+void room_settle(struct chat_room *r)
+{
+	if (r->count || r->waiting)
+		return;
+	if (r->active) {
+		r->active = false;
+		active_count--;
+	}
+	if (r->last_id == 0) {
+		room_unlink(r);
+		room_free(r);
+		return;
+	}
+	free(r->members);
+	r->members = NULL;
+	r->cap = 0;
+	if (keep_idle_history)
+		return;
+	for (uint32_t i = 0; i < r->recent_len; i++)
+		buf_unref(room_recent_frame(r, i));
+	free(r->recent);
+	free(r->recent_ids);
+	r->recent = NULL;
+	r->recent_ids = NULL;
+	r->recent_len = r->recent_cap = r->recent_head = 0;
+	r->recent_complete = false; /* the store has what memory let go */
 }
 
 void room_add(struct chat_room *r, struct chat_member *m, struct chat_membership *ms, bool held)
 {
+	if (!r->active) {
+		r->active = true;
+		active_count++;
+	}
 	if (r->count == r->cap) {
 		r->cap = r->cap ? r->cap * 2 : 4;
 		r->members = realloc(r->members, r->cap * sizeof(*r->members));

@@ -61,7 +61,8 @@ static struct timespec started;
 static uint32_t clock_now;
 
 static int listen_fd = -1;
-static bool accept_paused;
+static bool accept_paused;   /* until the next tick */
+static bool accept_starved;  /* out of descriptors or memory since the last success */
 
 static uint32_t read_clock(void)
 {
@@ -243,6 +244,10 @@ void conn_on_accept(int res, bool more)
 			stats.refused++;
 			loop_send_then_close(res, busy, sizeof(busy) - 1);
 		} else {
+			if (accept_starved) {
+				log_info("accepting connections again");
+				accept_starved = false;
+			}
 			c->fd = res;
 			if (config.tls && !(c->tls = tls_session_new(config.tls))) {
 				stats.refused++;
@@ -263,9 +268,11 @@ void conn_on_accept(int res, bool more)
 		stats.accept_errors++;
 		if (res == -EMFILE || res == -ENFILE || res == -ENOBUFS || res == -ENOMEM) {
 			/* Out of descriptors or memory: existing connections keep
-			 * working; accepting resumes on the next tick. */
-			if (!accept_paused)
-				log_warn("accept: %s; pausing accepts for a tick", strerror(-res));
+			 * working; accepting is retried every tick, and said once. */
+			if (!accept_starved)
+				log_warn("accept: %s; new connections wait until some close (retrying every %d ms)",
+					 strerror(-res), 1000 / CONN_TICKS_PER_SEC);
+			accept_starved = true;
 			accept_paused = true;
 			return;
 		}

@@ -31,7 +31,7 @@ STATIC_DIR = pathlib.Path(os.environ.get("RINGCAST_STATIC", str(REPO / "static")
 TEST_TIMEOUT = float(os.environ.get("RINGCAST_TEST_TIMEOUT", "45"))
 START_TIMEOUT = 10.0
 
-LISTEN_RE = re.compile(r"listening on http://(\[[^\]]+\]|[^:/\s]+):(\d+)/")
+LISTEN_RE = re.compile(r"listening on (https?)://(\[[^\]]+\]|[^:/\s]+):(\d+)/")
 
 
 def pytest_configure(config):
@@ -63,7 +63,7 @@ def pytest_runtest_call(item):
 class Server:
     """A running ringcast process."""
 
-    def __init__(self, binary, extra, workdir=None):
+    def __init__(self, binary, extra, workdir=None, preexec_fn=None):
         self.binary = binary
         self.args = [binary, "--port", "0", "--static", str(STATIC_DIR)] + [str(a) for a in extra]
         # Run in a fresh directory: anything the server writes relative to its
@@ -76,9 +76,11 @@ class Server:
         self._ready = threading.Event()
         self.host = None
         self.port = None
+        self.scheme = "http"  # "https" when started with --tls-cert/--tls-key
         self.expect_exit = False  # set by tests that stop the server themselves
         self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL, cwd=self.workdir,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     preexec_fn=preexec_fn)
         self._threads = [
             threading.Thread(target=self._drain, args=(self.proc.stderr, "stderr", True), daemon=True),
             threading.Thread(target=self._drain, args=(self.proc.stdout, "stdout", False), daemon=True),
@@ -94,8 +96,9 @@ class Server:
             if look_for_listen and not self._ready.is_set():
                 m = LISTEN_RE.search(line)
                 if m:
-                    self.host = m.group(1).strip("[]")
-                    self.port = int(m.group(2))
+                    self.scheme = m.group(1)
+                    self.host = m.group(2).strip("[]")
+                    self.port = int(m.group(3))
                     self._ready.set()
         stream.close()
 
@@ -110,7 +113,7 @@ class Server:
                                    % (self.proc.returncode, self.output()))
         self.proc.kill()
         self.proc.wait()
-        raise RuntimeError("ringcast printed no 'listening on http://HOST:PORT/' line within %.0fs:\n%s"
+        raise RuntimeError("ringcast printed no 'listening on http(s)://HOST:PORT/' line within %.0fs:\n%s"
                            % (timeout, self.output()))
 
     def output(self):
@@ -120,12 +123,12 @@ class Server:
     @property
     def url(self):
         h = "[%s]" % self.host if ":" in self.host else self.host
-        return "http://%s:%d/" % (h, self.port)
+        return "%s://%s:%d/" % (self.scheme, h, self.port)
 
     @property
     def ws_url(self):
         h = "[%s]" % self.host if ":" in self.host else self.host
-        return "ws://%s:%d" % (h, self.port)
+        return "%s://%s:%d" % ("wss" if self.scheme == "https" else "ws", h, self.port)
 
     def alive(self):
         return self.proc.poll() is None
@@ -175,11 +178,13 @@ def _binary():
 
 @pytest.fixture
 def server_factory():
-    """start(*extra_flags, workdir=None) -> Server, ready to accept connections."""
+    """start(*extra_flags, workdir=None, preexec_fn=None) -> Server, ready to
+    accept connections. preexec_fn runs in the child before exec (e.g. to
+    lower its open-file limit)."""
     servers = []
 
-    def start(*extra, workdir=None):
-        s = Server(_binary(), extra, workdir=workdir)
+    def start(*extra, workdir=None, preexec_fn=None):
+        s = Server(_binary(), extra, workdir=workdir, preexec_fn=preexec_fn)
         servers.append(s)
         s.wait_ready()
         return s

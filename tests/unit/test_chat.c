@@ -1949,11 +1949,45 @@ static void test_stats_count_messages_errors_and_rooms(void **state)
 	assert_int_equal(chat_stats()->errors, errors + 3);
 	assert_int_equal(chat_stats()->pending, 0);
 
-	/* Rooms keep their history after everyone has left, so they stay. */
+	/* rooms counts active rooms: with everyone gone, none */
 	chat_disconnect(c);
 	chat_disconnect(a);
 	chat_disconnect(b);
-	assert_int_equal(chat_stats()->rooms, 2);
+	assert_int_equal(chat_stats()->rooms, 0);
+}
+
+static void test_empty_rooms_do_not_count_against_max_rooms(void **state)
+{
+	struct chat_member *a = member(), *b = member();
+
+	(void)state;
+	join(a, "lobby");
+	cmdf(a, "{\"type\":\"join\",\"room\":\"r1\"}");
+	say(a, "{\"type\":\"message\",\"room\":\"r1\",\"text\":\"kept\"}");
+	cmdf(a, "{\"type\":\"leave\",\"room\":\"r1\"}");
+	/* r1 is idle: the 2-room limit has room for another */
+	forget_sent();
+	cmdf(a, "{\"type\":\"join\",\"room\":\"r2\"}");
+	assert_string_equal(types_to(a), "presence join history");
+	EXPECT_ERROR(a, b, "{\"type\":\"join\",\"room\":\"r3\"}", "too_many_rooms");
+}
+
+static void test_an_idle_room_without_a_store_keeps_its_history_and_ids(void **state)
+{
+	struct chat_member *a = member(), *b = member();
+
+	(void)state;
+	join(a, "dev");
+	say(a, "first");
+	say(a, "second");
+	chat_disconnect(a);
+	assert_int_equal(chat_stats()->rooms, 0);
+	forget_sent();
+	join(b, "dev");
+	expect_history(nth_of_type(b, "history", 0), "dev", 1, 2, false);
+	forget_sent();
+	say(b, "third");
+	assert_int_equal(json_integer_value(json_object_get(nth_of_type(b, "message", 0)->json, "id")), 3);
 }
 
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -2002,6 +2036,8 @@ int main(void)
 		T(test_join_of_an_invalid_room_name_is_bad_room),
 		T(test_seventeenth_room_is_too_many_rooms),
 		TS(test_join_when_max_rooms_exist_is_too_many_rooms, setup_max_rooms_2),
+		TS(test_empty_rooms_do_not_count_against_max_rooms, setup_max_rooms_2),
+		T(test_an_idle_room_without_a_store_keeps_its_history_and_ids),
 		T(test_leave_tells_the_rest_and_the_leaver),
 		T(test_leave_of_a_room_you_are_not_in_is_not_in_room),
 		T(test_after_leaving_every_room_plain_text_is_no_room),

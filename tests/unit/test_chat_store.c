@@ -724,6 +724,27 @@ static void test_restart_with_more_history_than_memory_pages_back_to_the_store(v
 	assert_int_equal(num(nth_of_type(b, "message", 0)->json, "id"), 31);
 }
 
+/* An idle room lets go of its recent messages (the store has them) but
+ * not of its last id. */
+static void test_an_idle_room_frees_memory_and_keeps_ids_and_history(void **state)
+{
+	struct chat_member *a = member(), *b = member();
+
+	(void)state;
+	join(a, "dev");
+	post_committed(a, 1, 3);
+	chat_disconnect(a);
+	assert_int_equal(chat_stats()->rooms, 0);
+	forget_sent();
+	join(b, "dev");
+	PUMP_UNTIL_GOT(b, "history", 1);
+	expect_history(nth_of_type(b, "history", 0), "dev", 1, 3, false);
+	forget_sent();
+	say(b, "4");
+	PUMP_UNTIL_GOT(b, "message", 1);
+	assert_int_equal(num(nth_of_type(b, "message", 0)->json, "id"), 4);
+}
+
 /* ---- resuming from the store ---- */
 
 /* history_memory 10, 40 messages: since=5 needs 6..30 from the store. */
@@ -1006,6 +1027,7 @@ int main(void)
 		T(test_failed_commit_is_not_saved_to_the_sender_and_sent_to_nobody),
 		T(test_every_sender_of_a_failed_commit_gets_not_saved),
 		T10(test_history_older_than_memory_comes_from_the_store),
+		T(test_an_idle_room_frees_memory_and_keeps_ids_and_history),
 		T(test_restart_keeps_history_and_ids_continue),
 		T10(test_restart_with_more_history_than_memory_pages_back_to_the_store),
 		T10(test_resume_from_the_store_replays_without_gap_or_duplicate),
