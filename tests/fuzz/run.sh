@@ -18,16 +18,18 @@ declare -A sources=(
 	[ws_frame]="src/utf8.c src/ws_frame.c"
 	[jwt]="src/jwt.c"
 	[chat]="src/chat.c src/chat_room.c src/chat_event.c src/chat_name.c src/rate_limit.c src/json_out.c src/buf.c src/ws_frame.c src/utf8.c src/store.c"
+	[tls]="src/tls.c"
 )
 declare -A libs=(
 	[http]=""
 	[ws_frame]=""
 	[jwt]="-lcrypto -ljansson"
 	[chat]="-ljansson -lsqlite3 -lpthread"
+	[tls]="-lssl -lcrypto"
 )
 
 failed=0
-for name in http ws_frame jwt chat; do
+for name in http ws_frame jwt chat tls; do
 	src=()
 	for f in ${sources[$name]}; do src+=("$root/$f"); done
 	# shellcheck disable=SC2086
