@@ -20,6 +20,7 @@ struct config {
 	uint32_t recv_buffers;     /* provided receive buffers (power of two) */
 	uint32_t recv_buffer_size;
 	uint32_t flush_batch;      /* connections flushed per loop iteration */
+	uint64_t send_zc;          /* sends of at least this many bytes go zero-copy; 0 = never */
 	int verbosity;             /* 0 quiet, 1 normal, 2 verbose */
 	const char *db_path;       /* SQLite history; NULL with --no-persist */
 	bool fsync_always;         /* fsync each group commit before broadcasting */

@@ -34,7 +34,7 @@ enum conn_proto {
 };
 
 struct conn {
-	int fd;
+	int fd;              /* -1 once reset early (a held zero-copy send) */
 	uint32_t slot;
 	uint32_t gen;
 	uint8_t state;       /* enum conn_state */
@@ -46,7 +46,9 @@ struct conn {
 	uint32_t last_rx;    /* tick of the last received byte */
 
 	/* Send queue: a ring of frame references, sent in order with one send
-	 * in flight. q_sent is how much of the head frame already went out. */
+	 * in flight. q_sent is how much of the head frame already went out (while
+	 * a zero-copy send holds its frames, how much from the head frame's start:
+	 * it may run past it). */
 	struct buf **q;     /* q_inline until it needs more room */
 	uint16_t q_head, q_len, q_cap, q_inflight;
 	uint16_t q_cipher;  /* TLS: leading entries already encrypted */
@@ -100,6 +102,7 @@ struct conn_config {
 	uint64_t max_queue;
 	uint32_t flush_batch;
 	uint32_t close_timeout;
+	uint64_t send_zc;          /* sends of at least this many bytes go zero-copy; 0: none */
 	struct tls_server *tls;    /* serve TLS on every connection; NULL: plain */
 };
 
@@ -161,7 +164,8 @@ const struct conn_stats *conn_stats(void);
 /* Handlers for the loop (loop.h). */
 void conn_on_accept(int res, bool more);
 void conn_on_recv(uint32_t slot, uint32_t gen, int res, uint8_t *data, bool more);
-void conn_on_send(uint32_t slot, uint32_t gen, int res);
+void conn_on_send(uint32_t slot, uint32_t gen, int res, bool held);
+void conn_on_send_released(uint32_t slot, uint32_t gen);
 void conn_on_shutdown(uint32_t slot, uint32_t gen, int res);
 bool conn_before_wait(void);
 

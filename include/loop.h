@@ -52,7 +52,10 @@ struct loop_handlers {
 	void (*on_accept)(int res, bool more);
 	/* data is valid only during the call: its buffer goes back to the ring after */
 	void (*on_recv)(uint32_t slot, uint32_t gen, int res, uint8_t *data, bool more);
-	void (*on_send)(uint32_t slot, uint32_t gen, int res);
+	/* held: a zero-copy send, whose bytes the kernel still reads after this
+	 * result; on_send_released follows once it has let go of them. */
+	void (*on_send)(uint32_t slot, uint32_t gen, int res, bool held);
+	void (*on_send_released)(uint32_t slot, uint32_t gen);
 	void (*on_shutdown)(uint32_t slot, uint32_t gen, int res);
 	void (*on_tick)(void);
 	void (*on_signal)(int signo);
@@ -67,6 +70,7 @@ struct loop_config {
 	unsigned buf_count;       /* provided receive buffers, a power of two */
 	unsigned buf_size;        /* bytes per receive buffer */
 	unsigned tick_ms;         /* period of the one coarse timer */
+	bool send_zc;             /* zero-copy sends will be asked for: probe the kernel */
 };
 
 struct loop_stats {
@@ -74,6 +78,8 @@ struct loop_stats {
 	uint64_t completions;
 	uint64_t submits;
 	uint64_t enobufs;
+	uint64_t zc_sends;        /* zero-copy sends submitted */
+	uint64_t zc_copied;       /* ... whose notification said the kernel copied after all */
 };
 
 int loop_init(const struct loop_config *cfg, const struct loop_handlers *h);
@@ -85,10 +91,12 @@ void loop_stop(void);
 
 void loop_accept(int listen_fd);
 void loop_recv(int fd, uint32_t slot, uint32_t gen);
-void loop_send(int fd, uint32_t slot, uint32_t gen, const void *data, size_t len);
+/* zc asks for a zero-copy send (a plain one where the kernel has none): its
+ * bytes must then live until on_send_released, not just until on_send. */
+void loop_send(int fd, uint32_t slot, uint32_t gen, const void *data, size_t len, bool zc);
 /* iov[0..n) is copied by the kernel at submission (IORING_FEAT_SUBMIT_STABLE);
- * the bytes it points to must live until the completion. */
-void loop_sendv(int fd, uint32_t slot, uint32_t gen, const struct iovec *iov, unsigned n);
+ * the bytes it points to must live until the completion (see zc above). */
+void loop_sendv(int fd, uint32_t slot, uint32_t gen, const struct iovec *iov, unsigned n, bool zc);
 void loop_shutdown(int fd, int how, uint32_t slot, uint32_t gen);
 void loop_close(int fd);
 /* Send data (static, never freed) on a socket that has no slot, then close

@@ -39,6 +39,9 @@ static const char usage[] =
 	"  --recv-buffers N        provided receive buffers, a power of two (default 1024)\n"
 	"  --recv-buffer-size B    bytes per receive buffer (default 4096)\n"
 	"  --flush-batch N         connections whose sends are submitted per loop pass (default 512)\n"
+	"  --send-zc BYTES         send zero-copy when one send carries at least BYTES (not\n"
+	"                          TLS); 0 never (default 0: over loopback the kernel copies\n"
+	"                          anyway; on a real NIC try 16384 and measure)\n"
 	"  --db PATH               SQLite history database (default data/ringcast.db)\n"
 	"  --no-persist            keep history in memory only\n"
 	"  --fsync MODE            'interval' (default): on disk within 100 ms of a commit;\n"
@@ -66,9 +69,9 @@ static const char usage[] =
 enum {
 	OPT_HOST = 256, OPT_PORT, OPT_STATIC, OPT_MAX_MESSAGE, OPT_MAX_QUEUE, OPT_MAX_CONN,
 	OPT_PING, OPT_IDLE, OPT_HEADER, OPT_CLOSE, OPT_RECV_BUFS, OPT_RECV_BUF_SIZE,
-	OPT_FLUSH_BATCH, OPT_DB, OPT_NO_PERSIST, OPT_FSYNC, OPT_HISTORY_MEMORY, OPT_MAX_ROOMS,
-	OPT_RATE_LIMIT, OPT_JWT_SECRET, OPT_JWT_SECRET_FILE, OPT_ALLOW_ORIGIN, OPT_TLS_CERT,
-	OPT_TLS_KEY, OPT_QUIET, OPT_VERBOSE, OPT_HELP, OPT_VERSION,
+	OPT_FLUSH_BATCH, OPT_SEND_ZC, OPT_DB, OPT_NO_PERSIST, OPT_FSYNC, OPT_HISTORY_MEMORY,
+	OPT_MAX_ROOMS, OPT_RATE_LIMIT, OPT_JWT_SECRET, OPT_JWT_SECRET_FILE, OPT_ALLOW_ORIGIN,
+	OPT_TLS_CERT, OPT_TLS_KEY, OPT_QUIET, OPT_VERBOSE, OPT_HELP, OPT_VERSION,
 };
 
 static const struct option options[] = {
@@ -85,6 +88,7 @@ static const struct option options[] = {
 	{ "recv-buffers", required_argument, NULL, OPT_RECV_BUFS },
 	{ "recv-buffer-size", required_argument, NULL, OPT_RECV_BUF_SIZE },
 	{ "flush-batch", required_argument, NULL, OPT_FLUSH_BATCH },
+	{ "send-zc", required_argument, NULL, OPT_SEND_ZC },
 	{ "db", required_argument, NULL, OPT_DB },
 	{ "no-persist", no_argument, NULL, OPT_NO_PERSIST },
 	{ "fsync", required_argument, NULL, OPT_FSYNC },
@@ -273,6 +277,9 @@ int config_parse(struct config *cfg, int argc, char **argv)
 			break;
 		case OPT_FLUSH_BATCH:
 			rc = parse_u32("flush-batch", optarg, 1, 1 << 20, &cfg->flush_batch);
+			break;
+		case OPT_SEND_ZC:
+			rc = parse_u64("send-zc", optarg, 0, 1ull << 30, &cfg->send_zc);
 			break;
 		case OPT_DB:
 			cfg->db_path = optarg;

@@ -7,6 +7,12 @@
  * big fan-out goes out in bounded chunks and messages that arrive meanwhile
  * ride along in the same sends.
  *
+ * A zero-copy send (--send-zc) stays in flight, its frames referenced,
+ * past its result until the kernel's notification that it no longer reads
+ * them, which for TCP means until the peer has acknowledged the bytes. So
+ * one send per connection remains the rule and struct conn needs no new
+ * field; the price is that the next send waits for that ACK.
+ *
  * Closing: a connection that closes is marked, its protocol layer is told
  * once from the top of the loop (never from deep inside a handler), and its
  * slot is freed only when no recv, send or shutdown is in flight, so a late
@@ -34,6 +40,7 @@
 #define CONN_F_READ_EOF 0x40
 #define CONN_F_NOTIFIED 0x80    /* on_closing has been called */
 #define CONN_F_TLS_BYE 0x100    /* close_notify queued */
+#define CONN_F_ZC_HELD 0x200    /* a zero-copy send completed; its notification is due */
 
 /* Decrypted bytes handed up per call: one TLS record at most. */
 #define TLS_PLAIN_CHUNK 16384
@@ -149,7 +156,8 @@ void conn_destroy(void)
 		if (!(c->flags & CONN_F_NOTIFIED))
 			handlers.on_closing(c); /* stopped before it finished closing */
 		free_buffers(c);
-		close(c->fd);
+		if (c->fd >= 0)
+			close(c->fd);
 	}
 	free(table);
 	free(free_slots);
@@ -396,6 +404,21 @@ static void seal(struct conn *c)
 	c->q_cipher = c->q_len;
 }
 
+/* Zero-copy pays for pinning pages, a second completion and frames held
+ * until the peer's ACK only when a send is large (--send-zc). Not for TLS:
+ * its ciphertext is this connection's own buffer, just written by the
+ * encryption, so the copy saved is a small part of what the send costs. */
+static bool want_zero_copy(const struct conn *c, const struct iovec *iov, uint16_t n)
+{
+	if (!config.send_zc || c->tls)
+		return false;
+	uint64_t total = 0;
+	for (uint16_t i = 0; i < n; i++)
+		total += iov[i].iov_len;
+	/* while the send is held, q_sent carries its result (conn_on_send) */
+	return total >= config.send_zc && c->q_sent + total <= UINT32_MAX;
+}
+
 static void start_send(struct conn *c)
 {
 	if (c->tls)
@@ -414,58 +437,86 @@ static void start_send(struct conn *c)
 	c->q_inflight = n;
 	c->flags |= CONN_F_SEND_BUSY;
 	stats.send_ops++;
+	bool zc = want_zero_copy(c, iov, n);
 	/* One frame: plain send, no msghdr for the kernel to import. */
 	if (n == 1)
-		loop_send(c->fd, c->slot, c->gen, iov[0].iov_base, iov[0].iov_len);
+		loop_send(c->fd, c->slot, c->gen, iov[0].iov_base, iov[0].iov_len, zc);
 	else
-		loop_sendv(c->fd, c->slot, c->gen, iov, n);
+		loop_sendv(c->fd, c->slot, c->gen, iov, n, zc);
 }
 
 static void maybe_shutdown_write(struct conn *c);
 static void maybe_release(struct conn *c);
 
-void conn_on_send(uint32_t slot, uint32_t gen, int res)
+/* Unreference the in-flight frames that `sent` bytes, counted from the head
+ * frame's start, cover; a frame cut short stays at the head, q_sent saying
+ * how far it got. */
+static void release_sent(struct conn *c, uint64_t sent)
 {
-	struct conn *c = lookup(slot, gen);
-	if (!c)
-		return;
-	c->flags &= (uint16_t)~CONN_F_SEND_BUSY;
-	uint16_t inflight = c->q_inflight;
-	c->q_inflight = 0;
-	if (res <= 0) {
-		/* EPIPE, ECONNRESET, or our own shutdown: the peer is gone. */
-		conn_abort(c);
-		maybe_release(c);
-		return;
-	}
-	uint64_t left = (uint64_t)res;
 	uint16_t mask = (uint16_t)(c->q_cap - 1);
-	stats.bytes_out += left;
-	c->q_bytes -= left;
-	while (left && inflight) {
+	while (c->q_inflight && sent >= c->q[c->q_head]->len) {
 		struct buf *b = c->q[c->q_head];
-		uint64_t rest = b->len - c->q_sent;
-		if (left < rest) {
-			c->q_sent += (uint32_t)left; /* short send: resume mid-frame */
-			break;
-		}
-		left -= rest;
+		sent -= b->len;
 		buf_unref(b);
 		c->q_head = (uint16_t)((c->q_head + 1) & mask);
 		c->q_len--;
-		c->q_sent = 0;
 		if (c->q_cipher)
 			c->q_cipher--;
-		inflight--;
+		c->q_inflight--;
 		stats.frames_out++;
 	}
-	if (has_output(c))
+	c->q_sent = (uint32_t)sent;
+	c->q_inflight = 0;
+}
+
+/* The send is over and the kernel reads none of its bytes any more. */
+static void send_finished(struct conn *c, uint64_t sent, bool failed)
+{
+	c->flags &= (uint16_t)~(CONN_F_SEND_BUSY | CONN_F_ZC_HELD);
+	release_sent(c, sent);
+	if (failed)
+		conn_abort(c); /* EPIPE, ECONNRESET, or our own shutdown: the peer is gone */
+	else if (c->flags & CONN_F_ABORT)
+		conn_drop_queue(c); /* frames kept only while the kernel held them */
+	else if (has_output(c))
 		flush_push(c);
 	else if (c->state == CONN_CLOSING)
 		maybe_shutdown_write(c);
 	else
 		handlers.on_drained(c);
 	maybe_release(c);
+}
+
+void conn_on_send(uint32_t slot, uint32_t gen, int res, bool held)
+{
+	struct conn *c = lookup(slot, gen);
+	if (!c)
+		return;
+	uint64_t sent = c->q_sent;
+	if (res > 0) {
+		stats.bytes_out += (uint64_t)res;
+		c->q_bytes -= (uint64_t)res;
+		sent += (uint64_t)res;
+	}
+	if (!held) {
+		send_finished(c, sent, res <= 0);
+		return;
+	}
+	/* Zero-copy: the frames stay referenced and the send in flight until
+	 * the notification. Meanwhile q_sent runs past the head frame (it
+	 * fits: want_zero_copy checked). */
+	c->flags |= CONN_F_ZC_HELD;
+	c->q_sent = (uint32_t)sent;
+	if (res <= 0)
+		conn_abort(c);
+	maybe_release(c); /* aborted meanwhile: the held bytes must be let go */
+}
+
+void conn_on_send_released(uint32_t slot, uint32_t gen)
+{
+	struct conn *c = lookup(slot, gen);
+	if (c)
+		send_finished(c, c->q_sent, false);
 }
 
 /* ---- receiving ---------------------------------------------------------- */
@@ -604,23 +655,42 @@ static void release(struct conn *c)
 {
 	tw_cancel(&wheel, &c->timer);
 	free_buffers(c);
-	loop_close(c->fd);
+	if (c->fd >= 0)
+		loop_close(c->fd);
 	c->state = CONN_FREE;
 	c->gen = (c->gen + 1) & LOOP_GEN_MASK;
 	free_slots[free_count++] = c->slot;
 	stats.current--;
 }
 
+/* An aborted connection whose zero-copy send the kernel still holds: the
+ * notification comes once the peer has acknowledged every byte, which a
+ * peer that stopped reading never does. Reset the connection instead
+ * (SO_LINGER 0, then close): the kernel drops what it held and notifies. */
+static void reset_held_send(struct conn *c)
+{
+	if (c->fd < 0)
+		return;
+	struct linger now = { .l_onoff = 1, .l_linger = 0 };
+	setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &now, sizeof(now));
+	loop_close(c->fd);
+	c->fd = -1; /* release() must not close it again */
+}
+
 static void maybe_release(struct conn *c)
 {
 	if (c->state != CONN_CLOSING || !(c->flags & CONN_F_NOTIFIED))
 		return;
-	if (c->flags & (CONN_F_RECV_ARMED | CONN_F_SEND_BUSY) || c->shut_pending)
+	if (c->flags & CONN_F_RECV_ARMED || c->shut_pending)
 		return;
 	/* Done when aborted, or when both directions have finished: the
 	 * peer's FIN read and our own shutdown(SHUT_WR) completed. */
 	if (!(c->flags & CONN_F_ABORT) &&
 	    !((c->flags & CONN_F_READ_EOF) && (c->flags & CONN_F_WR_SHUT)))
+		return;
+	if (c->flags & CONN_F_ZC_HELD)
+		reset_held_send(c);
+	if (c->flags & CONN_F_SEND_BUSY)
 		return;
 	release(c);
 }

@@ -17,6 +17,15 @@
 
 #define RECV_BUF_GROUP 0
 
+/* liburing 2.3's headers predate these (kernel 6.2); the values are the
+ * kernel's ABI. */
+#ifndef IORING_SEND_ZC_REPORT_USAGE
+#define IORING_SEND_ZC_REPORT_USAGE (1U << 3)
+#endif
+#ifndef IORING_NOTIF_USAGE_ZC_COPIED
+#define IORING_NOTIF_USAGE_ZC_COPIED (1U << 31)
+#endif
+
 /* Room for the msghdr/iovec arrays of one submission batch. The kernel
  * copies them when it consumes the SQE (IORING_FEAT_SUBMIT_STABLE, 5.5+), so
  * the arena is reused after every io_uring_submit. */
@@ -31,6 +40,8 @@ static struct loop_handlers handlers;
 static struct loop_stats stats;
 static bool stopping;
 static unsigned bufs_to_return;
+static bool zc_ok;          /* the kernel has SEND_ZC and SENDMSG_ZC */
+static unsigned zc_flags;   /* IORING_SEND_ZC_REPORT_USAGE when the kernel takes it */
 
 static struct msghdr arena_msgs[ARENA_MSGS];
 static struct iovec arena_iovs[ARENA_IOVS];
@@ -149,6 +160,59 @@ static int setup_buffers(void)
 	return 0;
 }
 
+/* Does the kernel take IORING_SEND_ZC_REPORT_USAGE (6.2)? It checks the
+ * flags when it prepares the SQE, before it looks at the socket, so a
+ * zero-copy send on a unix socket (which cannot do zero-copy) fails with
+ * -EINVAL only when the flag is unknown. Runs while the ring is empty. */
+static bool probe_zc_report_usage(void)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return false;
+	static const char byte;
+	struct io_uring_sqe *sqe = get_sqe();
+	io_uring_prep_send_zc(sqe, sv[0], &byte, 1, MSG_DONTWAIT, IORING_SEND_ZC_REPORT_USAGE);
+	io_uring_sqe_set_data64(sqe, 0); /* no operation: dispatch ignores a straggler */
+	io_uring_submit(&ring);
+	int res = -EINVAL;
+	bool more = true;
+	/* the result, then the notification when F_MORE says one follows */
+	while (more) {
+		struct io_uring_cqe *cqe;
+		struct __kernel_timespec wait = { .tv_sec = 1 };
+		if (io_uring_wait_cqe_timeout(&ring, &cqe, &wait) < 0)
+			break;
+		if (!(cqe->flags & IORING_CQE_F_NOTIF))
+			res = cqe->res;
+		more = cqe->flags & IORING_CQE_F_MORE;
+		io_uring_cqe_seen(&ring, cqe);
+	}
+	close(sv[0]);
+	close(sv[1]);
+	return res != -EINVAL;
+}
+
+/* Zero-copy send (SEND_ZC 6.0, SENDMSG_ZC 6.1): the socket sends from our
+ * pages instead of a copy of them, and a second CQE, the notification, says
+ * when the kernel no longer needs them. Loopback copies anyway, at delivery
+ * to the receiving socket; REPORT_USAGE lets us count that. */
+static void probe_send_zc(void)
+{
+	struct io_uring_probe *p = io_uring_get_probe_ring(&ring);
+	zc_ok = p && io_uring_opcode_supported(p, IORING_OP_SEND_ZC) &&
+		io_uring_opcode_supported(p, IORING_OP_SENDMSG_ZC);
+	if (p)
+		io_uring_free_probe(p);
+	if (!zc_ok) {
+		log_warn("io_uring: kernel lacks zero-copy send (SENDMSG_ZC, 6.1+); sending plain");
+		return;
+	}
+	if (probe_zc_report_usage())
+		zc_flags = IORING_SEND_ZC_REPORT_USAGE;
+	log_info("io_uring: zero-copy send available%s",
+		 zc_flags ? ", copies reported" : "; the kernel cannot report copies (6.2+)");
+}
+
 static void return_buffer(unsigned bid)
 {
 	io_uring_buf_ring_add(buf_ring, buf_base + (size_t)bid * cfg.buf_size, cfg.buf_size,
@@ -177,6 +241,8 @@ int loop_init(const struct loop_config *c, const struct loop_handlers *h)
 	handlers = *h;
 	if (setup_ring() < 0 || setup_buffers() < 0)
 		return -1;
+	if (cfg.send_zc)
+		probe_send_zc();
 	tick_ts.tv_sec = cfg.tick_ms / 1000;
 	tick_ts.tv_nsec = (long long)(cfg.tick_ms % 1000) * 1000000;
 	arm_tick();
@@ -216,14 +282,19 @@ void loop_recv(int fd, uint32_t slot, uint32_t gen)
 	io_uring_sqe_set_data64(sqe, loop_pack(LOOP_OP_RECV, slot, gen));
 }
 
-void loop_send(int fd, uint32_t slot, uint32_t gen, const void *data, size_t len)
+void loop_send(int fd, uint32_t slot, uint32_t gen, const void *data, size_t len, bool zc)
 {
 	struct io_uring_sqe *sqe = get_sqe();
-	io_uring_prep_send(sqe, fd, data, len, MSG_NOSIGNAL);
+	if (zc && zc_ok) {
+		io_uring_prep_send_zc(sqe, fd, data, len, MSG_NOSIGNAL, zc_flags);
+		stats.zc_sends++;
+	} else {
+		io_uring_prep_send(sqe, fd, data, len, MSG_NOSIGNAL);
+	}
 	io_uring_sqe_set_data64(sqe, loop_pack(LOOP_OP_SEND, slot, gen));
 }
 
-void loop_sendv(int fd, uint32_t slot, uint32_t gen, const struct iovec *iov, unsigned n)
+void loop_sendv(int fd, uint32_t slot, uint32_t gen, const struct iovec *iov, unsigned n, bool zc)
 {
 	if (arena_msgs_used == ARENA_MSGS || arena_iovs_used + n > ARENA_IOVS)
 		submit();
@@ -235,7 +306,13 @@ void loop_sendv(int fd, uint32_t slot, uint32_t gen, const struct iovec *iov, un
 	memset(msg, 0, sizeof(*msg));
 	msg->msg_iov = dst;
 	msg->msg_iovlen = n;
-	io_uring_prep_sendmsg(sqe, fd, msg, MSG_NOSIGNAL);
+	if (zc && zc_ok) {
+		io_uring_prep_sendmsg_zc(sqe, fd, msg, MSG_NOSIGNAL);
+		sqe->ioprio |= (uint16_t)zc_flags;
+		stats.zc_sends++;
+	} else {
+		io_uring_prep_sendmsg(sqe, fd, msg, MSG_NOSIGNAL);
+	}
 	io_uring_sqe_set_data64(sqe, loop_pack(LOOP_OP_SEND, slot, gen));
 }
 
@@ -288,6 +365,15 @@ void loop_watch_signals(int fd)
 	arm_signal_read();
 }
 
+/* A zero-copy send's notification: the kernel is done with its bytes. The
+ * kernel posts it after the send's own CQE. */
+static void send_released(uint32_t slot, uint32_t gen, int res)
+{
+	if (zc_flags && ((uint32_t)res & IORING_NOTIF_USAGE_ZC_COPIED))
+		stats.zc_copied++;
+	handlers.on_send_released(slot, gen);
+}
+
 static void dispatch(struct io_uring_cqe *cqe)
 {
 	uint64_t ud = io_uring_cqe_get_data64(cqe);
@@ -310,7 +396,10 @@ static void dispatch(struct io_uring_cqe *cqe)
 		}
 		break;
 	case LOOP_OP_SEND:
-		handlers.on_send(slot, gen, cqe->res);
+		if (cqe->flags & IORING_CQE_F_NOTIF)
+			send_released(slot, gen, cqe->res);
+		else
+			handlers.on_send(slot, gen, cqe->res, more);
 		break;
 	case LOOP_OP_SHUTDOWN:
 		handlers.on_shutdown(slot, gen, cqe->res);

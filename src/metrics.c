@@ -72,6 +72,11 @@ struct buf *metrics_render(void)
 	metric(&o, "deliveries_total", "counter", "Frames and responses fully sent.", (double)cs->frames_out);
 	metric(&o, "bytes_out_total", "counter", "Bytes sent.", (double)cs->bytes_out);
 	metric(&o, "send_ops_total", "counter", "Send operations submitted.", (double)cs->send_ops);
+	metric(&o, "zerocopy_sends_total", "counter", "Send operations submitted zero-copy (--send-zc).",
+	       (double)ls->zc_sends);
+	metric(&o, "zerocopy_copied_total", "counter",
+	       "Zero-copy sends the kernel copied after all (loopback always does).",
+	       (double)ls->zc_copied);
 	metric(&o, "frames_per_send", "gauge", "Frames carried per send operation (coalescing).",
 	       cs->send_ops ? (double)cs->frames_out / (double)cs->send_ops : 0.0);
 	metric(&o, "slow_consumer_closes_total", "counter", "Clients dropped over --max-queue.",

@@ -241,6 +241,7 @@ int server_run(const struct config *cfg)
 		    .max_queue = cfg->max_queue,
 		    .flush_batch = cfg->flush_batch,
 		    .close_timeout = cfg->close_timeout,
+		    .send_zc = cfg->send_zc,
 		    .tls = tls,
 	    }, &(struct conn_handlers){
 		    .on_open = on_open,
@@ -274,10 +275,12 @@ int server_run(const struct config *cfg)
 		    .buf_count = cfg->recv_buffers,
 		    .buf_size = cfg->recv_buffer_size,
 		    .tick_ms = TICK_MS,
+		    .send_zc = cfg->send_zc != 0,
 	    }, &(struct loop_handlers){
 		    .on_accept = conn_on_accept,
 		    .on_recv = conn_on_recv,
 		    .on_send = conn_on_send,
+		    .on_send_released = conn_on_send_released,
 		    .on_shutdown = conn_on_shutdown,
 		    .on_tick = on_tick,
 		    .on_signal = begin_shutdown,
