@@ -16,82 +16,33 @@ server's /metrics gives how many zero-copy sends the kernel copied anyway
 Loopback only; stops by itself; stops what it starts.
 """
 import argparse
-import json
 import os
-import re
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
-import urllib.request
+
+import bench
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def start_server(binary, workdir, zc):
-    args = ["taskset", "-c", "0", binary, "--port", "0", "--no-persist", "--rate-limit", "0",
-            "--max-message", "131072"]
-    if zc:
-        args += ["--send-zc", "1"]
-    proc = subprocess.Popen(args, cwd=workdir, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 10
-    log = ""
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        log += line
-        m = re.search(r"listening on http://127\.0\.0\.1:(\d+)/", line)
-        if m:
-            if zc and "zero-copy send available" not in log:
-                stop(proc)
-                sys.exit("send_zc.py: this kernel has no zero-copy send:\n" + log)
-            # keep draining stderr so the server never blocks on a full pipe
-            threading.Thread(target=proc.stderr.read, daemon=True).start()
-            return proc, int(m.group(1))
-        if not line and proc.poll() is not None:
-            break
-    stop(proc)
-    sys.exit("send_zc.py: the server did not start:\n" + log)
-
-
-def stop(proc):
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(3)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def zc_counters(port):
-    text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5).read().decode()
-    get = lambda name: int(float(re.search(r"^ringcast_%s (\S+)$" % name, text, re.M).group(1)))
-    return get("zerocopy_sends_total"), get("zerocopy_copied_total"), get("send_ops_total")
-
-
 def one_run(a, size, rate, zc, workdir):
-    proc, port = start_server(a.server, workdir, zc)
-    out = os.path.join(workdir, "run.json")
+    flags = ["--no-persist", "--rate-limit", "0", "--max-message", "131072"]
+    flags += ["--send-zc", "1"] if zc else []
+    proc, port = bench.start_server(a.server, workdir, flags,
+                                    "zero-copy send available" if zc else None)
     try:
-        cmd = [a.loadgen, "--port", str(port), "-n", str(a.conns), "-s", "1", "-r", str(rate),
-               "-p", str(size), "-w", str(a.warmup), "-d", str(a.duration), "--drain", "3",
-               "--cpu", "1", "--server-pid", str(proc.pid), "--json", out, "-q"]  # taskset execs
-        lg = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True,
-                            timeout=a.warmup + a.duration + 60)
-        if lg.returncode != 0 or not os.path.exists(out):
-            sys.exit("send_zc.py: loadgen failed (%s):\n%s" % (" ".join(cmd), lg.stdout))
-        with open(out) as f:
-            r = json.load(f)
-        os.unlink(out)
-        r["zc_sends"], r["zc_copied"], r["send_ops"] = zc_counters(port)
+        r = bench.loadgen(a.loadgen, port, proc.pid, workdir,
+                          ["-n", str(a.conns), "-s", "1", "-r", str(rate), "-p", str(size),
+                           "-w", str(a.warmup), "-d", str(a.duration), "--drain", "3"],
+                          a.warmup + a.duration + 60)
+        for key, name in (("zc_sends", "zerocopy_sends_total"), ("zc_copied", "zerocopy_copied_total"),
+                          ("send_ops", "send_ops_total")):
+            r[key] = bench.metric(port, name)
     finally:
-        stop(proc)
+        bench.stop(proc)
     r["mode"] = "on" if zc else "off"
     return r
 
