@@ -291,7 +291,6 @@ class WSClient(asyncio.BufferedProtocol):
         state = self.state
         cnt = 0
         tnow = None
-        rooms = self.rooms
         lat = self.soak.lat_hist if self.measure else None
         while n - pos >= 2:
             ln = data[pos + 1]
@@ -320,18 +319,8 @@ class WSClient(asyncio.BufferedProtocol):
                 m = MSG_RE.match(data, start, end)
                 if m is not None:
                     i, room, s, seq, t = m.groups()
-                    i = int(i)
-                    st = rooms.get(room)
-                    if st is None:
-                        self.anomaly(room, None, i, "message for a room I am not in")
+                    if not self.count(room, int(i), int(s), int(seq)):
                         continue
-                    last = st[0]
-                    if i != last + 1:
-                        self.anomaly(room, last, i)
-                    if i > last:
-                        st[0] = i
-                    st[1] += 1
-                    st[2] += i * K1 + int(s) * K2 + int(seq)
                     cnt += 1
                     if lat is not None:
                         if tnow is None:
@@ -433,11 +422,13 @@ class WSClient(asyncio.BufferedProtocol):
             if not self.ready.done():
                 self.ready.set_result(True)
 
-    def record(self, room, i, s, seq, t):
+    def count(self, room, i, s, seq):
+        """Check message id i against the room's last one and add it to the
+        room's count and checksum; False if this client is not in the room."""
         st = self.rooms.get(room)
         if st is None:
             self.anomaly(room, None, i, "message for a room I am not in")
-            return
+            return False
         last = st[0]
         if i != last + 1:
             self.anomaly(room, last, i)
@@ -445,6 +436,11 @@ class WSClient(asyncio.BufferedProtocol):
             st[0] = i
         st[1] += 1
         st[2] += i * K1 + s * K2 + seq
+        return True
+
+    def record(self, room, i, s, seq, t):
+        if not self.count(room, i, s, seq):
+            return
         self.soak.deliveries += 1
         if self.measure:
             d = now_ms() - t
@@ -1281,7 +1277,6 @@ class Soak:
         watch.cancel()
 
     async def finish(self):
-        a = self.args
         self.log("stopping load; waiting for acknowledgements and for every client to catch up")
         t = time.monotonic()
         while self.pending and time.monotonic() - t < 8 and self.proc.poll() is None:
