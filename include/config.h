@@ -13,6 +13,7 @@ struct config {
 	uint64_t max_message;      /* bytes of one client message, over it → 1009 */
 	uint64_t max_queue;        /* bytes queued for one client, over it → slow consumer */
 	uint32_t max_connections;
+	uint32_t max_per_ip;         /* connections from one address; 0: no limit */
 	uint32_t ping_interval;    /* seconds without traffic before a ping */
 	uint32_t idle_timeout;     /* seconds without traffic before a close */
 	uint32_t header_timeout;   /* seconds to send a request head */

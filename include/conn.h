@@ -89,6 +89,7 @@ struct conn_stats {
 	uint64_t current;
 	uint64_t total;
 	uint64_t refused;          /* over --max-connections */
+	uint64_t refused_per_ip;   /* over --max-per-ip */
 	uint64_t frames_out;       /* frames fully sent */
 	uint64_t bytes_out;
 	uint64_t send_ops;
@@ -99,6 +100,7 @@ struct conn_stats {
 
 struct conn_config {
 	uint32_t max_connections;
+	uint32_t max_per_ip;       /* 0: no per-address limit */
 	uint64_t max_queue;
 	uint32_t flush_batch;
 	uint32_t close_timeout;

@@ -32,6 +32,8 @@ static const char usage[] =
 	"  --max-queue BYTES       bytes queued for one client before it is dropped as a slow\n"
 	"                          consumer (default 1048576)\n"
 	"  --max-connections N     concurrent connections (default: open-file limit - 32)\n"
+	"  --max-per-ip N          connections from one client address; more get 503 (default 0:\n"
+	"                          no limit)\n"
 	"  --ping-interval SEC     ping a WebSocket after SEC quiet seconds (default 30)\n"
 	"  --idle-timeout SEC      close a connection after SEC seconds with no traffic (default 60)\n"
 	"  --header-timeout SEC    time to send a complete request head; then 408 (default 10)\n"
@@ -67,7 +69,7 @@ static const char usage[] =
 	"Stop it with Ctrl-C (SIGINT) or SIGTERM: clients get close 1001 and it exits 0.\n";
 
 enum {
-	OPT_HOST = 256, OPT_PORT, OPT_STATIC, OPT_MAX_MESSAGE, OPT_MAX_QUEUE, OPT_MAX_CONN,
+	OPT_HOST = 256, OPT_PORT, OPT_STATIC, OPT_MAX_MESSAGE, OPT_MAX_QUEUE, OPT_MAX_CONN, OPT_MAX_PER_IP,
 	OPT_PING, OPT_IDLE, OPT_HEADER, OPT_CLOSE, OPT_RECV_BUFS, OPT_RECV_BUF_SIZE,
 	OPT_FLUSH_BATCH, OPT_SEND_ZC, OPT_DB, OPT_NO_PERSIST, OPT_FSYNC, OPT_HISTORY_MEMORY,
 	OPT_MAX_ROOMS, OPT_RATE_LIMIT, OPT_JWT_SECRET, OPT_JWT_SECRET_FILE, OPT_ALLOW_ORIGIN,
@@ -81,6 +83,7 @@ static const struct option options[] = {
 	{ "max-message", required_argument, NULL, OPT_MAX_MESSAGE },
 	{ "max-queue", required_argument, NULL, OPT_MAX_QUEUE },
 	{ "max-connections", required_argument, NULL, OPT_MAX_CONN },
+	{ "max-per-ip", required_argument, NULL, OPT_MAX_PER_IP },
 	{ "ping-interval", required_argument, NULL, OPT_PING },
 	{ "idle-timeout", required_argument, NULL, OPT_IDLE },
 	{ "header-timeout", required_argument, NULL, OPT_HEADER },
@@ -252,6 +255,9 @@ int config_parse(struct config *cfg, int argc, char **argv)
 			break;
 		case OPT_MAX_CONN:
 			rc = parse_u32("max-connections", optarg, 1, 10000000, &cfg->max_connections);
+			break;
+		case OPT_MAX_PER_IP:
+			rc = parse_u32("max-per-ip", optarg, 0, 10000000, &cfg->max_per_ip);
 			break;
 		case OPT_PING:
 			rc = parse_u32("ping-interval", optarg, 1, 86400, &cfg->ping_interval);

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "ip_limit.h"
 #include "log.h"
 #include "loop.h"
 #include "tls.h"
@@ -55,6 +56,10 @@ static struct conn_stats stats;
 
 static struct conn *table;
 static uint32_t *free_slots;
+/* --max-per-ip: connections per client address, and each slot's address
+ * (kept beside the table, so struct conn grows only when the limit is on). */
+static struct ip_limit *per_ip;
+static struct in6_addr *slot_addr;
 static uint32_t free_count, next_unused;
 
 static struct conn *flush_head, *flush_tail;
@@ -89,6 +94,12 @@ int conn_init(const struct conn_config *cfg, const struct conn_handlers *h)
 	free_slots = calloc(config.max_connections, sizeof(*free_slots));
 	if (!table || !free_slots) {
 		log_error("cannot allocate %u connection slots", config.max_connections);
+		return -1;
+	}
+	if (config.max_per_ip &&
+	    (!(per_ip = ip_limit_new(config.max_per_ip, config.max_connections)) ||
+	     !(slot_addr = calloc(config.max_connections, sizeof(*slot_addr))))) {
+		log_error("cannot allocate the per-address table");
 		return -1;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &started);
@@ -162,6 +173,10 @@ void conn_destroy(void)
 	free(table);
 	free(free_slots);
 	free(closing);
+	ip_limit_free(per_ip);
+	free(slot_addr);
+	per_ip = NULL;
+	slot_addr = NULL;
 	table = NULL;
 }
 
@@ -240,18 +255,39 @@ static struct conn *slot_alloc(void)
 	return c;
 }
 
+/* --max-per-ip: count the peer's address; false when it holds its share.
+ * The address is asked of the socket only when the limit is on. */
+static bool admit_address(int fd, struct in6_addr *addr)
+{
+	struct sockaddr_storage sa;
+	socklen_t len = sizeof(sa);
+	if (getpeername(fd, (struct sockaddr *)&sa, &len) < 0 || !ip_limit_addr(&sa, addr))
+		memset(addr, 0, sizeof(*addr)); /* unknown: counted together */
+	return ip_limit_take(per_ip, addr);
+}
+
 void conn_on_accept(int res, bool more)
 {
 	if (res >= 0) {
-		struct conn *c = stats.current < config.max_connections ? slot_alloc() : NULL;
+		struct in6_addr addr;
+		bool over_ip = per_ip && !admit_address(res, &addr);
+		struct conn *c = !over_ip && stats.current < config.max_connections ? slot_alloc() : NULL;
 		if (!c) {
-			/* Over --max-connections: a clear answer, not a silent reset. */
+			/* Over --max-connections or --max-per-ip: a clear answer,
+			 * not a silent reset. */
 			static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\n"
 						   "Content-Length: 0\r\nConnection: close\r\n"
 						   "Retry-After: 5\r\n\r\n";
-			stats.refused++;
+			if (over_ip)
+				stats.refused_per_ip++;
+			else
+				stats.refused++;
+			if (per_ip && !over_ip)
+				ip_limit_put(per_ip, &addr);
 			loop_send_then_close(res, busy, sizeof(busy) - 1);
 		} else {
+			if (per_ip)
+				slot_addr[c->slot] = addr;
 			if (accept_starved) {
 				log_info("accepting connections again");
 				accept_starved = false;
@@ -259,6 +295,8 @@ void conn_on_accept(int res, bool more)
 			c->fd = res;
 			if (config.tls && !(c->tls = tls_session_new(config.tls))) {
 				stats.refused++;
+				if (per_ip)
+					ip_limit_put(per_ip, &addr);
 				free_slots[free_count++] = c->slot;
 				loop_close(res);
 				goto rearm;
@@ -657,6 +695,8 @@ static void release(struct conn *c)
 	free_buffers(c);
 	if (c->fd >= 0)
 		loop_close(c->fd);
+	if (per_ip)
+		ip_limit_put(per_ip, &slot_addr[c->slot]);
 	c->state = CONN_FREE;
 	c->gen = (c->gen + 1) & LOOP_GEN_MASK;
 	free_slots[free_count++] = c->slot;

@@ -49,6 +49,8 @@ struct buf *metrics_render(void)
 	metric(&o, "connections_total", "counter", "Connections accepted.", (double)cs->total);
 	metric(&o, "connections_refused_total", "counter", "Connections turned away at --max-connections.",
 	       (double)cs->refused);
+	metric(&o, "connections_refused_per_ip_total", "counter",
+	       "Connections turned away at --max-per-ip.", (double)cs->refused_per_ip);
 	metric(&o, "accept_errors_total", "counter", "Failed accepts (EMFILE and the like).",
 	       (double)cs->accept_errors);
 	metric(&o, "tls_failures_total", "counter", "TLS handshakes or records that failed.",

@@ -238,6 +238,7 @@ int server_run(const struct config *cfg)
 	}
 	if (conn_init(&(struct conn_config){
 		    .max_connections = cfg->max_connections,
+		    .max_per_ip = cfg->max_per_ip,
 		    .max_queue = cfg->max_queue,
 		    .flush_batch = cfg->flush_batch,
 		    .close_timeout = cfg->close_timeout,

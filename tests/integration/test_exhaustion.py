@@ -1,4 +1,4 @@
-"""Resource exhaustion (README --max-connections, --max-queue, --ping-interval,
+"""Resource exhaustion (README --max-connections, --max-per-ip, --max-queue, --ping-interval,
 --idle-timeout): the connection limit answers 503 while the others keep
 chatting; running out of file descriptors (EMFILE) pauses accepting without
 hurting existing connections and recovers; silent clients are closed; 500
@@ -76,6 +76,53 @@ def test_sixth_connection_503_first_five_keep_chatting(server):
         clients.pop().close()
         time.sleep(0.2)
         assert metrics(server).get("ringcast_connections_refused_total", 0) >= 2
+    finally:
+        for c in clients:
+            c.close()
+
+
+# ---------------------------------------------------------------- --max-per-ip
+
+
+def get_from(server, source, timeout=5):
+    """A GET / from a given loopback source address: (response bytes, closed)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    s.bind((source, 0))
+    s.connect((server.host, server.port))
+    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    try:
+        return read_to_eof_or_timeout(s, timeout)
+    finally:
+        s.close()
+
+
+@pytest.mark.server_args("--max-per-ip", "2")
+def test_max_per_ip_third_from_one_address_503_others_unaffected(server):
+    clients = [connect_ws(server) for _ in range(2)]  # both from 127.0.0.1
+    try:
+        for c in clients:
+            connect_seq(c)
+        data, closed = get_from(server, "127.0.0.1")
+        assert data.startswith(b"HTTP/1.1 503"), "3rd connection from 127.0.0.1 got %r" % data[:80]
+        assert closed
+        data, _ = get_from(server, "127.0.0.2")
+        assert data.startswith(b"HTTP/1.1 200"), "another address was refused: %r" % data[:80]
+        # the two keep chatting
+        assert send_and_ack(clients[0], "still here")["type"] == "message"
+        clients[1].recv_type("message", pred=lambda e: e["text"] == "still here")
+        # one leaves: 127.0.0.1 may connect again
+        clients.pop().close()
+        deadline = time.monotonic() + 3
+        while True:
+            data, _ = get_from(server, "127.0.0.1")
+            if data.startswith(b"HTTP/1.1 200") or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert data.startswith(b"HTTP/1.1 200"), "127.0.0.1 still refused after one left: %r" % data[:80]
+        m = metrics(server)
+        assert m.get("ringcast_connections_refused_per_ip_total", 0) >= 1
+        assert m.get("ringcast_connections_refused_total", 0) == 0
     finally:
         for c in clients:
             c.close()
