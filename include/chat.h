@@ -26,7 +26,7 @@ struct chat_membership {
 	uint32_t index;      /* position in the room's member array */
 	uint32_t epoch;      /* tells this membership from an earlier one in the same room */
 	bool held;           /* catching up: live messages are held back */
-	bool replaying;      /* a replay from the store is on its way */
+	uint32_t catchup;    /* the replay being paced out here (chat.c), 0: none */
 	uint64_t live_from;  /* the room's last id when it went live */
 };
 
@@ -51,18 +51,25 @@ struct chat_identity {
 
 /* Hand frame to member m; the callee takes its own reference if it keeps it. */
 typedef void (*chat_send_fn)(struct chat_member *m, struct buf *frame);
+/* Bytes queued for m and not yet sent; SIZE_MAX when m takes no more. */
+typedef size_t (*chat_backlog_fn)(struct chat_member *m);
 /* Close m's connection with a WebSocket close code (flood abuse). */
 typedef void (*chat_close_fn)(struct chat_member *m, uint16_t code, const char *reason);
 
 struct chat_config {
 	chat_send_fn send;
+	/* The sender's own copy of its message, its acknowledgement: never
+	 * refused for what is queued (NULL: send). */
+	chat_send_fn send_own;
+	/* Replays are paced by it: they fill m's queue to a high-water mark
+	 * and go on at chat_drained (NULL: nothing is ever queued). */
+	chat_backlog_fn backlog;
 	chat_close_fn close;         /* may be NULL */
 	struct store *store;         /* NULL: nothing persisted */
 	size_t presence_list_max;    /* users listed in a presence snapshot (0: 100) */
 	size_t presence_events_max;  /* rooms larger get no join/leave events (0: 100) */
 	uint32_t history_memory;     /* recent messages kept per room (0: 1000) */
 	uint32_t history_on_join;    /* sent on joining (0: 50) */
-	uint32_t resume_max;         /* most messages one resume replays (0: 5000) */
 	uint32_t max_rooms;          /* rooms that may exist (0: 10000) */
 	struct rate_config rate;     /* per_second 0: no limit */
 };
@@ -74,6 +81,9 @@ struct chat_stats {
 	uint64_t rate_limited;  /* messages refused by the flood limit */
 	uint64_t store_failures;
 	uint64_t pending;       /* messages waiting for the store */
+	uint64_t bad_text;      /* messages refused for control characters */
+	uint64_t catchups;      /* replays being paced out now */
+	uint64_t replayed;      /* messages sent by replays */
 };
 
 void chat_init(const struct chat_config *cfg);
@@ -98,6 +108,9 @@ void chat_receive(struct chat_member *m, const char *text, size_t len);
 /* Count one frame from m against the flood limit: false (with an error
  * event, or a 1008 close for persistent abuse) when over it. */
 bool chat_allow(struct chat_member *m);
+
+/* m's queue went below its low-water mark: its replays may go on. */
+void chat_drained(struct chat_member *m);
 
 /* The store has results: run them (loop thread). */
 void chat_store_ready(void);

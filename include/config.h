@@ -11,7 +11,8 @@ struct config {
 	uint16_t port;
 	const char *static_dir;
 	uint64_t max_message;      /* bytes of one client message, over it → 1009 */
-	uint64_t max_queue;        /* bytes queued for one client, over it → slow consumer */
+	uint64_t max_queue;        /* hard ceiling on bytes queued for one client → slow consumer */
+	uint32_t send_timeout;     /* seconds a client may take none of its queued bytes → slow consumer */
 	uint32_t max_connections;
 	uint32_t max_per_ip;         /* connections from one address; 0: no limit */
 	uint32_t ping_interval;    /* seconds without traffic before a ping */
@@ -26,6 +27,7 @@ struct config {
 	const char *db_path;       /* SQLite history; NULL with --no-persist */
 	bool fsync_always;         /* fsync each group commit before broadcasting */
 	uint32_t history_memory;   /* recent messages kept in memory per room */
+	uint64_t history_bytes;    /* recent history kept in memory, all rooms together */
 	uint32_t max_rooms;
 	uint32_t rate_per_second;  /* flood limit; 0 = off */
 	uint32_t rate_burst;
@@ -35,6 +37,8 @@ struct config {
 	const char *tls_key;
 	const char *allow_origin[32]; /* --allow-origin entries */
 	size_t allow_origin_count;
+	const char *allow_host[32];   /* --allow-host entries */
+	size_t allow_host_count;
 };
 
 /* Fill cfg from argv. Returns 0 to run, 1 when --help/--version was

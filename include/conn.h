@@ -52,8 +52,10 @@ struct conn {
 	struct buf **q;     /* q_inline until it needs more room */
 	uint16_t q_head, q_len, q_cap, q_inflight;
 	uint16_t q_cipher;  /* TLS: leading entries already encrypted */
+	uint16_t q_pinned;  /* leading entries conn_drop_queue keeps (the 101) */
 	uint32_t q_sent;
-	uint64_t q_bytes;   /* bytes queued and not yet sent */
+	uint32_t q_bytes;   /* bytes queued and not yet sent (under 4 GiB: enqueue) */
+	uint32_t q_progress; /* tick the queue last moved: bytes sent, or queued into an empty one */
 	struct conn *flush_next;
 
 	/* Input kept across reads: a partial HTTP head, or a WebSocket message
@@ -72,13 +74,19 @@ struct conn {
 	struct chat_member member;
 };
 
+/* After a send, a queue at or below this many bytes asks the protocol for
+ * more (on_drained): catch-up is paced by it, the pipelined HTTP requests
+ * too. Large enough that a reader is never starved between two loop passes. */
+#define CONN_LOW_WATER (64 * 1024)
+
 /* What the protocol layer does with a connection's events. */
 struct conn_handlers {
 	void (*on_open)(struct conn *c);
 	/* data is writable and valid only during the call */
 	void (*on_data)(struct conn *c, uint8_t *data, size_t len);
 	void (*on_deadline)(struct conn *c);
-	/* Everything queued has been sent (a reader paused for output may go on). */
+	/* A send finished and at most CONN_LOW_WATER bytes are still queued:
+	 * a reader paused for output may go on, a catch-up may queue more. */
 	void (*on_drained)(struct conn *c);
 	/* The connection is closing: release protocol state. Called once, never
 	 * from inside another handler's call stack. */
@@ -93,7 +101,8 @@ struct conn_stats {
 	uint64_t frames_out;       /* frames fully sent */
 	uint64_t bytes_out;
 	uint64_t send_ops;
-	uint64_t slow_consumers;
+	uint64_t slow_consumers;   /* dropped: stalled past --send-timeout or over --max-queue */
+	uint64_t slow_stalled;     /* of those, stalled */
 	uint64_t accept_errors;
 	uint64_t tls_failures;     /* handshakes or records that failed */
 };
@@ -101,7 +110,8 @@ struct conn_stats {
 struct conn_config {
 	uint32_t max_connections;
 	uint32_t max_per_ip;       /* 0: no per-address limit */
-	uint64_t max_queue;
+	uint64_t max_queue;        /* hard ceiling on q_bytes (at most 2 GiB) */
+	uint32_t send_timeout;     /* seconds with bytes queued and none sent: a slow consumer */
 	uint32_t flush_batch;
 	uint32_t close_timeout;
 	uint64_t send_zc;          /* sends of at least this many bytes go zero-copy; 0: none */
@@ -117,13 +127,27 @@ void conn_listen(int listen_fd);
 void conn_stop_listening(void);
 
 /* Queue a reference to frame b for c. Returns false, queueing nothing, when
- * it would take c over --max-queue (the caller decides what a slow consumer
- * gets) or when c is closing. */
+ * c is a slow consumer (the caller decides what it gets) or is closing. A
+ * slow consumer is one that does not read: bytes queued and none of them
+ * taken by the kernel for --send-timeout, or b would take its queue over
+ * --max-queue, the hard ceiling. */
 bool conn_send(struct conn *c, struct buf *b);
 
-/* Queue b even over --max-queue: for the one close frame a slow consumer
- * is sent before it is dropped. False only when c is closing. */
+/* Queue b whatever the queue holds: for what c asked for itself and must
+ * not be dropped for (its own messages' acknowledgements) and the one
+ * close frame a slow consumer is sent. False only when c is closing (or
+ * its queue would pass 4 GiB). */
 bool conn_send_unbounded(struct conn *c, struct buf *b);
+
+/* Bytes queued for c and not yet sent. */
+static inline uint32_t conn_queued(const struct conn *c)
+{
+	return c->q_bytes;
+}
+
+/* Keep what is queued now through conn_drop_queue: a dropped connection
+ * still gets the 101 it was promised before its close frame. */
+void conn_pin_queue(struct conn *c);
 
 /* Append bytes that must outlive their receive buffer to c->in (grown as
  * needed; callers bound how much they keep). */
@@ -131,7 +155,8 @@ void conn_keep_input(struct conn *c, const uint8_t *data, size_t len);
 /* Free c->in once what it held has been used. */
 void conn_drop_input(struct conn *c);
 
-/* Drop every queued frame that is not already in flight. */
+/* Drop every queued frame that is not in flight, pinned, or already
+ * encrypted (TLS records cannot be cut out of a stream). */
 void conn_drop_queue(struct conn *c);
 
 /* Close once everything queued is sent: shut down writing, read until the

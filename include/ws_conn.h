@@ -43,6 +43,13 @@ void ws_conn_close(struct conn *c, uint16_t code, const char *reason);
 
 /* chat's send function: queue frame for the member's connection. */
 void ws_conn_deliver(struct chat_member *m, struct buf *frame);
+/* chat's send_own: the sender's own copy of its message, never refused
+ * for what is queued. */
+void ws_conn_deliver_own(struct chat_member *m, struct buf *frame);
+/* chat's backlog: bytes queued for the member (SIZE_MAX when closing). */
+size_t ws_conn_backlog(struct chat_member *m);
+/* The connection's queue went below its low-water mark. */
+void ws_conn_drained(struct conn *c);
 /* chat's close function: close the member's connection with code. */
 void ws_conn_kick(struct chat_member *m, uint16_t code, const char *reason);
 

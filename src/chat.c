@@ -3,7 +3,16 @@
  * A message is parsed once and its frame built once; every live member of
  * the room gets a reference to the same buffer. With a store, the frame
  * waits until the store has committed the message, so the sender's own copy
- * is the acknowledgement that it is durable. */
+ * is the acknowledgement that it is durable.
+ *
+ * What one client can make the server hold is bounded. A message's frame is
+ * at most twice its text plus an envelope: control characters, which JSON
+ * escapes six-fold, are refused (bad_text). A history event holds at most
+ * HISTORY_PAGE_BYTES of messages; the client pages back for more. A replay
+ * (since/resume) of any length is paced: a cursor fills the member's queue
+ * to CATCHUP_HIGH_WATER and goes on each time it drains below the low-water
+ * mark (chat_drained), from memory while the room's recent ring holds the
+ * next id, else from the store in batches. */
 #include "chat.h"
 
 #include <errno.h>
@@ -21,6 +30,28 @@
 
 #define HISTORY_LIMIT_MAX 200
 #define ROOMS_LISTED_MAX 200
+/* Message JSON in one history event; the newest message always goes. */
+#define HISTORY_PAGE_BYTES (256 * 1024)
+/* A replay pauses with this much queued for its member... */
+#define CATCHUP_HIGH_WATER (256 * 1024)
+/* ...and asks the store for this many messages at a time: at most ~8 MiB
+ * of 64 KiB texts, a few hundred KiB of ordinary chat. */
+#define CATCHUP_STORE_BATCH 64
+
+/* A replay on its way to one member in one room: every message with
+ * since < id <= the target, sent in order, then `resumed`. */
+struct catchup {
+	struct chat_member *member;
+	struct chat_room *room;
+	uint32_t epoch;       /* the membership it belongs to */
+	uint32_t next_free;   /* in the free list */
+	uint64_t since;       /* as asked, for the resumed event */
+	uint64_t cursor;      /* the last id sent */
+	uint64_t upto;        /* a live membership's: ids <= upto; a held one goes to live */
+	bool to_live;         /* held: the member goes live when the cursor reaches the room */
+	bool querying;        /* a store batch is on its way */
+	bool complete;        /* nothing was skipped */
+};
 
 /* A message waiting for its commit. */
 struct pending_message {
@@ -40,9 +71,6 @@ struct pending_query {
 	struct chat_member *member; /* NULL once the member has gone */
 	struct chat_room *room;
 	uint32_t epoch;       /* the membership it was asked for */
-	bool catching_up;     /* RESUME of a held membership: release it after */
-	uint64_t since;       /* RESUME: replay ids > since */
-	uint64_t upto;        /* RESUME of a live membership: ids <= upto */
 	unsigned limit;       /* HISTORY */
 };
 
@@ -57,6 +85,9 @@ static uint32_t next_epoch = 1;
 static uint32_t next_mark = 1;
 static struct jbuf out;
 static struct fifo waiting_messages, waiting_queries;
+/* Replays by index (0 is no replay), so a membership names one in 4 bytes. */
+static struct catchup *catchups;
+static uint32_t catchups_cap, catchups_free;
 
 /* Both pending types start with their next pointer. */
 static void fifo_push(struct fifo *f, void *item)
@@ -91,10 +122,10 @@ void chat_init(const struct chat_config *cfg)
 		config.history_memory = 1000;
 	if (!config.history_on_join)
 		config.history_on_join = 50;
-	if (!config.resume_max)
-		config.resume_max = 5000;
 	if (!config.max_rooms)
 		config.max_rooms = 10000;
+	if (!config.send_own)
+		config.send_own = config.send;
 	memset(&stats, 0, sizeof(stats));
 	next_member_id = 1;
 	next_epoch = 1;
@@ -102,6 +133,8 @@ void chat_init(const struct chat_config *cfg)
 	waiting_queries = (struct fifo){ 0 };
 	room_table_init(config.history_memory, config.max_rooms, config.store == NULL);
 	jbuf_init(&out);
+	catchups = NULL;
+	catchups_cap = catchups_free = 0;
 }
 
 void chat_shutdown(void)
@@ -116,6 +149,8 @@ void chat_shutdown(void)
 		free(pq);
 	room_table_free();
 	jbuf_free(&out);
+	free(catchups);
+	catchups = NULL;
 }
 
 const struct chat_stats *chat_stats(void)
@@ -158,6 +193,11 @@ static void send_out(struct chat_member *m)
 	buf_unref(frame);
 }
 
+static size_t backlog(struct chat_member *m)
+{
+	return config.backlog ? config.backlog(m) : 0;
+}
+
 /* An event to every member of the room. */
 static void broadcast_frame(struct chat_room *r, struct buf *frame)
 {
@@ -166,13 +206,20 @@ static void broadcast_frame(struct chat_room *r, struct buf *frame)
 }
 
 /* A chat message to every member but those still catching up, who get it
- * in their replay. The hot loop of the server: one pointer test per
- * recipient on top of queueing a reference. */
-static void broadcast_message(struct chat_room *r, struct buf *frame)
+ * in their replay; the sender's copy is its acknowledgement. The hot loop
+ * of the server: two pointer tests per recipient on top of queueing a
+ * reference. */
+static void broadcast_message(struct chat_room *r, struct buf *frame, const struct chat_member *sender)
 {
-	for (uint32_t i = 0; i < r->count; i++)
-		if (!room_member_held(r, i))
-			config.send(room_member(r, i), frame);
+	for (uint32_t i = 0; i < r->count; i++) {
+		if (room_member_held(r, i))
+			continue;
+		struct chat_member *m = room_member(r, i);
+		if (m == sender)
+			config.send_own(m, frame);
+		else
+			config.send(m, frame);
+	}
 }
 
 static void broadcast_out(struct chat_room *r)
@@ -240,10 +287,27 @@ static void drop_membership(struct chat_member *m, uint8_t k)
 		m->current = k;
 }
 
+/* The first of the messages [start, end) that one history event holds: as
+ * many of the newest as fit in HISTORY_PAGE_BYTES, at least one. */
+static uint32_t page_start_in_memory(const struct chat_room *r, uint32_t start, uint32_t end)
+{
+	size_t bytes = 0;
+	uint32_t i = end;
+	while (i > start) {
+		size_t len;
+		frame_json(room_recent_frame(r, i - 1), &len);
+		if (i < end && bytes + len > HISTORY_PAGE_BYTES)
+			break;
+		bytes += len + 1;
+		i--;
+	}
+	return i;
+}
+
 static void send_history_from_memory(struct chat_member *m, struct chat_room *r, uint32_t end,
 				     unsigned limit)
 {
-	uint32_t start = end > limit ? end - limit : 0;
+	uint32_t start = page_start_in_memory(r, end > limit ? end - limit : 0, end);
 	ev_history_open(&out, r);
 	for (uint32_t i = start; i < end; i++) {
 		size_t len;
@@ -254,39 +318,19 @@ static void send_history_from_memory(struct chat_member *m, struct chat_room *r,
 	send_out(m);
 }
 
-static void query_store(enum query_kind kind, struct chat_member *m, struct chat_membership *ms,
-			uint64_t since, uint64_t before, unsigned limit)
+static void query_store(enum query_kind kind, struct chat_member *m, struct chat_room *r, uint32_t epoch,
+			uint64_t bound, unsigned limit)
 {
-	struct chat_room *r = ms->room;
 	struct pending_query *q = calloc(1, sizeof(*q));
 	if (!q)
 		abort();
-	*q = (struct pending_query){ .kind = kind, .member = m, .room = r, .epoch = ms->epoch,
-				     .catching_up = ms->held, .since = since,
-				     .upto = ms->held ? 0 : ms->live_from, .limit = limit };
+	*q = (struct pending_query){ .kind = kind, .member = m, .room = r, .epoch = epoch, .limit = limit };
 	fifo_push(&waiting_queries, q);
 	r->waiting++;
 	if (kind == QUERY_RESUME)
-		store_query_since(config.store, r->name, r->name_len, since, config.resume_max, q);
+		store_query_since(config.store, r->name, r->name_len, bound, limit, q);
 	else
-		store_query_before(config.store, r->name, r->name_len, before, limit, q);
-}
-
-/* Replay from memory the messages with since < id <= upto. */
-static void replay_from_memory(struct chat_member *m, struct chat_room *r, uint64_t since, uint64_t upto)
-{
-	uint32_t from = room_recent_after(r, since);
-	uint32_t to = room_recent_after(r, upto);
-	bool complete = true;
-	if (to - from > config.resume_max || (from == 0 && !room_recent_covers(r, since))) {
-		if (to - from > config.resume_max)
-			from = to - config.resume_max;
-		complete = false;
-	}
-	for (uint32_t i = from; i < to; i++)
-		send_frame(m, room_recent_frame(r, i));
-	ev_resumed(&out, r, since, upto, complete);
-	send_out(m);
+		store_query_before(config.store, r->name, r->name_len, bound, limit, q);
 }
 
 /* The `limit` newest messages with id < before (0: the newest of all),
@@ -298,44 +342,127 @@ static void send_history(struct chat_member *m, struct chat_membership *ms, uint
 	if (end >= limit || r->recent_complete || !config.store)
 		send_history_from_memory(m, r, end, limit);
 	else
-		query_store(QUERY_HISTORY, m, ms, 0, before, limit);
+		query_store(QUERY_HISTORY, m, r, ms->epoch, before, limit);
 }
 
-/* Must replaying ids in (since, newest] come from the store? Not when
- * memory holds them, nor when there are more than one resume replays (the
- * newest are replayed from memory and the resume is marked incomplete). */
-static bool replay_needs_store(const struct chat_room *r, uint64_t since, uint64_t newest)
+/* ---- replays ---------------------------------------------------------------- */
+
+static uint32_t catchup_new(void)
 {
-	return config.store && since < newest && newest - since <= config.resume_max &&
-	       !room_recent_covers(r, since);
+	if (!catchups_free) {
+		uint32_t cap = catchups_cap ? catchups_cap * 2 : 16;
+		struct catchup *grown = realloc(catchups, cap * sizeof(*grown));
+		if (!grown)
+			abort();
+		catchups = grown;
+		/* index 0 stays unused: it means "no replay" */
+		for (uint32_t k = cap - 1; k >= (catchups_cap ? catchups_cap : 1); k--) {
+			catchups[k].next_free = catchups_free;
+			catchups_free = k;
+		}
+		catchups_cap = cap;
+	}
+	uint32_t k = catchups_free;
+	catchups_free = catchups[k].next_free;
+	stats.catchups++;
+	return k;
 }
 
-/* Replay what m missed in room r since `since`: for a live membership, what
- * was sent before it went live; for one catching up, everything. While a
- * replay comes from the store, a catching-up member gets no live messages,
- * so nothing newer can overtake it. One store replay per room at a time. */
+static void catchup_free(struct chat_membership *ms)
+{
+	uint32_t k = ms->catchup;
+	catchups[k].member = NULL;
+	catchups[k].next_free = catchups_free;
+	catchups_free = k;
+	ms->catchup = 0;
+	stats.catchups--;
+}
+
+/* The replay has sent all it will: a held member goes live (nothing can
+ * have overtaken it: it got no live messages, and the cursor has reached
+ * the room's last id), then `resumed` closes the replay. */
+static void catchup_finish(struct chat_membership *ms)
+{
+	struct catchup *cu = &catchups[ms->catchup];
+	struct chat_member *m = cu->member;
+	struct chat_room *r = cu->room;
+	uint64_t last = cu->to_live ? r->last_sent : cu->upto;
+	if (cu->to_live)
+		room_release(r, ms);
+	ev_resumed(&out, r, cu->since, last, cu->complete);
+	catchup_free(ms);
+	send_out(m);
+}
+
+/* Send what follows the cursor until the member's queue reaches the
+ * high-water mark, the replay ends, or it has to wait for the store. */
+static void catchup_pump(struct chat_membership *ms)
+{
+	struct catchup *cu = &catchups[ms->catchup];
+	struct chat_member *m = cu->member;
+	struct chat_room *r = cu->room;
+	while (!cu->querying) {
+		uint64_t target = cu->to_live ? r->last_sent : cu->upto;
+		if (cu->cursor >= target) {
+			catchup_finish(ms);
+			return;
+		}
+		if (backlog(m) >= CATCHUP_HIGH_WATER)
+			return; /* chat_drained calls again */
+		uint32_t i = room_recent_after(r, cu->cursor);
+		if (room_recent_covers(r, cu->cursor) && i < r->recent_len) {
+			uint64_t id = room_recent_id(r, i);
+			if (id > target) {
+				cu->cursor = target;
+				continue;
+			}
+			send_frame(m, room_recent_frame(r, i));
+			cu->cursor = id;
+			stats.replayed++;
+		} else if (config.store) {
+			cu->querying = true;
+			query_store(QUERY_RESUME, m, r, cu->epoch, cu->cursor, CATCHUP_STORE_BATCH);
+		} else {
+			/* Memory is all the history there is, and it let these go:
+			 * go on from what it still holds. */
+			cu->complete = false;
+			cu->cursor = i < r->recent_len ? room_recent_id(r, i) - 1 : target;
+		}
+	}
+}
+
+/* Replay to m in room ms what came after `since`: for a live membership,
+ * what was sent before it went live; for one held (catching up), all of it,
+ * and then it goes live. */
 static void resume(struct chat_member *m, struct chat_membership *ms, uint64_t since)
 {
 	struct chat_room *r = ms->room;
 	uint64_t newest = ms->held ? r->last_sent : ms->live_from;
-	if (ms->replaying) {
+	if (ms->catchup) {
 		send_error(m, "resume_in_progress", "what you missed in that room is on its way");
-	} else if (since >= newest) {
-		ev_resumed(&out, r, since, newest, true);
-		send_out(m);
-	} else if (!replay_needs_store(r, since, newest)) {
-		replay_from_memory(m, r, since, newest);
-	} else {
-		query_store(QUERY_RESUME, m, ms, since, 0, 0);
-		ms->replaying = true;
+		return;
 	}
+	uint32_t k = catchup_new();
+	catchups[k] = (struct catchup){ .member = m, .room = r, .epoch = ms->epoch, .since = since,
+					.cursor = since, .upto = newest, .to_live = ms->held, .complete = true };
+	ms->catchup = k;
+	catchup_pump(ms);
+}
+
+void chat_drained(struct chat_member *m)
+{
+	for (uint8_t k = 0; k < m->nrooms; k++)
+		if (m->rooms[k].catchup && !catchups[m->rooms[k].catchup].querying)
+			catchup_pump(&m->rooms[k]);
 }
 
 static void join_room(struct chat_member *m, struct chat_room *r, const uint64_t *since)
 {
 	struct chat_membership *ms = add_membership(m, r);
 	m->current = (uint8_t)(m->nrooms - 1);
-	room_add(r, m, ms, since && replay_needs_store(r, *since, r->last_sent));
+	/* Held until its replay reaches the room's last id: a live message
+	 * must not overtake what it missed. */
+	room_add(r, m, ms, since && *since < r->last_sent);
 	ev_presence(&out, r, config.presence_list_max);
 	send_out(m);
 	announce(r, m, "join");
@@ -349,6 +476,8 @@ static void leave_room(struct chat_member *m, uint8_t k, bool tell_leaver)
 {
 	struct chat_membership *ms = &m->rooms[k];
 	struct chat_room *r = ms->room;
+	if (ms->catchup)
+		catchup_free(ms); /* a store batch on its way finds no replay */
 	room_remove(r, ms);
 	drop_membership(m, k);
 	announce(r, m, "leave");
@@ -410,12 +539,25 @@ void chat_disconnect(struct chat_member *m)
 
 /* ---- messages ---------------------------------------------------------------- */
 
-static void deliver(struct chat_room *r, uint64_t id, struct buf *frame)
+static void deliver(struct chat_room *r, uint64_t id, struct buf *frame, const struct chat_member *sender)
 {
 	r->last_sent = id;
 	room_remember(r, id, frame);
-	broadcast_message(r, frame);
+	broadcast_message(r, frame, sender);
 	stats.messages++;
+}
+
+/* Control characters other than TAB, LF and CR: JSON escapes each as six
+ * bytes, so a text of them would cost six times its size to every member
+ * of the room. Nobody types them. */
+static bool text_has_control(const char *text, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)text[i];
+		if (c < 0x20 && c != '\t' && c != '\n' && c != '\r')
+			return true;
+	}
+	return false;
 }
 
 static void post_message(struct chat_member *m, struct chat_room *r, const char *text, size_t len)
@@ -424,12 +566,17 @@ static void post_message(struct chat_member *m, struct chat_room *r, const char 
 		send_error(m, "empty", "message text is empty");
 		return;
 	}
+	if (text_has_control(text, len)) {
+		stats.bad_text++;
+		send_error(m, "bad_text", "message text may not hold control characters other than tab and newline");
+		return;
+	}
 	uint64_t id = ++r->last_id;
 	uint64_t ts = chat_now_ms();
 	ev_message(&out, r, id, m, text, len, ts);
 	struct buf *frame = jbuf_to_text_frame(&out);
 	if (!config.store) {
-		deliver(r, id, frame);
+		deliver(r, id, frame, m);
 		buf_unref(frame);
 		return;
 	}
@@ -466,71 +613,89 @@ static void on_appended(void *ctx, int err)
 			send_error(pm->sender, "not_saved", err == -ENOSPC ? "the server's disk is full; message not sent"
 									 : "the message could not be stored; not sent");
 	} else {
-		deliver(pm->room, pm->id, pm->frame);
+		deliver(pm->room, pm->id, pm->frame, pm->sender);
 	}
 	room_settle(pm->room);
 	buf_unref(pm->frame);
 	free(pm);
 }
 
+/* A history event from store records (oldest first): as many of the
+ * newest as fit in HISTORY_PAGE_BYTES, at least one. */
 static void send_history_records(struct chat_member *m, struct chat_room *r,
 				 const struct store_record *recs, size_t n, bool more)
 {
+	size_t start = n, bytes = 0;
+	while (start > 0) {
+		jbuf_reset(&out);
+		ev_message_record(&out, &recs[start - 1]);
+		if (start < n && bytes + out.len > HISTORY_PAGE_BYTES)
+			break;
+		bytes += out.len + 1;
+		start--;
+	}
 	ev_history_open(&out, r);
-	for (size_t i = 0; i < n; i++) {
-		if (i)
+	for (size_t i = start; i < n; i++) {
+		if (i > start)
 			jbuf_raw(&out, ",", 1);
 		ev_message_record(&out, &recs[i]);
 	}
-	ev_history_close(&out, more);
+	ev_history_close(&out, more || start > 0);
 	send_out(m);
 }
 
-static void finish_resume(struct pending_query *q, const struct store_record *recs, size_t n, bool more,
-			  int err)
+/* The replay's membership, when the member is still in that room in the
+ * same membership and the replay still waits for this batch. */
+static struct chat_membership *replay_of(const struct pending_query *q)
 {
 	struct chat_member *m = q->member;
-	struct chat_room *r = q->room;
-	int k = membership_of(m, r);
-	if (k < 0 || m->rooms[k].epoch != q->epoch)
+	int k = m ? membership_of(m, q->room) : -1;
+	if (k < 0 || m->rooms[k].epoch != q->epoch || !m->rooms[k].catchup)
+		return NULL;
+	return &m->rooms[k];
+}
+
+/* A batch of what the replay's cursor asked for: send it, then go on. */
+static void continue_replay(struct pending_query *q, const struct store_record *recs, size_t n, int err)
+{
+	struct chat_membership *ms = replay_of(q);
+	if (!ms)
 		return; /* left the room meanwhile (and maybe joined it again) */
-	struct chat_membership *ms = &m->rooms[k];
-	uint64_t sent = q->since;
-	ms->replaying = false;
-	for (size_t i = 0; i < n && (q->catching_up || recs[i].id <= q->upto); i++) {
+	struct catchup *cu = &catchups[ms->catchup];
+	uint64_t target = cu->to_live ? q->room->last_sent : cu->upto;
+	cu->querying = false;
+	for (size_t i = 0; i < n && recs[i].id <= target; i++) {
+		if (recs[i].id <= cu->cursor)
+			continue;
 		jbuf_reset(&out);
 		ev_message_record(&out, &recs[i]);
-		send_out(m);
-		sent = recs[i].id;
+		send_out(q->member);
+		cu->cursor = recs[i].id;
+		stats.replayed++;
 	}
-	bool complete = !err && (!more || (!q->catching_up && sent >= q->upto));
-	if (!q->catching_up) {
-		ev_resumed(&out, r, q->since, q->upto, complete);
-		send_out(m);
-		return;
+	if (err || n == 0) {
+		/* The store cannot say what came next (an error, or a database
+		 * replaced under us): go on from what memory holds. */
+		cu->complete = false;
+		uint32_t i = room_recent_after(q->room, cu->cursor);
+		cu->cursor = i < q->room->recent_len ? room_recent_id(q->room, i) - 1 : target;
+	} else if (n && recs[n - 1].id > target) {
+		cu->cursor = target; /* the rest arrived live */
 	}
-	/* Caught up with the store; whatever was committed while it was asked
-	 * is in memory: send that, then go live, before anything else runs. */
-	uint32_t from = room_recent_after(r, sent);
-	for (uint32_t i = from; i < r->recent_len; i++)
-		send_frame(m, room_recent_frame(r, i));
-	room_release(r, ms);
-	ev_resumed(&out, r, q->since, r->last_sent, complete);
-	send_out(m);
+	catchup_pump(ms);
 }
 
 static void on_queried(void *ctx, const struct store_record *recs, size_t n, bool more, int err)
 {
 	struct pending_query *q = fifo_pop(&waiting_queries);
 	(void)ctx;
-	if (q->member) {
-		if (q->kind == QUERY_RESUME) {
-			finish_resume(q, recs, n, more, err);
-		} else if (err) {
+	if (q->kind == QUERY_RESUME) {
+		continue_replay(q, recs, n, err);
+	} else if (q->member) {
+		if (err)
 			send_error(q->member, "history_failed", "history could not be read");
-		} else {
+		else
 			send_history_records(q->member, q->room, recs, n, more);
-		}
 	}
 	q->room->waiting--;
 	room_settle(q->room);

@@ -29,8 +29,10 @@ static const char usage[] =
 	"                          static/ when run from the build directory, else the\n"
 	"                          installed copy)\n"
 	"  --max-message BYTES     largest client message; larger is closed 1009 (default 65536)\n"
-	"  --max-queue BYTES       bytes queued for one client before it is dropped as a slow\n"
-	"                          consumer (default 1048576)\n"
+	"  --max-queue BYTES       hard ceiling on bytes queued for one client; over it the\n"
+	"                          client is dropped as a slow consumer (default 16777216)\n"
+	"  --send-timeout SEC      a client with bytes queued that takes none of them for SEC\n"
+	"                          seconds is dropped as a slow consumer (default 10)\n"
 	"  --max-connections N     concurrent connections (default: open-file limit - 32)\n"
 	"  --max-per-ip N          connections from one client address; more get 503 (default 0:\n"
 	"                          no limit)\n"
@@ -49,6 +51,9 @@ static const char usage[] =
 	"  --fsync MODE            'interval' (default): on disk within 100 ms of a commit;\n"
 	"                          'always': fsync every group commit before broadcasting\n"
 	"  --history-memory N      recent messages kept in memory per room (default 1000)\n"
+	"  --history-bytes BYTES   recent history kept in memory for all rooms together;\n"
+	"                          least recently used rooms give theirs up first\n"
+	"                          (default 67108864)\n"
 	"  --max-rooms N           rooms that may exist at once (default 10000)\n"
 	"  --rate-limit R[:B]      messages per second per connection, burst B (default\n"
 	"                          20:40); 0 turns flood control off\n"
@@ -61,6 +66,8 @@ static const char usage[] =
 	"                          pages may open a WebSocket; repeatable. Default: only\n"
 	"                          pages served by this host (Origin matches Host); clients\n"
 	"                          that send no Origin (not browsers) are always allowed\n"
+	"  --allow-host NAME       a Host name served besides loopback names when listening on\n"
+	"                          loopback (DNS-rebinding defence); repeatable\n"
 	"  --quiet                 log errors only\n"
 	"  --verbose               log every connection\n"
 	"  --help                  print this help and exit\n"
@@ -71,7 +78,7 @@ static const char usage[] =
 enum {
 	OPT_HOST = 256, OPT_PORT, OPT_STATIC, OPT_MAX_MESSAGE, OPT_MAX_QUEUE, OPT_MAX_CONN, OPT_MAX_PER_IP,
 	OPT_PING, OPT_IDLE, OPT_HEADER, OPT_CLOSE, OPT_RECV_BUFS, OPT_RECV_BUF_SIZE,
-	OPT_FLUSH_BATCH, OPT_SEND_ZC, OPT_DB, OPT_NO_PERSIST, OPT_FSYNC, OPT_HISTORY_MEMORY,
+	OPT_FLUSH_BATCH, OPT_SEND_ZC, OPT_SEND_TIMEOUT, OPT_HISTORY_BYTES, OPT_ALLOW_HOST, OPT_DB, OPT_NO_PERSIST, OPT_FSYNC, OPT_HISTORY_MEMORY,
 	OPT_MAX_ROOMS, OPT_RATE_LIMIT, OPT_JWT_SECRET, OPT_JWT_SECRET_FILE, OPT_ALLOW_ORIGIN,
 	OPT_TLS_CERT, OPT_TLS_KEY, OPT_QUIET, OPT_VERBOSE, OPT_HELP, OPT_VERSION,
 };
@@ -92,6 +99,9 @@ static const struct option options[] = {
 	{ "recv-buffer-size", required_argument, NULL, OPT_RECV_BUF_SIZE },
 	{ "flush-batch", required_argument, NULL, OPT_FLUSH_BATCH },
 	{ "send-zc", required_argument, NULL, OPT_SEND_ZC },
+	{ "send-timeout", required_argument, NULL, OPT_SEND_TIMEOUT },
+	{ "history-bytes", required_argument, NULL, OPT_HISTORY_BYTES },
+	{ "allow-host", required_argument, NULL, OPT_ALLOW_HOST },
 	{ "db", required_argument, NULL, OPT_DB },
 	{ "no-persist", no_argument, NULL, OPT_NO_PERSIST },
 	{ "fsync", required_argument, NULL, OPT_FSYNC },
@@ -157,6 +167,17 @@ static const char *default_static_dir(void)
 #endif
 }
 
+/* One more value of a repeatable flag. */
+static int append_entry(const char *flag, const char **list, size_t *count, size_t cap, const char *value)
+{
+	if (*count == cap) {
+		fprintf(stderr, "ringcast: too many --%s entries (at most %zu)\n", flag, cap);
+		return -1;
+	}
+	list[(*count)++] = value;
+	return 0;
+}
+
 /* R or R:B; a bare R gets a burst of 2R. */
 static int parse_rate(const char *s, uint32_t *rate, uint32_t *burst)
 {
@@ -216,7 +237,9 @@ int config_parse(struct config *cfg, int argc, char **argv)
 		.port = 4000,
 		.static_dir = NULL,
 		.max_message = 64 * 1024,
-		.max_queue = 1024 * 1024,
+		.max_queue = 16 * 1024 * 1024,
+		.send_timeout = 10,
+		.history_bytes = 64 * 1024 * 1024,
 		.max_connections = default_max_connections(),
 		.ping_interval = 30,
 		.idle_timeout = 60,
@@ -251,7 +274,8 @@ int config_parse(struct config *cfg, int argc, char **argv)
 			rc = parse_u64("max-message", optarg, 1, 1ull << 30, &cfg->max_message);
 			break;
 		case OPT_MAX_QUEUE:
-			rc = parse_u64("max-queue", optarg, 1024, 1ull << 32, &cfg->max_queue);
+			/* below 2 GiB: a queue's byte count is 32 bits */
+			rc = parse_u64("max-queue", optarg, 1024, 1ull << 31, &cfg->max_queue);
 			break;
 		case OPT_MAX_CONN:
 			rc = parse_u32("max-connections", optarg, 1, 10000000, &cfg->max_connections);
@@ -286,6 +310,16 @@ int config_parse(struct config *cfg, int argc, char **argv)
 			break;
 		case OPT_SEND_ZC:
 			rc = parse_u64("send-zc", optarg, 0, 1ull << 30, &cfg->send_zc);
+			break;
+		case OPT_SEND_TIMEOUT:
+			rc = parse_u32("send-timeout", optarg, 1, 3600, &cfg->send_timeout);
+			break;
+		case OPT_HISTORY_BYTES:
+			rc = parse_u64("history-bytes", optarg, 0, 1ull << 40, &cfg->history_bytes);
+			break;
+		case OPT_ALLOW_HOST:
+			rc = append_entry("allow-host", cfg->allow_host, &cfg->allow_host_count,
+					  sizeof(cfg->allow_host) / sizeof(cfg->allow_host[0]), optarg);
 			break;
 		case OPT_DB:
 			cfg->db_path = optarg;
@@ -329,12 +363,8 @@ int config_parse(struct config *cfg, int argc, char **argv)
 			cfg->tls_key = optarg;
 			break;
 		case OPT_ALLOW_ORIGIN:
-			if (cfg->allow_origin_count == sizeof(cfg->allow_origin) / sizeof(cfg->allow_origin[0])) {
-				fprintf(stderr, "ringcast: too many --allow-origin entries\n");
-				rc = -1;
-			} else {
-				cfg->allow_origin[cfg->allow_origin_count++] = optarg;
-			}
+			rc = append_entry("allow-origin", cfg->allow_origin, &cfg->allow_origin_count,
+					  sizeof(cfg->allow_origin) / sizeof(cfg->allow_origin[0]), optarg);
 			break;
 		case OPT_QUIET:
 			cfg->verbosity = 0;

@@ -7,6 +7,14 @@
  * big fan-out goes out in bounded chunks and messages that arrive meanwhile
  * ride along in the same sends.
  *
+ * A slow consumer is a client that does not read, not one that was sent a
+ * lot at once: one group commit's fan-out or a burst of acknowledgements
+ * may queue megabytes in one pass, which a reading client takes in
+ * milliseconds. So the rule is progress over time: bytes queued and none of
+ * them taken by the kernel for --send-timeout (the kernel's own socket
+ * buffer is full by then, so the peer has read nothing for that long), with
+ * --max-queue as a hard ceiling far above what a reader ever holds.
+ *
  * A zero-copy send (--send-zc) stays in flight, its frames referenced,
  * past its result until the kernel's notification that it no longer reads
  * them, which for TCP means until the peer has acknowledged the bytes. So
@@ -113,7 +121,7 @@ static void queue_clear(struct conn *c, uint16_t keep)
 	uint16_t mask = (uint16_t)(c->q_cap - 1);
 	while (c->q_len > keep) {
 		uint16_t i = (uint16_t)((c->q_head + c->q_len - 1) & mask);
-		c->q_bytes -= c->q[i]->len - (c->q_len == 1 ? c->q_sent : 0);
+		c->q_bytes -= (uint32_t)(c->q[i]->len - (c->q_len == 1 ? c->q_sent : 0));
 		buf_unref(c->q[i]);
 		c->q_len--;
 	}
@@ -380,7 +388,7 @@ static void queue_push(struct conn *c, struct buf *b)
 		queue_grow(c);
 	c->q[(c->q_head + c->q_len) & (c->q_cap - 1)] = b;
 	c->q_len++;
-	c->q_bytes += b->len;
+	c->q_bytes += (uint32_t)b->len;
 }
 
 static bool has_output(const struct conn *c)
@@ -388,15 +396,25 @@ static bool has_output(const struct conn *c)
 	return c->q_len || (c->tls && tls_output_pending(c->tls));
 }
 
+/* Has c taken none of its queued bytes for --send-timeout? */
+static bool stalled(const struct conn *c)
+{
+	return c->q_bytes && clock_now - c->q_progress >= config.send_timeout * CONN_TICKS_PER_SEC;
+}
+
 static bool enqueue(struct conn *c, struct buf *b, bool bounded)
 {
 	if (c->state != CONN_OPEN)
 		return false;
-	if (c->q_len == UINT16_MAX / 2 ||
-	    (bounded && c->q_bytes + b->len > config.max_queue)) {
+	bool full = c->q_len == UINT16_MAX / 2 || (uint64_t)c->q_bytes + b->len > UINT32_MAX;
+	if (full || (bounded && ((uint64_t)c->q_bytes + b->len > config.max_queue || stalled(c)))) {
 		stats.slow_consumers++;
+		if (!full && stalled(c))
+			stats.slow_stalled++;
 		return false;
 	}
+	if (!c->q_bytes)
+		c->q_progress = clock_now; /* the stall clock starts with the first byte waiting */
 	queue_push(c, buf_ref(b));
 	if (!(c->flags & CONN_F_SEND_BUSY))
 		flush_push(c);
@@ -413,11 +431,29 @@ bool conn_send_unbounded(struct conn *c, struct buf *b)
 	return enqueue(c, b, false);
 }
 
-void conn_drop_queue(struct conn *c)
+/* Drop what is queued behind the first keep entries. */
+static void queue_trim(struct conn *c, uint16_t keep)
 {
-	queue_clear(c, c->q_inflight);
+	queue_clear(c, keep);
 	if (c->q_cipher > c->q_len)
 		c->q_cipher = c->q_len;
+	if (c->q_pinned > c->q_len)
+		c->q_pinned = c->q_len;
+}
+
+void conn_drop_queue(struct conn *c)
+{
+	uint16_t keep = c->q_inflight;
+	if (c->q_pinned > keep)
+		keep = c->q_pinned;
+	if (c->q_cipher > keep)
+		keep = c->q_cipher;
+	queue_trim(c, keep);
+}
+
+void conn_pin_queue(struct conn *c)
+{
+	c->q_pinned = c->q_len;
 }
 
 /* TLS: encrypt the plaintext frames queued behind the ciphertext at the
@@ -433,6 +469,7 @@ static void seal(struct conn *c)
 			break; /* the session failed; its alert, if any, is in the output */
 	}
 	queue_clear(c, c->q_cipher);
+	c->q_pinned = 0; /* what was pinned is in the ciphertext now, which stays */
 	size_t n = tls_output_pending(c->tls);
 	if (!n)
 		return;
@@ -500,6 +537,8 @@ static void release_sent(struct conn *c, uint64_t sent)
 		c->q_len--;
 		if (c->q_cipher)
 			c->q_cipher--;
+		if (c->q_pinned)
+			c->q_pinned--;
 		c->q_inflight--;
 		stats.frames_out++;
 	}
@@ -512,16 +551,20 @@ static void send_finished(struct conn *c, uint64_t sent, bool failed)
 {
 	c->flags &= (uint16_t)~(CONN_F_SEND_BUSY | CONN_F_ZC_HELD);
 	release_sent(c, sent);
-	if (failed)
+	if (failed) {
 		conn_abort(c); /* EPIPE, ECONNRESET, or our own shutdown: the peer is gone */
-	else if (c->flags & CONN_F_ABORT)
-		conn_drop_queue(c); /* frames kept only while the kernel held them */
-	else if (has_output(c))
-		flush_push(c);
-	else if (c->state == CONN_CLOSING)
-		maybe_shutdown_write(c);
-	else
-		handlers.on_drained(c);
+	} else if (c->flags & CONN_F_ABORT) {
+		queue_trim(c, 0); /* frames kept only while the kernel held them */
+	} else {
+		/* Below the low-water mark the protocol may queue more; what it
+		 * queues goes out with the next flush. */
+		if (c->state == CONN_OPEN && c->q_bytes <= CONN_LOW_WATER)
+			handlers.on_drained(c);
+		if (has_output(c))
+			flush_push(c);
+		else if (c->state == CONN_CLOSING)
+			maybe_shutdown_write(c);
+	}
 	maybe_release(c);
 }
 
@@ -533,7 +576,8 @@ void conn_on_send(uint32_t slot, uint32_t gen, int res, bool held)
 	uint64_t sent = c->q_sent;
 	if (res > 0) {
 		stats.bytes_out += (uint64_t)res;
-		c->q_bytes -= (uint64_t)res;
+		c->q_bytes -= (uint32_t)res;
+		c->q_progress = clock_now;
 		sent += (uint64_t)res;
 	}
 	if (!held) {
@@ -669,7 +713,7 @@ void conn_abort(struct conn *c)
 	if (c->state == CONN_OPEN)
 		begin_closing(c);
 	c->flags |= CONN_F_ABORT;
-	conn_drop_queue(c);
+	queue_trim(c, c->q_inflight); /* nothing more goes out, pinned or not */
 	/* Wake whatever is still in flight; with nothing in flight there is
 	 * nothing to wake. */
 	if ((c->flags & (CONN_F_RECV_ARMED | CONN_F_SEND_BUSY)) && !(c->flags & CONN_F_RDWR_SHUT)) {

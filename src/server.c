@@ -72,6 +72,8 @@ static void on_drained(struct conn *c)
 {
 	if (c->proto == PROTO_HTTP)
 		http_conn_drained(c);
+	else
+		ws_conn_drained(c);
 }
 
 static void on_closing(struct conn *c)
@@ -205,6 +207,8 @@ int server_run(const struct config *cfg)
 	}
 	chat_init(&(struct chat_config){
 		.send = ws_conn_deliver,
+		.send_own = ws_conn_deliver_own,
+		.backlog = ws_conn_backlog,
 		.close = ws_conn_kick,
 		.store = store,
 		.presence_list_max = 100,
@@ -240,6 +244,7 @@ int server_run(const struct config *cfg)
 		    .max_connections = cfg->max_connections,
 		    .max_per_ip = cfg->max_per_ip,
 		    .max_queue = cfg->max_queue,
+		    .send_timeout = cfg->send_timeout,
 		    .flush_batch = cfg->flush_batch,
 		    .close_timeout = cfg->close_timeout,
 		    .send_zc = cfg->send_zc,

@@ -122,6 +122,30 @@ void ws_conn_deliver(struct chat_member *m, struct buf *frame)
 	conn_close(c);
 }
 
+void ws_conn_deliver_own(struct chat_member *m, struct buf *frame)
+{
+	struct conn *c = conn_of(m);
+	if (c->state != CONN_OPEN || (c->ws_flags & WS_F_CLOSE_SENT))
+		return;
+	/* The client asked for this itself: a fast burst's acknowledgements
+	 * never make it a slow consumer (its other traffic still does). */
+	conn_send_unbounded(c, frame);
+}
+
+size_t ws_conn_backlog(struct chat_member *m)
+{
+	struct conn *c = conn_of(m);
+	if (c->state != CONN_OPEN || (c->ws_flags & WS_F_CLOSE_SENT))
+		return SIZE_MAX;
+	return conn_queued(c);
+}
+
+void ws_conn_drained(struct conn *c)
+{
+	if (!(c->ws_flags & WS_F_CLOSE_SENT))
+		chat_drained(&c->member);
+}
+
 void ws_conn_kick(struct chat_member *m, uint16_t code, const char *reason)
 {
 	struct conn *c = conn_of(m);
@@ -136,6 +160,7 @@ void ws_conn_open(struct conn *c, const struct chat_identity *who, const char *r
 {
 	c->proto = PROTO_WS;
 	c->ws_flags = 0;
+	conn_pin_queue(c); /* the 101 goes out even if c is dropped in this pass */
 	ws_parser_init(&c->ws, config.max_message);
 	stats.opened++;
 	conn_set_deadline(c, conn_now() + config.ping_interval);

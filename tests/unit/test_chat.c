@@ -93,9 +93,20 @@ static const uint8_t *frame_payload(const uint8_t *f, size_t len, size_t *n, con
 	return f + h;
 }
 
+/* What each member's connection holds, for the pacing of replays: every
+ * frame sent adds to it, a test "drains" it. */
+static size_t queued[POOL_MAX];
+
+static size_t fake_backlog(struct chat_member *m)
+{
+	return queued[m - pool];
+}
+
 static void fake_send(struct chat_member *m, struct buf *frame)
 {
 	struct sent *s;
+
+	queued[m - pool] += frame->len;
 	size_t n = 0;
 	json_error_t err;
 	const char *why;
@@ -166,7 +177,9 @@ static struct chat_member *member(void)
 static int start(struct chat_config cfg)
 {
 	cfg.send = fake_send;
+	cfg.backlog = fake_backlog;
 	cfg.close = fake_close;
+	memset(queued, 0, sizeof(queued));
 	nsent = 0;
 	ncloses = 0;
 	npool = 0;
@@ -200,11 +213,6 @@ static int setup_history_memory_10(void **state)
 	return start((struct chat_config){ .history_memory = 10 });
 }
 
-static int setup_resume_max_5(void **state)
-{
-	(void)state;
-	return start((struct chat_config){ .resume_max = 5 });
-}
 
 static int setup_max_rooms_2(void **state)
 {
@@ -807,9 +815,9 @@ static void test_long_message_is_delivered_whole(void **state)
 	free(text);
 }
 
-/* \u0000 in the command's text is a real NUL in the message, and goes out
- * escaped again, not cut short. */
-static void test_nul_in_json_text_survives_escaped(void **state)
+/* \u0000 in the command's text is a real NUL, a control character: the
+ * message is refused whole, not cut short at the NUL and sent. */
+static void test_nul_in_json_text_is_bad_text(void **state)
 {
 	struct chat_member *a = member();
 
@@ -818,10 +826,8 @@ static void test_nul_in_json_text_survives_escaped(void **state)
 	forget_sent();
 	say(a, "{\"type\":\"message\",\"text\":\"a\\u0000b\"}");
 	const struct sent *s = only_frame_to(a);
-	assert_non_null(strstr(s->payload, "\"text\":\"a\\u0000b\""));
-	json_t *t = json_object_get(s->json, "text");
-	assert_int_equal(json_string_length(t), 3);
-	assert_memory_equal(json_string_value(t), "a\0b", 3);
+	assert_string_equal(type_of(s), "error");
+	assert_string_equal(str(s->json, "code"), "bad_text");
 }
 
 /* ---- errors ---- */
@@ -1747,25 +1753,96 @@ static void test_connect_with_since_at_or_past_the_last_id_gets_only_resumed(voi
 	expect_resumed(nth_of_type(d, "resumed", 0), "fresh", 0, 0, true);
 }
 
-/* resume_max 5: only the newest 5 of the 12 missed, and the client is
- * told the replay is not complete. */
-static void test_resume_of_more_than_resume_max_replays_only_the_newest(void **state)
+/* m's connection sent everything it held: its replay may go on. */
+static void drain(struct chat_member *m)
 {
-	struct chat_member *a = member(), *b = member(), *c = member();
+	queued[m - pool] = 0;
+	chat_drained(m);
+}
+
+/* A replay fills the member's queue to the high-water mark (256 KiB) and
+ * goes on as it drains; live messages wait behind it, and the replay is
+ * complete however large. */
+static void test_resume_is_paced_by_the_members_queue(void **state)
+{
+	struct chat_member *a = member(), *b = member();
+	static char big[100001];
+
+	(void)state;
+	memset(big, 'x', sizeof(big) - 1);
+	join(a, "lobby");
+	for (int i = 0; i < 12; i++)
+		say(a, big);
+	forget_sent();
+	join_since(b, "lobby", 0);
+	/* 100 KB frames: the third takes the queue past 256 KiB */
+	expect_message_ids(b, 1, 3);
+	assert_int_equal(count_of_type(b, "resumed"), 0);
+	say(a, "live while b catches up"); /* id 13: not to b yet */
+	expect_message_ids(b, 1, 3);
+	drain(b);
+	expect_message_ids(b, 1, 6);
+	for (int i = 0; i < 3; i++)
+		drain(b);
+	/* 1..13 in order, once each, then resumed, then live */
+	expect_message_ids(b, 1, 13);
+	expect_resumed(nth_of_type(b, "resumed", 0), "lobby", 0, 13, true);
+	forget_sent();
+	say(a, "after");
+	expect_message_ids(b, 14, 14);
+	drain(b); /* nothing left to replay: nothing more is sent */
+	assert_int_equal(sent_to(b, NULL, 0), 1);
+}
+
+/* Control characters other than TAB, LF and CR cost six bytes each once
+ * escaped: refused, and nobody gets anything. */
+static void test_control_characters_are_bad_text(void **state)
+{
+	struct chat_member *a = member(), *b = member();
 
 	(void)state;
 	join(a, "lobby");
-	say_n(a, 12);
+	join(b, "lobby");
 	forget_sent();
-	join_since(b, "lobby", 0);
-	assert_string_equal(types_to(b), "welcome presence join message message message message message resumed");
-	expect_message_ids(b, 8, 12);
-	expect_resumed(nth_of_type(b, "resumed", 0), "lobby", 0, 12, false);
-	/* Exactly resume_max missed is still complete. */
+	chat_receive(a, "bell\a", 6);
+	chat_receive(a, "nul\0x", 5);
+	cmdf(a, "{\"type\":\"message\",\"text\":\"esc \\u001b[2J\"}");
+	assert_int_equal(sent_to(b, NULL, 0), 0);
+	assert_int_equal(count_of_type(a, "error"), 3);
+	for (int i = 0; i < 3; i++)
+		assert_string_equal(str(nth_of_type(a, "error", i)->json, "code"), "bad_text");
 	forget_sent();
-	join_since(c, "lobby", 7);
-	expect_message_ids(c, 8, 12);
-	expect_resumed(nth_of_type(c, "resumed", 0), "lobby", 7, 12, true);
+	say(a, "tab\tnew\nline\r\n ok");
+	expect_message_ids(b, 1, 1);
+}
+
+/* One history event holds at most 256 KiB of messages, the newest; more
+ * says the rest can be paged. */
+static void test_history_page_is_bounded_in_bytes(void **state)
+{
+	struct chat_member *a = member(), *b = member();
+	static char big[60001];
+
+	(void)state;
+	memset(big, 'y', sizeof(big) - 1);
+	join(a, "lobby");
+	for (int i = 0; i < 10; i++)
+		say(a, big);
+	forget_sent();
+	join(b, "lobby");
+	const struct sent *h = nth_of_type(b, "history", 0);
+	assert_true(h->len <= 256 * 1024 + 1024);
+	json_t *msgs = json_object_get(h->json, "messages");
+	assert_int_equal(json_array_size(msgs), 4);
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(msgs, 3), "id")), 10);
+	assert_true(flag(h->json, "more"));
+	forget_sent();
+	cmdf(b, "{\"type\":\"history\",\"before\":7,\"limit\":200}");
+	h = nth_of_type(b, "history", 0);
+	msgs = json_object_get(h->json, "messages");
+	assert_int_equal(json_array_size(msgs), 4);
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(msgs, 0), "id")), 3);
+	assert_true(flag(h->json, "more"));
 }
 
 static void test_resume_in_a_live_room_replays_only_what_came_before_going_live(void **state)
@@ -2011,7 +2088,7 @@ int main(void)
 		T(test_whitespace_before_a_brace_still_means_json),
 		T(test_json_that_is_not_an_object_is_a_plain_message),
 		T(test_long_message_is_delivered_whole),
-		T(test_nul_in_json_text_survives_escaped),
+		T(test_nul_in_json_text_is_bad_text),
 		T(test_unparsable_object_is_bad_json),
 		T(test_duplicate_keys_are_bad_json),
 		T(test_type_that_is_not_a_string_is_bad_message),
@@ -2064,7 +2141,9 @@ int main(void)
 		TS(test_history_older_than_memory_is_gone_without_a_store, setup_history_memory_10),
 		T(test_connect_with_since_replays_what_was_missed_then_resumed),
 		T(test_connect_with_since_at_or_past_the_last_id_gets_only_resumed),
-		TS(test_resume_of_more_than_resume_max_replays_only_the_newest, setup_resume_max_5),
+		TS(test_resume_is_paced_by_the_members_queue, setup),
+		TS(test_control_characters_are_bad_text, setup),
+		TS(test_history_page_is_bounded_in_bytes, setup),
 		T(test_resume_in_a_live_room_replays_only_what_came_before_going_live),
 		T(test_resume_of_a_room_you_are_not_in_joins_it_with_a_replay),
 		T(test_join_with_since_replays_instead_of_history),

@@ -665,7 +665,7 @@ static void test_restart_keeps_history_and_ids_continue(void **state)
 	forget_sent();
 	say(guest, "one");
 	say(signed_in, "two");
-	say(guest, "{\"type\":\"message\",\"text\":\"three \\\"quoted\\\" a\\u0000b\"}");
+	say(guest, "{\"type\":\"message\",\"text\":\"three \\\"quoted\\\" a\\tb\"}");
 	say(signed_in, "four \xf0\x9f\x98\x80");
 	say(guest, "five");
 	say_n(d, 1, 2);
