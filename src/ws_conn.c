@@ -283,7 +283,7 @@ void ws_conn_deadline(struct conn *c)
 	}
 	if (quiet >= config.ping_interval) {
 		struct buf *ping = control_frame(WS_OP_PING, NULL, 0);
-		conn_send(c, ping);
+		ws_conn_deliver(&c->member, ping); /* a client stalled since is dropped here */
 		buf_unref(ping);
 		stats.pings_sent++;
 		conn_set_deadline(c, c->last_rx + config.idle_timeout);
