@@ -458,25 +458,57 @@ void conn_pin_queue(struct conn *c)
 
 /* TLS: encrypt the plaintext frames queued behind the ciphertext at the
  * head, together with what the TLS engine has to send itself (handshake,
- * alerts, close_notify), into one buffer for this connection alone. The
- * shared frames are released: only the encryption is per connection. */
+ * alerts, close_notify), into one buffer for this connection alone, which
+ * takes their place. The shared frames are released: only the encryption
+ * is per connection. At most TLS_SEAL_MAX of plaintext per send: the
+ * ciphertext is this client's own memory, so it is made as the client
+ * reads, while what waits behind it stays shared. */
+#define TLS_SEAL_MAX (256 * 1024)
+
 static void seal(struct conn *c)
 {
 	uint16_t mask = (uint16_t)(c->q_cap - 1);
-	for (uint16_t i = c->q_cipher; i < c->q_len; i++) {
-		struct buf *b = c->q[(c->q_head + i) & mask];
-		if (tls_write(c->tls, b->data, b->len) < 0)
-			break; /* the session failed; its alert, if any, is in the output */
+	uint16_t first = c->q_cipher, end = first;
+	size_t plain = 0;
+	while (end < c->q_len && (end == first || plain < TLS_SEAL_MAX)) {
+		struct buf *b = c->q[(c->q_head + end) & mask];
+		if (tls_write(c->tls, b->data, b->len) < 0) {
+			end = c->q_len; /* the session failed: nothing more goes; its alert may */
+			break;
+		}
+		plain += b->len;
+		end++;
 	}
-	queue_clear(c, c->q_cipher);
-	c->q_pinned = 0; /* what was pinned is in the ciphertext now, which stays */
+	for (uint16_t i = first; i < end; i++) {
+		struct buf *b = c->q[(c->q_head + i) & mask];
+		c->q_bytes -= (uint32_t)b->len; /* nothing of a plaintext frame was sent */
+		buf_unref(b);
+	}
 	size_t n = tls_output_pending(c->tls);
-	if (!n)
+	struct buf *cipher = NULL;
+	if (n) {
+		cipher = buf_new(n);
+		tls_take_output(c->tls, cipher->data, n);
+	}
+	if (first == end) { /* no plaintext: only the engine's own output */
+		if (cipher) {
+			queue_push(c, cipher);
+			c->q_cipher = c->q_len;
+		}
 		return;
-	struct buf *cipher = buf_new(n);
-	tls_take_output(c->tls, cipher->data, n);
-	queue_push(c, cipher);
-	c->q_cipher = c->q_len;
+	}
+	/* the ciphertext takes the first sealed frame's place; the rest move up */
+	uint16_t dst = (uint16_t)(first + (cipher ? 1 : 0)), rest = (uint16_t)(c->q_len - end);
+	for (uint16_t k = 0; k < rest; k++)
+		c->q[(c->q_head + dst + k) & mask] = c->q[(c->q_head + end + k) & mask];
+	if (cipher) {
+		c->q[(c->q_head + first) & mask] = cipher;
+		c->q_bytes += (uint32_t)n;
+	}
+	c->q_len = (uint16_t)(dst + rest);
+	c->q_cipher = dst;
+	/* pinned frames that were sealed are in the ciphertext, which stays */
+	c->q_pinned = c->q_pinned > end ? (uint16_t)(dst + c->q_pinned - end) : 0;
 }
 
 /* Zero-copy pays for pinning pages, a second completion and frames held
@@ -498,10 +530,11 @@ static void start_send(struct conn *c)
 {
 	if (c->tls)
 		seal(c);
-	if (!c->q_len)
+	if (!c->q_len || (c->tls && !c->q_cipher))
 		return;
 	struct iovec iov[MAX_IOV];
-	uint16_t n = c->q_len < MAX_IOV ? c->q_len : MAX_IOV;
+	uint16_t ready = c->tls ? c->q_cipher : c->q_len; /* TLS: only what is sealed */
+	uint16_t n = ready < MAX_IOV ? ready : MAX_IOV;
 	uint16_t mask = (uint16_t)(c->q_cap - 1);
 	for (uint16_t i = 0; i < n; i++) {
 		struct buf *b = c->q[(c->q_head + i) & mask];

@@ -141,6 +141,32 @@ def test_wss_chat_end_to_end(tls_server, tls_files):
     run(main(), timeout=40)
 
 
+@pytest.mark.server_args("--rate-limit", "0")
+def test_wss_burst_larger_than_one_seal_arrives_whole(tls_server, tls_files):
+    # 40 x 64 KiB of '"' (~128 KiB frames once escaped, ~5 MiB in one pass):
+    # each send encrypts at most 256 KiB, the rest waits shared and is sealed
+    # send by send; every reader gets every message, intact and in order,
+    # and the sender all its acknowledgements.
+    cert, _ = tls_files
+    ctx = client_ctx(cert)
+
+    async def main():
+        clients = []
+        for _ in range(3):
+            ws = await connect(tls_server, "/?room=seal", ssl=ctx, server_hostname="localhost")
+            await recv_type(ws, "history")
+            clients.append(ws)
+        texts = [('"' * 65535) + chr(ord("a") + i % 26) for i in range(40)]
+        for t in texts:
+            await clients[0].send(t)
+        for ws in clients:
+            got = await messages(ws, 40, timeout=30)
+            assert [m["text"] for m in got] == texts
+            assert [m["id"] for m in got] == list(range(got[0]["id"], got[0]["id"] + 40))
+        await close_all(*clients)
+    run(main(), timeout=40)
+
+
 def test_graceful_close_code_echoed_over_tls(tls_server, tls_files):
     cert, _ = tls_files
 
