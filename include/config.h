@@ -45,4 +45,8 @@ struct config {
  * answered, -1 on a bad flag (message printed). */
 int config_parse(struct config *cfg, int argc, char **argv);
 
+/* Free what config_parse allocated (the JWT secret, wiped first), whatever
+ * config_parse returned. */
+void config_free(struct config *cfg);
+
 #endif

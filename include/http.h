@@ -61,6 +61,9 @@ int http_parse_request(const char *buf, size_t len, struct http_request *req);
 /* Case-insensitive header lookup; NULL when absent. */
 const struct http_header *http_find_header(const struct http_request *req, const char *name);
 
+/* How many header lines are named `name` (case-insensitively)? */
+size_t http_header_count(const struct http_request *req, const char *name);
+
 /* Does header `name` contain `token` as one element of a comma-separated
  * list, compared case-insensitively (e.g. Connection: keep-alive, Upgrade)? */
 bool http_header_has_token(const struct http_request *req, const char *name, const char *token);

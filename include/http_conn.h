@@ -19,6 +19,12 @@ struct http_conn_config {
 	size_t jwt_secret_len;
 	const char *const *allow_origin;
 	size_t allow_origin_count;
+	/* The --host the listener binds: on a loopback address only loopback
+	 * Host names and allow_host are served (DNS-rebinding defence);
+	 * NULL serves any Host. */
+	const char *listen_host;
+	const char *const *allow_host;
+	size_t allow_host_count;
 };
 
 struct http_conn_stats {

@@ -408,3 +408,12 @@ int config_parse(struct config *cfg, int argc, char **argv)
 		cfg->static_dir = default_static_dir();
 	return 0;
 }
+
+void config_free(struct config *cfg)
+{
+	if (cfg->jwt_secret)
+		explicit_bzero(cfg->jwt_secret, cfg->jwt_secret_len); /* a secret outlives free() in the heap */
+	free(cfg->jwt_secret);
+	cfg->jwt_secret = NULL;
+	cfg->jwt_secret_len = 0;
+}

@@ -342,6 +342,17 @@ const struct http_header *http_find_header(const struct http_request *req, const
 	return NULL;
 }
 
+size_t http_header_count(const struct http_request *req, const char *name)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < req->num_headers; i++) {
+		if (case_eq(req->headers[i].name, req->headers[i].name_len, name))
+			n++;
+	}
+	return n;
+}
+
 /* Is token one element of the comma-separated list v[0..n)? */
 static bool list_has_token(const char *v, size_t n, const char *token)
 {
@@ -519,6 +530,7 @@ const char *http_reason(int status)
 	case 411: return "Length Required";
 	case 413: return "Content Too Large";
 	case 414: return "URI Too Long";
+	case 421: return "Misdirected Request";
 	case 426: return "Upgrade Required";
 	case 431: return "Request Header Fields Too Large";
 	case 500: return "Internal Server Error";

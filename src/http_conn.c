@@ -36,11 +36,16 @@
 
 static struct http_conn_config config;
 static struct http_conn_stats stats;
+static bool host_check; /* listening on loopback: Host names are checked */
 
 void http_conn_init(const struct http_conn_config *cfg)
 {
 	config = *cfg;
 	config.header_timeout *= CONN_TICKS_PER_SEC; /* seconds to clock ticks */
+	host_check = cfg->listen_host && origin_listen_is_loopback(cfg->listen_host);
+	if (host_check)
+		log_debug("loopback listener: serving Host localhost, 127.x.x.x, [::1] and %zu --allow-host",
+			  cfg->allow_host_count);
 }
 
 const struct http_conn_stats *http_conn_stats(void)
@@ -255,6 +260,19 @@ static void serve(struct conn *c, const struct http_request *req, const char *pa
 		conn_close(c);
 }
 
+/* DNS rebinding: a page on a hostile name that now resolves to 127.0.0.1
+ * reaches a loopback listener as that name's own site, Origin and all; only
+ * the Host header tells. 421: this server does not answer for that name,
+ * while the request itself was well formed (so not 400). */
+static bool host_allowed(const struct http_request *req)
+{
+	if (!host_check)
+		return true;
+	const struct http_header *host = http_find_header(req, "host");
+	return origin_host_allowed(host ? host->value : NULL, host ? host->value_len : 0, config.allow_host,
+				   config.allow_host_count);
+}
+
 /* Handle one complete request head. Returns true when the connection
  * became a WebSocket. */
 static bool handle_request(struct conn *c, const struct http_request *req)
@@ -265,6 +283,12 @@ static bool handle_request(struct conn *c, const struct http_request *req)
 	stats.requests++;
 	if (http_decode_path(req->target, req->target_len, path, sizeof(path), &query, &query_len) < 0) {
 		respond_error(c, 400);
+		return false;
+	}
+	/* before anything is served or upgraded; after the checks every
+	 * malformed request gets, so that it is 400 whatever its Host */
+	if (!host_allowed(req)) {
+		respond_error(c, 421);
 		return false;
 	}
 	bool ws_path = strcmp(path, "/") == 0 || strcmp(path, "/ws") == 0;

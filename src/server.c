@@ -235,6 +235,9 @@ int server_run(const struct config *cfg)
 		.jwt_secret_len = cfg->jwt_secret_len,
 		.allow_origin = cfg->allow_origin,
 		.allow_origin_count = cfg->allow_origin_count,
+		.listen_host = cfg->host,
+		.allow_host = cfg->allow_host,
+		.allow_host_count = cfg->allow_host_count,
 	});
 	if (cfg->tls_cert && !(tls = tls_server_new(cfg->tls_cert, cfg->tls_key))) {
 		log_error("cannot set up TLS with --tls-cert %s --tls-key %s", cfg->tls_cert, cfg->tls_key);

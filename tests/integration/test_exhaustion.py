@@ -44,7 +44,7 @@ def test_sixth_connection_503_first_five_keep_chatting(server):
         for how in ("silent", "upgrade"):
             s = socket.create_connection((server.host, server.port), timeout=5)
             if how == "upgrade":
-                s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                s.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                           b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
             data, closed = read_to_eof_or_timeout(s, 5)
             s.close()
@@ -90,7 +90,7 @@ def get_from(server, source, timeout=5):
     s.settimeout(timeout)
     s.bind((source, 0))
     s.connect((server.host, server.port))
-    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    s.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
     try:
         return read_to_eof_or_timeout(s, timeout)
     finally:

@@ -111,7 +111,7 @@ def test_tokens_case_insensitive_101(server, headers):
 
 def test_header_names_case_insensitive_101(server):
     key = "dGhlIHNhbXBsZSBub25jZQ=="
-    raw = ("GET /ws HTTP/1.1\r\nhost: x\r\nupgrade: websocket\r\nCONNECTION: Upgrade\r\n"
+    raw = ("GET /ws HTTP/1.1\r\nhost: localhost\r\nupgrade: websocket\r\nCONNECTION: Upgrade\r\n"
            "sec-websocket-key: %s\r\nSEC-WEBSOCKET-VERSION: 13\r\n\r\n" % key).encode()
     r = request(server.host, server.port, raw)
     assert r.status == 101, r
@@ -192,3 +192,76 @@ def test_head_of_http_then_upgrade_on_same_connection(server):
         ws.welcome()
         ws.send_text("after keep-alive")
         assert ws.recv_type("message")["text"] == "after keep-alive"
+
+
+# ---------------------------------------------------------------- no body, each header once
+
+
+def with_extra_lines(raw, *lines):
+    """An upgrade request with header lines added before its blank line."""
+    assert raw.endswith(b"\r\n\r\n")
+    return raw[:-2] + b"".join(l.encode("latin-1") + b"\r\n" for l in lines) + b"\r\n"
+
+
+def refused_and_closed(server, raw, status):
+    with HTTPConn(server.host, server.port) as c:
+        c.send(raw)
+        r = c.response()
+        assert r.status == status, r
+        assert c.closed_within(2), "connection left open after %d" % status
+
+
+def test_upgrade_with_content_length_body_400_and_nothing_broadcast(server):
+    # Once a 101 is out, the bytes of a body would be read as frames: a chat
+    # message smuggled past anything that only looked at the head.
+    from rawws import build_frame, OP_TEXT
+    from rcutil import connect_seq, raw_barrier
+    with RawWS.connect(server.host, server.port, "/") as watcher:
+        connect_seq(watcher)
+        frame = build_frame(OP_TEXT, b"smuggled in a body")
+        raw = with_extra_lines(upgrade_request(server.host, server.port, "/"),
+                               "Content-Length: %d" % len(frame)) + frame
+        refused_and_closed(server, raw, 400)
+        seen = raw_barrier(watcher)
+        assert not [m for m in seen if m.get("text") == "smuggled in a body"], seen
+
+
+def test_upgrade_with_chunked_body_refused_and_nothing_broadcast(server):
+    # Transfer-Encoding is refused by the parser (501) before any upgrade logic.
+    from rawws import build_frame, OP_TEXT
+    from rcutil import connect_seq, raw_barrier
+    with RawWS.connect(server.host, server.port, "/") as watcher:
+        connect_seq(watcher)
+        frame = build_frame(OP_TEXT, b"smuggled in chunks")
+        raw = with_extra_lines(upgrade_request(server.host, server.port, "/"),
+                               "Transfer-Encoding: chunked")
+        raw += b"%x\r\n" % len(frame) + frame + b"\r\n0\r\n\r\n"
+        with HTTPConn(server.host, server.port) as c:
+            c.send(raw)
+            r = c.response()
+            assert r.status in (400, 501), r
+            assert c.closed_within(2)
+        seen = raw_barrier(watcher)
+        assert not [m for m in seen if m.get("text") == "smuggled in chunks"], seen
+
+
+def test_upgrade_with_content_length_0_101(server):
+    key = "dGhlIHNhbXBsZSBub25jZQ=="
+    raw = with_extra_lines(upgrade_request(server.host, server.port, "/", key=key), "Content-Length: 0")
+    r = request(server.host, server.port, raw)
+    assert r.status == 101, r
+    assert r.header("Sec-WebSocket-Accept") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", r
+
+
+@pytest.mark.parametrize("second", ["dGhlIHNhbXBsZSBub25jZQ==", "AQIDBAUGBwgJCgsMDQ4PEA=="],
+                         ids=["same-key-twice", "two-keys"])
+def test_duplicate_key_400(server, second):
+    # RFC 6455 section 11.3.1: at most once; which one would the accept answer?
+    raw = with_extra_lines(upgrade_request(server.host, server.port, "/", key="dGhlIHNhbXBsZSBub25jZQ=="),
+                           "Sec-WebSocket-Key: " + second)
+    refused_and_closed(server, raw, 400)
+
+
+def test_duplicate_version_400(server):
+    raw = with_extra_lines(upgrade_request(server.host, server.port, "/"), "Sec-WebSocket-Version: 13")
+    refused_and_closed(server, raw, 400)

@@ -121,8 +121,8 @@ def test_metrics_prometheus_text(server):
     b"GARBAGE\r\n\r\n",
     b"GET\r\n\r\n",
     b"GET / HTTP/1.1\r\nHost localhost\r\n\r\n",
-    b"GET noslash HTTP/1.1\r\nHost: x\r\n\r\n",
-    b"GET / HTTP/1.1\r\nHost : x\r\n\r\n",
+    b"GET noslash HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost : localhost\r\n\r\n",
     b"GET / HTTP/1.1\r\n\r\n",
     b"GET http://localhost/ HTTP/1.1\r\nHost: localhost\r\n\r\n",
 ], ids=["garbage", "no-target", "header-no-colon", "target-no-slash", "space-before-colon",
@@ -145,7 +145,7 @@ def test_head_over_8k_without_end_431_early(server):
     # 9 KiB of head with no blank line yet: the server must answer 431 as soon
     # as the limit is passed, without waiting for the end of the head.
     with HTTPConn(server.host, server.port) as c:
-        c.send(b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-A: " + b"a" * 9000 + b"\r\n")
+        c.send(b"GET / HTTP/1.1\r\nHost: localhost\r\n" + b"X-A: " + b"a" * 9000 + b"\r\n")
         r = c.response(timeout=3)
         assert r.status == 431, r
 
@@ -195,7 +195,7 @@ def test_get_ws_without_upgrade_426(server):
 
 
 def test_transfer_encoding_rejected(server):
-    raw = (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    raw = (b"POST / HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
            b"5\r\nhello\r\n0\r\n\r\n")
     r = request(server.host, server.port, raw)
     assert r.status in (400, 405, 501), r
@@ -333,9 +333,9 @@ def test_head_404_has_no_body(server):
 
 
 @pytest.mark.parametrize("raw", [
-    b"get / HTTP/1.1\r\nHost: x\r\n\r\n",
-    b"GET / HTTP/1.1\r\nHost: x\r\nX-Bad: a\x00b\r\n\r\n",
-    b"GET / http/1.1\r\nHost: x\r\n\r\n",
+    b"get / HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Bad: a\x00b\r\n\r\n",
+    b"GET / http/1.1\r\nHost: localhost\r\n\r\n",
 ], ids=["lowercase-method", "nul-in-header", "lowercase-version"])
 def test_odd_requests_rejected(server, raw):
     r = request(server.host, server.port, raw)
@@ -364,7 +364,7 @@ def test_many_requests_on_one_connection(server):
 
 def padded_request(total_len, target="/style.css"):
     """A GET whose head is exactly total_len bytes (blank line included)."""
-    base = ("GET %s HTTP/1.1\r\nHost: x\r\nX-Pad: " % target).encode()
+    base = ("GET %s HTTP/1.1\r\nHost: localhost\r\nX-Pad: " % target).encode()
     pad = total_len - len(base) - 4
     assert pad > 0
     return base + b"p" * pad + b"\r\n\r\n"
@@ -397,3 +397,93 @@ def test_target_exactly_2048_not_414(server):
 def test_target_2049_414(server):
     r = get(server, "/?" + "q" * 2047)
     assert r.status == 414, r
+
+
+# ---------------------------------------------------------------- Host on a loopback listener (DNS rebinding)
+
+
+def upgrade_with_host(server, host, addr=None):
+    from rawws import upgrade_request
+    raw = upgrade_request(server.host, server.port, "/")
+    raw = raw.replace(b"Host: %s:%d\r\n" % (server.host.encode(), server.port),
+                      b"Host: %s\r\n" % host.encode(), 1)
+    assert (b"Host: %s\r\n" % host.encode()) in raw
+    return request(addr or server.host, server.port, raw)
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:%(port)d", "localhost.evil.example",
+                                  "127.0.0.1.evil.example:%(port)d", "x", "10.0.0.1:%(port)d"])
+def test_foreign_host_421_on_loopback(server, host):
+    # a hostile name re-pointed at 127.0.0.1 must not get the page or a socket
+    host = host % {"port": server.port}
+    for target in ("/", "/metrics", "/app.js", "/missing"):
+        with HTTPConn(server.host, server.port) as c:
+            c.send(simple_request("GET", target, host_header=host))
+            r = c.response()
+            assert r.status == 421, (host, target, r)
+            assert b"<html" not in r.body.lower() and b"ringcast_" not in r.body
+            assert c.closed_within(2), "connection left open after 421"
+    r = upgrade_with_host(server, host)
+    assert r.status == 421, (host, r)
+
+
+@pytest.mark.parametrize("host", ["localhost", "localhost:%(port)d", "LocalHost:%(port)d", "127.0.0.1",
+                                  "127.0.0.1:%(port)d", "127.1.2.3:%(port)d", "[::1]:%(port)d"])
+def test_loopback_hosts_served(server, host):
+    host = host % {"port": server.port}
+    r = get(server, "/", host_header=host)
+    assert r.status == 200, (host, r)
+    assert r.body == static_bytes("index.html")
+    assert upgrade_with_host(server, host).status == 101, host
+
+
+@pytest.mark.server_args("--allow-host", "evil.example", "--allow-host", "Chat.Example.com")
+def test_allow_host_served(server):
+    for host in ("evil.example", "evil.example:%d" % server.port, "EVIL.example",
+                 "chat.example.com:443", "localhost:%d" % server.port):
+        r = get(server, "/", host_header=host)
+        assert r.status == 200, (host, r)
+        assert upgrade_with_host(server, host).status == 101, host
+    for host in ("other.example", "sub.evil.example", "evil.example.other"):
+        assert get(server, "/", host_header=host).status == 421, host
+        assert upgrade_with_host(server, host).status == 421, host
+
+
+@pytest.mark.server_args("--host", "0.0.0.0")
+def test_any_host_served_on_a_public_listener(server):
+    # not on loopback: names are the operator's business (reverse proxies,
+    # real DNS), so any Host is served as before
+    for host in ("evil.example", "evil.example:%d" % server.port, "x", "localhost"):
+        r = request("127.0.0.1", server.port, simple_request("GET", "/", host_header=host))
+        assert r.status == 200, (host, r)
+        assert upgrade_with_host(server, host, addr="127.0.0.1").status == 101, host
+
+
+def test_http10_without_host_served_on_loopback(server):
+    # browsers always send Host; a request without one is not a rebinding
+    r = request(server.host, server.port, b"GET / HTTP/1.0\r\n\r\n")
+    assert r.status == 200, r
+
+
+def test_malformed_request_with_foreign_host_is_still_400(server):
+    r = request(server.host, server.port, b"GET noslash HTTP/1.1\r\nHost: evil.example\r\n\r\n")
+    assert r.status == 400, r
+
+
+def ipv6_loopback_available():
+    import socket
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not ipv6_loopback_available(), reason="no IPv6 loopback here")
+@pytest.mark.server_args("--host", "::1")
+def test_ipv6_loopback_listener_checks_host(server):
+    assert server.host == "::1"
+    assert get(server, "/", host_header="[::1]:%d" % server.port).status == 200
+    assert get(server, "/", host_header="localhost:%d" % server.port).status == 200
+    assert get(server, "/", host_header="evil.example:%d" % server.port).status == 421

@@ -61,7 +61,7 @@ def test_disconnect_mid_frame(server):
 
 def test_disconnect_during_handshake(server):
     s = socket.create_connection((server.host, server.port), timeout=3)
-    s.sendall(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n")
+    s.sendall(b"GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n")
     s.close()
     with RawWS.connect(server.host, server.port) as ws:
         ws.welcome()
@@ -450,7 +450,7 @@ def test_connection_slots_are_released(server):
         ws.close()
     for i in range(30):
         with HTTPConn(server.host, server.port) as c:
-            c.send(b"GET /style.css HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            c.send(b"GET /style.css HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
             assert c.response().status == 200
     # all slots must be free again: 10 simultaneous clients
     clients = []
@@ -488,7 +488,7 @@ def test_over_connection_limit_others_unaffected(server):
         for _ in range(3):  # over the limit: refused, answered with an error, or left waiting
             try:
                 s = socket.create_connection((server.host, server.port), timeout=1)
-                s.sendall(b"GET /style.css HTTP/1.1\r\nHost: x\r\n\r\n")
+                s.sendall(b"GET /style.css HTTP/1.1\r\nHost: localhost\r\n\r\n")
                 extra.append(s)
             except OSError:
                 pass

@@ -273,7 +273,7 @@ def test_tls_1_1_and_1_0_refused(tls_server, tls_files):
 def test_plain_http_to_tls_port_fails_cleanly(tls_server, tls_files):
     cert, _ = tls_files
     for req in (b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n",
-                b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                b"GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                 b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
                 b"\x00" * 100):
         s = socket.create_connection((tls_server.host, tls_server.port), timeout=5)

@@ -625,6 +625,19 @@ static void find_header_ignores_case_and_returns_the_first(void **state)
 	assert_null(http_find_header(&req, "Sec-WebSocket-Key-Extra"));
 }
 
+static void header_count_counts_every_line_of_a_name(void **state)
+{
+	static const char in[] = REQ("Sec-WebSocket-Key: one\r\nX-Other: 1\r\nsec-websocket-key: two\r\n");
+	struct http_request req;
+
+	(void)state;
+	expect_ok(in, &req);
+	assert_int_equal(http_header_count(&req, "Sec-WebSocket-Key"), 2);
+	assert_int_equal(http_header_count(&req, "x-other"), 1);
+	assert_int_equal(http_header_count(&req, "Host"), 1);
+	assert_int_equal(http_header_count(&req, "Sec-WebSocket"), 0);
+}
+
 static void has_token_finds_an_element_of_a_list(void **state)
 {
 	struct http_request req;
@@ -1014,6 +1027,7 @@ static void reasons_are_known_for_every_status_we_send(void **state)
 		{ 411, "Length Required" },
 		{ 413, "Content Too Large" },
 		{ 414, "URI Too Long" },
+		{ 421, "Misdirected Request" },
 		{ 426, "Upgrade Required" },
 		{ 431, "Request Header Fields Too Large" },
 		{ 500, "Internal Server Error" },
@@ -1159,6 +1173,7 @@ int main(void)
 		cmocka_unit_test(http_1_0_closes_by_default),
 		cmocka_unit_test(http_1_0_keeps_alive_with_the_keep_alive_token),
 		cmocka_unit_test(find_header_ignores_case_and_returns_the_first),
+		cmocka_unit_test(header_count_counts_every_line_of_a_name),
 		cmocka_unit_test(has_token_finds_an_element_of_a_list),
 		cmocka_unit_test(has_token_ignores_case),
 		cmocka_unit_test(has_token_needs_the_whole_element),

@@ -193,15 +193,70 @@ static void test_key_that_is_not_base64_is_400(void **state)
 			       "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZR==\r\n" "\r\n"), 400);
 }
 
+/* A body would be read as the client's first frames once the 101 is out:
+ * an opening handshake announcing one is refused. */
+static void test_content_length_over_0_is_400(void **state)
+{
+	(void)state;
+	assert_int_equal(check(GET HOST UPGRADE CONNECTION KEY VERSION "Content-Length: 1\r\n" "\r\n"),
+			 400);
+	assert_int_equal(check(GET HOST UPGRADE CONNECTION KEY VERSION "Content-Length: 65536\r\n"
+			       "\r\n"), 400);
+}
+
+static void test_content_length_0_is_accepted(void **state)
+{
+	(void)state;
+	assert_int_equal(check(GET HOST UPGRADE CONNECTION KEY VERSION "Content-Length: 0\r\n" "\r\n"),
+			 0);
+}
+
+/* The parser refuses Transfer-Encoding itself (501), so this request is
+ * built by hand: the rule must not depend on that. */
+static void test_transfer_encoding_is_400(void **state)
+{
+	const char *key = NULL;
+	size_t key_len = 0;
+	struct http_request *r;
+
+	(void)state;
+	r = parse(GET HOST UPGRADE CONNECTION KEY VERSION "X-Placeholder: chunked\r\n" "\r\n");
+	r->headers[r->num_headers - 1].name = "Transfer-Encoding";
+	r->headers[r->num_headers - 1].name_len = strlen("Transfer-Encoding");
+	assert_int_equal(ws_upgrade_check(r, &key, &key_len), 400);
+}
+
+/* RFC 6455 §11.3.1: Sec-WebSocket-Key at most once in a request. */
+static void test_duplicate_key_is_400(void **state)
+{
+	(void)state;
+	assert_int_equal(check(GET HOST UPGRADE CONNECTION KEY KEY VERSION "\r\n"), 400);
+	assert_int_equal(check(GET HOST UPGRADE CONNECTION KEY VERSION
+			       "Sec-WebSocket-Key: AQIDBAUGBwgJCgsMDQ4PEA==\r\n" "\r\n"), 400);
+	assert_int_equal(check(GET HOST UPGRADE CONNECTION KEY VERSION "sec-websocket-key: "
+			       RFC_KEY "\r\n" "\r\n"), 400);
+}
+
+/* RFC 6455 §11.3.5: Sec-WebSocket-Version at most once in a request. */
+static void test_duplicate_version_is_400(void **state)
+{
+	(void)state;
+	assert_int_equal(check(GET HOST UPGRADE CONNECTION KEY VERSION VERSION "\r\n"), 400);
+	assert_int_equal(check(GET HOST UPGRADE CONNECTION KEY VERSION "Sec-WebSocket-Version: 8\r\n"
+			       "\r\n"), 400);
+}
+
 /* Each refusal is the one for the first rule broken, in the order of
- * ws_upgrade_check's contract: method, version, Upgrade, Connection,
- * Sec-WebSocket-Version, key. */
+ * ws_upgrade_check's contract: method, version and body, Upgrade,
+ * Connection, duplicates, Sec-WebSocket-Version, key. */
 static void test_first_broken_rule_decides_the_status(void **state)
 {
 	(void)state;
 	assert_int_equal(check("POST /ws HTTP/1.0\r\n" HOST "\r\n"), 405);
 	assert_int_equal(check("GET /ws HTTP/1.0\r\n" HOST "\r\n"), 400);
+	assert_int_equal(check(GET HOST "Content-Length: 1\r\n" "\r\n"), 400);
 	assert_int_equal(check(GET HOST "\r\n"), 426);
+	assert_int_equal(check(GET HOST UPGRADE CONNECTION KEY KEY "\r\n"), 400);
 }
 
 static void test_response_is_101_with_the_accept_key_and_a_blank_line(void **state)
@@ -255,6 +310,11 @@ int main(void)
 		cmocka_unit_test(test_missing_key_is_400),
 		cmocka_unit_test(test_key_not_of_16_bytes_is_400),
 		cmocka_unit_test(test_key_that_is_not_base64_is_400),
+		cmocka_unit_test(test_content_length_over_0_is_400),
+		cmocka_unit_test(test_content_length_0_is_accepted),
+		cmocka_unit_test(test_transfer_encoding_is_400),
+		cmocka_unit_test(test_duplicate_key_is_400),
+		cmocka_unit_test(test_duplicate_version_is_400),
 		cmocka_unit_test(test_first_broken_rule_decides_the_status),
 		cmocka_unit_test(test_response_is_101_with_the_accept_key_and_a_blank_line),
 		cmocka_unit_test(test_response_uses_exactly_the_key_from_the_request),
