@@ -69,6 +69,9 @@ struct chat_config {
 	size_t presence_list_max;    /* users listed in a presence snapshot (0: 100) */
 	size_t presence_events_max;  /* rooms larger get no join/leave events (0: 100) */
 	uint32_t history_memory;     /* recent messages kept per room (0: 1000) */
+	/* Bytes of recent messages kept in memory, all rooms together; the
+	 * least recently used rooms give theirs up first (0: none kept). */
+	uint64_t history_bytes;
 	uint32_t history_on_join;    /* sent on joining (0: 50) */
 	uint32_t max_rooms;          /* rooms that may exist (0: 10000) */
 	struct rate_config rate;     /* per_second 0: no limit */
@@ -84,10 +87,14 @@ struct chat_stats {
 	uint64_t bad_text;      /* messages refused for control characters */
 	uint64_t catchups;      /* replays being paced out now */
 	uint64_t replayed;      /* messages sent by replays */
+	uint64_t history_bytes; /* recent history held in memory */
+	uint64_t history_bytes_limit;
+	uint64_t history_evicted; /* messages dropped from memory by the byte bound */
 };
 
 void chat_init(const struct chat_config *cfg);
-/* Fill rooms' recent history and ids from the store (start-up). */
+/* Learn every stored room's name and last id (start-up); its messages
+ * stay in the store until someone asks for them. */
 int chat_load_history(void);
 void chat_shutdown(void);
 

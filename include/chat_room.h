@@ -24,12 +24,23 @@ struct chat_room {
 	uint32_t waiting;         /* messages and queries waiting for the store */
 	bool active;              /* has members or waiting work: counts against --max-rooms */
 	/* Recent messages as their broadcast frames, oldest first: a replay or
-	 * a join's history sends the same bytes again. */
+	 * a join's history sends the same bytes again. Always the newest ones:
+	 * the ring is empty or ends with the room's last message broadcast. */
 	struct buf **recent;
 	uint64_t *recent_ids;
 	uint32_t recent_head, recent_len, recent_cap;
 	bool recent_complete;     /* recent holds every message the room ever had */
 	struct chat_room *hash_next;
+	/* In the history LRU list (most recently used first) while the ring
+	 * holds anything. */
+	struct chat_room *lru_prev, *lru_next;
+};
+
+/* Recent history in memory, all rooms together. */
+struct room_history_stats {
+	uint64_t bytes;    /* frames held by the rings, plus the rings themselves */
+	uint64_t limit;    /* --history-bytes */
+	uint64_t evicted;  /* messages dropped from memory to stay under it */
 };
 
 /* Rooms live in memory while they have members or work waiting for the
@@ -37,8 +48,15 @@ struct chat_room {
  * its name and last id, so ids go on where they stopped, and its recent
  * messages are freed when the store has them (without a store, memory is
  * all the history there is, so they stay); a room that never had a message
- * is forgotten entirely. */
-void room_table_init(uint32_t history_memory, uint32_t max_rooms, bool idle_keeps_history);
+ * is forgotten entirely.
+ *
+ * Recent messages are bounded twice: history_memory per room, and
+ * history_bytes for all rooms together (0: none kept). Over the byte bound,
+ * the rooms whose history was used least recently give up their oldest
+ * messages first. Whatever is dropped makes recent_complete false, so
+ * history and replays go to the store; without one it is gone. */
+void room_table_init(uint32_t history_memory, uint32_t max_rooms, bool idle_keeps_history,
+		     uint64_t history_bytes);
 void room_table_free(void);
 size_t room_count(void);         /* active rooms */
 /* The first room in table order, then the next; for walks over all rooms. */
@@ -77,15 +95,23 @@ void room_remove(struct chat_room *r, struct chat_membership *ms);
 /* The member has caught up: it gets live messages from now on. */
 void room_release(struct chat_room *r, struct chat_membership *ms);
 
-/* Keep a committed message's frame (takes a reference) with its id. */
+/* Keep a committed message's frame (takes a reference) with its id, the
+ * room's newest. May drop older messages of this and other rooms to stay
+ * under the byte bound; a frame larger than the whole bound is not kept,
+ * and then neither is anything older of this room. */
 void room_remember(struct chat_room *r, uint64_t id, struct buf *frame);
+
+/* The two lookups are how history is read (a join's history, a page, a
+ * replay's next message), so each counts as a use of the room's history:
+ * it moves to the front of the LRU list. Indexes are valid until the next
+ * room_remember or room_settle. */
 
 /* Index in the recent ring of the first message with id > since, or
  * recent_len when there is none. */
-uint32_t room_recent_after(const struct chat_room *r, uint64_t since);
+uint32_t room_recent_after(struct chat_room *r, uint64_t since);
 /* Index of the first message with id >= before..., i.e. the count of
  * recent messages with id < before (before 0: all). */
-uint32_t room_recent_before(const struct chat_room *r, uint64_t before);
+uint32_t room_recent_before(struct chat_room *r, uint64_t before);
 
 static inline struct buf *room_recent_frame(const struct chat_room *r, uint32_t i)
 {
@@ -99,5 +125,7 @@ static inline uint64_t room_recent_id(const struct chat_room *r, uint32_t i)
 
 /* Does the ring hold every message with id > since? */
 bool room_recent_covers(const struct chat_room *r, uint64_t since);
+
+const struct room_history_stats *room_history_stats(void);
 
 #endif

@@ -74,6 +74,24 @@ void store_close(struct store *s);
 int store_load_recent(struct store *s, unsigned per_room,
 		      void (*fn)(void *arg, const struct store_record *r), void *arg);
 
+/* What start-up needs of a room, without its history. */
+struct store_room {
+	const char *room;
+	size_t room_len;
+	uint64_t last_id;         /* its highest id, so ids continue after a restart */
+	/* The highest sender id that is a plain number (a guest's connection
+	 * id, 1 to 10 digits) among its newest `window` messages; 0: none. */
+	uint64_t numeric_sender_max;
+};
+
+/* Synchronous, for start-up before the loop runs: call fn once for every
+ * room in the database. One indexed query per room; no message text is
+ * read, only the newest `window` rows' ids and senders (window 0 is taken
+ * as 1). Like store_load_recent, jobs queued from fn wait for it. Returns 0
+ * or a negative errno code. */
+int store_load_rooms(struct store *s, unsigned window,
+		     void (*fn)(void *arg, const struct store_room *r), void *arg);
+
 /* Queue work (loop thread; never blocks on the disk; copies r). */
 void store_append(struct store *s, const struct store_record *r, void *ctx);
 /* Messages of room with id < before_id (0: the newest), at most limit, oldest first. */

@@ -1,4 +1,11 @@
-/* chat_room.c: the room table, live member arrays and recent-message rings. */
+/* chat_room.c: the room table, live member arrays and recent-message rings.
+ *
+ * The rings share one byte bound. Every ring that holds anything is on an
+ * LRU list, touched when the room gets a message or its history is read;
+ * a new message that takes the total over the bound makes the least
+ * recently used rings give up their oldest messages until it fits. A ring
+ * is only ever cut from its old end, so it stays the room's newest
+ * messages, which is what room_recent_covers and the history code assume. */
 #include "chat_room.h"
 
 #include <stdlib.h>
@@ -9,11 +16,17 @@
 /* Chained hash by name; the bucket count is fixed because --max-rooms
  * bounds the table. */
 #define ROOM_BUCKETS 4096
+/* A ring starts this small and doubles up to --history-memory: most rooms
+ * hold a few messages, and 1,000 empty slots are 16 KB a room. */
+#define RING_FIRST_CAP 16
+#define RING_SLOT_BYTES (sizeof(struct buf *) + sizeof(uint64_t))
 
 static struct chat_room *buckets[ROOM_BUCKETS];
 static size_t active_count;
 static uint32_t ring_size, rooms_max;
 static bool keep_idle_history;
+static struct room_history_stats history;
+static struct chat_room *lru_first, *lru_last; /* most, least recently used */
 
 static uint32_t hash_name(const char *s, size_t n)
 {
@@ -23,21 +36,140 @@ static uint32_t hash_name(const char *s, size_t n)
 	return h % ROOM_BUCKETS;
 }
 
-void room_table_init(uint32_t history_memory, uint32_t max_rooms, bool idle_keeps_history)
+void room_table_init(uint32_t history_memory, uint32_t max_rooms, bool idle_keeps_history,
+		     uint64_t history_bytes)
 {
 	keep_idle_history = idle_keeps_history;
 	ring_size = history_memory;
 	rooms_max = max_rooms;
 	memset(buckets, 0, sizeof(buckets));
 	active_count = 0;
+	history = (struct room_history_stats){ .limit = history_bytes };
+	lru_first = lru_last = NULL;
+}
+
+/* ---- the history LRU list ---- */
+
+static void lru_unlink(struct chat_room *r)
+{
+	if (r->lru_prev)
+		r->lru_prev->lru_next = r->lru_next;
+	else
+		lru_first = r->lru_next;
+	if (r->lru_next)
+		r->lru_next->lru_prev = r->lru_prev;
+	else
+		lru_last = r->lru_prev;
+	r->lru_prev = r->lru_next = NULL;
+}
+
+static bool lru_linked(const struct chat_room *r)
+{
+	return r->lru_prev || lru_first == r;
+}
+
+/* Only rooms holding history are on the list. */
+static void lru_touch(struct chat_room *r)
+{
+	if (!r->recent_len || lru_first == r)
+		return;
+	if (lru_linked(r))
+		lru_unlink(r);
+	r->lru_next = lru_first;
+	if (lru_first)
+		lru_first->lru_prev = r;
+	lru_first = r;
+	if (!lru_last)
+		lru_last = r;
+}
+
+/* ---- rings ---- */
+
+/* Everything the ring holds goes, and the ring itself: not counted as
+ * evicted (an idle room's store has it all; table teardown). */
+static void ring_release(struct chat_room *r)
+{
+	if (!r->recent)
+		return;
+	for (uint32_t i = 0; i < r->recent_len; i++) {
+		struct buf *b = room_recent_frame(r, i);
+		history.bytes -= b->len;
+		buf_unref(b);
+	}
+	if (lru_linked(r))
+		lru_unlink(r);
+	history.bytes -= (uint64_t)r->recent_cap * RING_SLOT_BYTES;
+	free(r->recent);
+	free(r->recent_ids);
+	r->recent = NULL;
+	r->recent_ids = NULL;
+	r->recent_len = r->recent_cap = r->recent_head = 0;
+}
+
+/* The oldest message leaves the ring; an emptied ring is freed. */
+static void ring_drop_oldest(struct chat_room *r)
+{
+	struct buf *b = r->recent[r->recent_head];
+	history.bytes -= b->len;
+	buf_unref(b);
+	r->recent_head = (r->recent_head + 1) % r->recent_cap;
+	r->recent_len--;
+	r->recent_complete = false;
+	if (!r->recent_len)
+		ring_release(r);
+}
+
+/* Room for one more: grow up to --history-memory, then let the oldest go. */
+static void ring_make_slot(struct chat_room *r)
+{
+	if (r->recent_len < r->recent_cap)
+		return;
+	if (r->recent_cap == ring_size) {
+		ring_drop_oldest(r);
+		if (r->recent)
+			return;
+	}
+	uint32_t cap = r->recent_cap ? r->recent_cap * 2 : RING_FIRST_CAP;
+	if (cap > ring_size)
+		cap = ring_size;
+	struct buf **frames = malloc(cap * sizeof(*frames));
+	uint64_t *ids = malloc(cap * sizeof(*ids));
+	if (!frames || !ids)
+		abort();
+	for (uint32_t i = 0; i < r->recent_len; i++) {
+		frames[i] = room_recent_frame(r, i);
+		ids[i] = room_recent_id(r, i);
+	}
+	free(r->recent);
+	free(r->recent_ids);
+	history.bytes += (uint64_t)(cap - r->recent_cap) * RING_SLOT_BYTES;
+	r->recent = frames;
+	r->recent_ids = ids;
+	r->recent_cap = cap;
+	r->recent_head = 0;
+}
+
+/* Drop the oldest messages of the least recently used rooms until the
+ * total is within the bound. The writer was touched last, so it is at the
+ * end of the list only when no other room holds anything; its newest
+ * message goes only with the whole ring, when it alone is over the bound. */
+static void history_enforce_bound(struct chat_room *writer)
+{
+	while (history.bytes > history.limit && lru_last) {
+		struct chat_room *victim = lru_last;
+		history.evicted++;
+		if (victim == writer && victim->recent_len == 1) {
+			victim->recent_complete = false;
+			ring_release(victim);
+			return;
+		}
+		ring_drop_oldest(victim);
+	}
 }
 
 static void room_free(struct chat_room *r)
 {
-	for (uint32_t i = 0; i < r->recent_len; i++)
-		buf_unref(room_recent_frame(r, i));
-	free(r->recent);
-	free(r->recent_ids);
+	ring_release(r);
 	free(r->members);
 	free(r);
 }
@@ -138,13 +270,7 @@ void room_settle(struct chat_room *r)
 	r->cap = 0;
 	if (keep_idle_history)
 		return;
-	for (uint32_t i = 0; i < r->recent_len; i++)
-		buf_unref(room_recent_frame(r, i));
-	free(r->recent);
-	free(r->recent_ids);
-	r->recent = NULL;
-	r->recent_ids = NULL;
-	r->recent_len = r->recent_cap = r->recent_head = 0;
+	ring_release(r);
 	r->recent_complete = false; /* the store has what memory let go */
 }
 
@@ -189,30 +315,28 @@ void room_release(struct chat_room *r, struct chat_membership *ms)
 
 void room_remember(struct chat_room *r, uint64_t id, struct buf *frame)
 {
-	if (ring_size == 0)
-		return;
-	if (!r->recent) {
-		r->recent_cap = ring_size;
-		r->recent = calloc(ring_size, sizeof(*r->recent));
-		r->recent_ids = calloc(ring_size, sizeof(*r->recent_ids));
-		if (!r->recent || !r->recent_ids)
-			abort();
-	}
-	if (r->recent_len == r->recent_cap) {
-		buf_unref(r->recent[r->recent_head]);
-		r->recent_head = (r->recent_head + 1) % r->recent_cap;
-		r->recent_len--;
+	if (ring_size == 0 || frame->len > history.limit) {
+		/* Not kept, so nothing older may stay either: the ring must
+		 * end with the newest message or be empty. */
+		history.evicted += r->recent_len;
+		ring_release(r);
 		r->recent_complete = false;
+		return;
 	}
+	ring_make_slot(r);
 	uint32_t at = (r->recent_head + r->recent_len) % r->recent_cap;
 	r->recent[at] = buf_ref(frame);
 	r->recent_ids[at] = id;
 	r->recent_len++;
+	history.bytes += frame->len;
+	lru_touch(r);
+	history_enforce_bound(r);
 }
 
 /* Ids in the ring increase, so both lookups are binary searches. */
-uint32_t room_recent_after(const struct chat_room *r, uint64_t since)
+uint32_t room_recent_after(struct chat_room *r, uint64_t since)
 {
+	lru_touch(r);
 	uint32_t lo = 0, hi = r->recent_len;
 	while (lo < hi) {
 		uint32_t mid = lo + (hi - lo) / 2;
@@ -224,8 +348,9 @@ uint32_t room_recent_after(const struct chat_room *r, uint64_t since)
 	return lo;
 }
 
-uint32_t room_recent_before(const struct chat_room *r, uint64_t before)
+uint32_t room_recent_before(struct chat_room *r, uint64_t before)
 {
+	lru_touch(r);
 	if (before == 0)
 		return r->recent_len;
 	uint32_t lo = 0, hi = r->recent_len;
@@ -244,4 +369,9 @@ bool room_recent_covers(const struct chat_room *r, uint64_t since)
 	if (r->recent_complete)
 		return true;
 	return r->recent_len && room_recent_id(r, 0) <= since + 1;
+}
+
+const struct room_history_stats *room_history_stats(void)
+{
+	return &history;
 }

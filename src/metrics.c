@@ -67,6 +67,13 @@ struct buf *metrics_render(void)
 	metric(&o, "store_failures_total", "counter", "Messages the history store failed to commit.",
 	       (double)ch->store_failures);
 	metric(&o, "store_pending", "gauge", "Messages waiting for their commit.", (double)ch->pending);
+	metric(&o, "history_bytes", "gauge", "Bytes of recent history held in memory, all rooms.",
+	       (double)ch->history_bytes);
+	metric(&o, "history_bytes_limit", "gauge", "The bound on them (--history-bytes).",
+	       (double)ch->history_bytes_limit);
+	metric(&o, "history_evicted_total", "counter",
+	       "Messages dropped from memory to stay under --history-bytes.",
+	       (double)ch->history_evicted);
 	metric(&o, "auth_refused_total", "counter", "Upgrades refused for a missing or bad token.",
 	       (double)hs->auth_refused);
 	metric(&o, "origin_refused_total", "counter", "Upgrades refused for a cross-site Origin.",
@@ -81,8 +88,17 @@ struct buf *metrics_render(void)
 	       (double)ls->zc_copied);
 	metric(&o, "frames_per_send", "gauge", "Frames carried per send operation (coalescing).",
 	       cs->send_ops ? (double)cs->frames_out / (double)cs->send_ops : 0.0);
-	metric(&o, "slow_consumer_closes_total", "counter", "Clients dropped over --max-queue.",
+	metric(&o, "slow_consumer_closes_total", "counter",
+	       "Clients dropped as slow consumers (stalled past --send-timeout or over --max-queue).",
 	       (double)cs->slow_consumers);
+	metric(&o, "slow_consumer_stalled_total", "counter",
+	       "Of those, clients that took none of their queued bytes for --send-timeout.",
+	       (double)cs->slow_stalled);
+	metric(&o, "bad_text_total", "counter", "Messages refused for control characters (bad_text).",
+	       (double)ch->bad_text);
+	metric(&o, "replays", "gauge", "since/resume replays being paced out now.", (double)ch->catchups);
+	metric(&o, "replayed_total", "counter", "Messages sent by since/resume replays.",
+	       (double)ch->replayed);
 	metric(&o, "pings_sent_total", "counter", "Idle pings sent.", (double)ws->pings_sent);
 	put(&o, "# HELP ringcast_closes_total WebSocket close frames sent, by code.\n"
 		"# TYPE ringcast_closes_total counter\n");

@@ -214,6 +214,7 @@ int server_run(const struct config *cfg)
 		.presence_list_max = 100,
 		.presence_events_max = 100,
 		.history_memory = cfg->history_memory,
+		.history_bytes = cfg->history_bytes,
 		.max_rooms = cfg->max_rooms,
 		.rate = { .per_second = cfg->rate_per_second, .burst = cfg->rate_burst },
 	});

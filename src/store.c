@@ -10,9 +10,9 @@
  * serialize it for us: it must never be used by two threads at once. The
  * rule is that whoever holds `db_lock` owns the connection and its
  * statements: store_open before the worker exists, the worker while it runs
- * a batch or a checkpoint, store_load_recent at start-up, store_close after
- * the worker is joined. The loop thread takes db_lock only in
- * store_load_recent, which runs before the loop does.
+ * a batch or a checkpoint, store_load_rooms and store_load_recent at
+ * start-up, store_close after the worker is joined. The loop thread takes
+ * db_lock only in those two, which run before the loop does.
  *
  * Lock order: db_lock, then lock. */
 #include "store.h"
@@ -717,44 +717,104 @@ static int store_load_room(sqlite3_stmt *st, const struct store_record *room,
 		r.text = store_column(st, 4, &r.text_len);
 		fn(arg, &r);
 	}
-	sqlite3_reset(st);
 	return rc;
 }
 
-int store_load_recent(struct store *s, unsigned per_room,
-		      void (*fn)(void *arg, const struct store_record *r), void *arg)
+/* A walk over every room with one per-room statement (its ?1 is the room,
+ * ?2 the limit), holding db_lock: see the rule at the top. */
+struct store_room_walk {
+	const char *sql;
+	unsigned limit;
+	/* Steps st for one room (bound and reset by the walk): SQLITE_DONE or
+	 * an error. */
+	int (*each)(struct store_room_walk *w, sqlite3_stmt *st, const struct store_record *room);
+	void (*record_fn)(void *arg, const struct store_record *r); /* store_load_recent */
+	void (*room_fn)(void *arg, const struct store_room *r);     /* store_load_rooms */
+	void *arg;
+};
+
+static int store_walk_rooms(struct store *s, struct store_room_walk *w)
 {
-	sqlite3_stmt *rooms = NULL, *recent = NULL;
+	sqlite3_stmt *rooms = NULL, *per_room = NULL;
 	int rc;
 
-	/* The last record of a room carries its highest id, which the caller
-	 * needs even if it wants no history. */
-	if (per_room == 0)
-		per_room = 1;
 	pthread_mutex_lock(&s->db_lock);
 	rc = sqlite3_prepare_v2(s->db, store_rooms_sql, -1, &rooms, NULL);
 	if (rc == SQLITE_OK)
-		rc = sqlite3_prepare_v2(s->db, store_recent_sql, -1, &recent, NULL);
+		rc = sqlite3_prepare_v2(s->db, w->sql, -1, &per_room, NULL);
 	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_int64(recent, 2, per_room);
+		rc = sqlite3_bind_int64(per_room, 2, w->limit);
 	while (rc == SQLITE_OK && (rc = sqlite3_step(rooms)) == SQLITE_ROW) {
 		struct store_record room = { 0 };
 
 		room.room = store_column(rooms, 0, &room.room_len);
-		rc = sqlite3_bind_text64(recent, 1, room.room, room.room_len, SQLITE_STATIC,
+		rc = sqlite3_bind_text64(per_room, 1, room.room, room.room_len, SQLITE_STATIC,
 					 SQLITE_UTF8);
 		if (rc == SQLITE_OK)
-			rc = store_load_room(recent, &room, fn, arg);
+			rc = w->each(w, per_room, &room);
+		sqlite3_reset(per_room);
 		if (rc == SQLITE_DONE)
 			rc = SQLITE_OK;
 	}
 	if (rc != SQLITE_DONE)
 		fprintf(stderr, "ringcast: store: loading history failed: %s\n",
 			sqlite3_errmsg(s->db));
-	sqlite3_finalize(recent);
+	sqlite3_finalize(per_room);
 	sqlite3_finalize(rooms);
 	pthread_mutex_unlock(&s->db_lock);
 	return rc == SQLITE_DONE ? 0 : store_errno(rc);
+}
+
+static int store_recent_each(struct store_room_walk *w, sqlite3_stmt *st,
+			     const struct store_record *room)
+{
+	return store_load_room(st, room, w->record_fn, w->arg);
+}
+
+int store_load_recent(struct store *s, unsigned per_room,
+		      void (*fn)(void *arg, const struct store_record *r), void *arg)
+{
+	/* The last record of a room carries its highest id, which the caller
+	 * needs even if it wants no history. */
+	struct store_room_walk w = { .sql = store_recent_sql, .limit = per_room ? per_room : 1,
+				     .each = store_recent_each, .record_fn = fn, .arg = arg };
+
+	return store_walk_rooms(s, &w);
+}
+
+/* A room's last id, and the largest all-digit sender among its newest ?2
+ * rows: a backwards range of the primary key that decodes ids and senders
+ * only (text is the record's last column, so a long one's overflow pages
+ * are never read). */
+static const char store_room_sql[] =
+	"SELECT max(id), max(CASE WHEN length(sender) BETWEEN 1 AND 10"
+	"  AND sender NOT GLOB '*[^0-9]*' THEN CAST(sender AS INTEGER) END)"
+	" FROM (SELECT id, sender FROM messages WHERE room = ?1 ORDER BY id DESC LIMIT ?2)";
+
+static int store_room_each(struct store_room_walk *w, sqlite3_stmt *st,
+			   const struct store_record *room)
+{
+	int rc = sqlite3_step(st);
+
+	if (rc != SQLITE_ROW)
+		return rc;
+	struct store_room r = {
+		.room = room->room,
+		.room_len = room->room_len,
+		.last_id = (uint64_t)sqlite3_column_int64(st, 0),
+		.numeric_sender_max = (uint64_t)sqlite3_column_int64(st, 1), /* NULL reads as 0 */
+	};
+	w->room_fn(w->arg, &r);
+	return SQLITE_DONE;
+}
+
+int store_load_rooms(struct store *s, unsigned window,
+		     void (*fn)(void *arg, const struct store_room *r), void *arg)
+{
+	struct store_room_walk w = { .sql = store_room_sql, .limit = window ? window : 1,
+				     .each = store_room_each, .room_fn = fn, .arg = arg };
+
+	return store_walk_rooms(s, &w);
 }
 
 void store_append(struct store *s, const struct store_record *r, void *ctx)

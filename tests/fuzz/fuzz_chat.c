@@ -34,7 +34,8 @@ static void check_frame(struct chat_member *m, struct buf *frame)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct chat_member members[3];
-	chat_init(&(struct chat_config){ .send = check_frame, .history_memory = 16, .resume_max = 8 });
+	chat_init(&(struct chat_config){ .send = check_frame, .history_memory = 16,
+					  .history_bytes = 64 * 1024 });
 	for (int i = 0; i < 3; i++)
 		chat_connect(&members[i], NULL, "lobby", 5, NULL);
 	size_t start = 0, who = 0;

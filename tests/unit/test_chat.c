@@ -174,8 +174,14 @@ static struct chat_member *member(void)
 	return &pool[npool++];
 }
 
+/* The cases here are about the protocol, not the byte bound on history
+ * (test_chat_room.c): unless a setup sets one, it is out of reach. */
+#define HISTORY_BYTES_UNBOUNDED UINT64_MAX
+
 static int start(struct chat_config cfg)
 {
+	if (!cfg.history_bytes)
+		cfg.history_bytes = HISTORY_BYTES_UNBOUNDED;
 	cfg.send = fake_send;
 	cfg.backlog = fake_backlog;
 	cfg.close = fake_close;
@@ -213,6 +219,13 @@ static int setup_history_memory_10(void **state)
 	return start((struct chat_config){ .history_memory = 10 });
 }
 
+
+/* 4 KiB of history for all rooms: a few dozen short messages. */
+static int setup_history_bytes_4k(void **state)
+{
+	(void)state;
+	return start((struct chat_config){ .history_bytes = 4096 });
+}
 
 static int setup_max_rooms_2(void **state)
 {
@@ -1930,6 +1943,43 @@ static void test_resume_beyond_memory_without_a_store_is_incomplete(void **state
 	assert_int_equal(count_of_type(b, "history"), 0);
 }
 
+/* --history-bytes 4096, no store: "quiet" said 5 things, then "busy"
+ * said 200 and took the memory, "quiet" least recently used first. Without
+ * a store what memory let go is gone: quiet's history is empty with no
+ * more to page, a replay of it is incomplete, and its ids go on. */
+static void test_history_dropped_by_the_byte_bound_is_gone_without_a_store(void **state)
+{
+	struct chat_member *a = member(), *b = member(), *c = member(), *d = member();
+
+	(void)state;
+	join(a, "quiet");
+	say_n(a, 5);
+	join(b, "busy");
+	say_n(b, 200);
+	assert_true(chat_stats()->history_bytes <= 4096);
+	assert_int_equal(chat_stats()->history_bytes_limit, 4096);
+	assert_true(chat_stats()->history_evicted >= 5);
+	forget_sent();
+
+	join(c, "quiet");
+	expect_history(nth_of_type(c, "history", 0), "quiet", 1, 0, false);
+	join_since(d, "quiet", 0);
+	expect_resumed(nth_of_type(d, "resumed", 0), "quiet", 0, 5, false);
+	assert_int_equal(count_of_type(d, "message"), 0);
+	forget_sent();
+	say(a, "six");
+	assert_int_equal(num(nth_of_type(c, "message", 0)->json, "id"), 6);
+
+	/* busy kept its newest: a join's history ends with 200, no gap */
+	struct chat_member *e = member();
+	join(e, "busy");
+	json_t *msgs = json_object_get(nth_of_type(e, "history", 0)->json, "messages");
+	size_t n = json_array_size(msgs);
+	assert_true(n > 0);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(num(json_array_get(msgs, i), "id"), 200 - (json_int_t)(n - 1 - i));
+}
+
 /* ---- flood control ---- */
 
 static void test_message_over_the_burst_is_rate_limited_and_not_broadcast(void **state)
@@ -2149,6 +2199,7 @@ int main(void)
 		T(test_join_with_since_replays_instead_of_history),
 		T(test_resume_or_join_with_a_bad_since_is_bad_message),
 		TS(test_resume_beyond_memory_without_a_store_is_incomplete, setup_history_memory_10),
+		TS(test_history_dropped_by_the_byte_bound_is_gone_without_a_store, setup_history_bytes_4k),
 		TS(test_message_over_the_burst_is_rate_limited_and_not_broadcast, setup_rate_1_burst_3),
 		TS(test_member_who_keeps_sending_past_burst_refusals_is_closed_with_1008,
 		   setup_rate_1_burst_3),

@@ -34,6 +34,8 @@
 #include "store.h"
 
 #define WAIT_MS 10000
+/* Cases not about the byte bound on history keep it out of reach. */
+#define HISTORY_BYTES_UNBOUNDED UINT64_MAX
 
 struct sent {
 	struct chat_member *to;
@@ -157,7 +159,7 @@ static struct store *open_store(void)
 	return store_open(&cfg);
 }
 
-static int start(uint32_t history_memory)
+static int start(uint32_t history_memory, uint64_t history_bytes)
 {
 	strcpy(fx.dir, "/tmp/test_chat_store.XXXXXX");
 	if (!mkdtemp(fx.dir))
@@ -167,7 +169,8 @@ static int start(uint32_t history_memory)
 	if (!fx.store)
 		return -1;
 	fx.cfg = (struct chat_config){ .send = fake_send, .store = fx.store,
-				       .history_memory = history_memory };
+				       .history_memory = history_memory,
+				       .history_bytes = history_bytes };
 	nsent = 0;
 	npool = 0;
 	bad_frame[0] = '\0';
@@ -179,13 +182,21 @@ static int start(uint32_t history_memory)
 static int setup(void **state)
 {
 	(void)state;
-	return start(0);
+	return start(0, HISTORY_BYTES_UNBOUNDED);
 }
 
 static int setup_history_memory_10(void **state)
 {
 	(void)state;
-	return start(10);
+	return start(10, HISTORY_BYTES_UNBOUNDED);
+}
+
+/* 16 KiB of history in memory for all rooms: about a hundred short
+ * messages. */
+static int setup_history_bytes_16k(void **state)
+{
+	(void)state;
+	return start(0, 16 * 1024);
 }
 
 static void disconnect_all(void)
@@ -678,8 +689,13 @@ static void test_restart_keeps_history_and_ids_continue(void **state)
 	forget_sent();
 	struct chat_member *n = member();
 	join(n, "lobby");
+	/* nothing was loaded into memory: the store answers */
+	assert_int_equal(count_of_type(n, "history"), 0);
+	PUMP_UNTIL_GOT(n, "history", 1);
 	const struct sent *h = nth_of_type(n, "history", 0);
 	expect_history(h, "lobby", 1, 5, false);
+	/* guest ids go on past the authors of stored messages (guest, d) */
+	assert_true(n->id > guest->id && n->id > d->id);
 	json_t *msgs = json_object_get(h->json, "messages");
 	for (size_t id = 1; id <= 5; id++)
 		if (!json_equal(json_array_get(msgs, id - 1), broadcast[id]))
@@ -743,6 +759,97 @@ static void test_an_idle_room_frees_memory_and_keeps_ids_and_history(void **stat
 	say(b, "4");
 	PUMP_UNTIL_GOT(b, "message", 1);
 	assert_int_equal(num(nth_of_type(b, "message", 0)->json, "id"), 4);
+}
+
+/* A restart brings back each room's name and last id, no messages: the
+ * first join, page and replay of each room are answered by the store, and
+ * ids go on. */
+static void test_restart_loads_no_history_and_the_store_answers_for_every_room(void **state)
+{
+	struct chat_member *a = member();
+	char room[8];
+
+	(void)state;
+	join(a, "r0");
+	for (int k = 0; k < 3; k++) {
+		snprintf(room, sizeof(room), "r%d", k);
+		if (k)
+			cmdf(a, "{\"type\":\"join\",\"room\":\"%s\"}", room);
+		post_committed(a, 30 * k + 1, 30 * k + 30);
+	}
+	assert_true(chat_stats()->history_bytes > 0);
+	restart();
+	assert_int_equal(chat_stats()->history_bytes, 0);
+	forget_sent();
+
+	struct chat_member *b = member(), *c = member(), *d = member();
+	join(b, "r0");
+	assert_int_equal(count_of_type(b, "history"), 0);
+	PUMP_UNTIL_GOT(b, "history", 1);
+	expect_history(nth_of_type(b, "history", 0), "r0", 1, 30, false);
+
+	join_since(c, "r1", 25);
+	PUMP_UNTIL_GOT(c, "resumed", 1);
+	assert_string_equal(types_to(c), "welcome presence join message*5 resumed");
+	expect_message_ids(c, 26, 30);
+	expect_resumed(nth_of_type(c, "resumed", 0), "r1", 25, 30, true);
+
+	join(d, "r2");
+	PUMP_UNTIL_GOT(d, "history", 1);
+	forget_sent();
+	say(d, "next");
+	PUMP_UNTIL_GOT(d, "message", 1);
+	assert_int_equal(num(nth_of_type(d, "message", 0)->json, "id"), 31);
+	/* memory holds only "next": the newest 50 still come whole */
+	forget_sent();
+	cmdf(d, "{\"type\":\"history\"}");
+	PUMP_UNTIL_GOT(d, "history", 1);
+	expect_history(nth_of_type(d, "history", 0), "r2", 1, 31, false);
+}
+
+/* ---- the byte bound on history in memory ---- */
+
+/* 16 KiB for all rooms: "quiet" posts 20, then "busy" 300 and takes the
+ * memory (quiet is used least recently). Both histories stay whole: what
+ * memory let go comes from the store. */
+static void test_history_dropped_by_the_byte_bound_comes_from_the_store(void **state)
+{
+	struct chat_member *a = member(), *b = member();
+
+	(void)state;
+	join(a, "quiet");
+	post_committed(a, 1, 20);
+	join(b, "busy");
+	post_committed(b, 1, 300);
+	assert_true(chat_stats()->history_bytes <= 16 * 1024);
+	assert_int_equal(chat_stats()->history_bytes_limit, 16 * 1024);
+	assert_true(chat_stats()->history_evicted >= 20);
+	forget_sent();
+
+	struct chat_member *c = member(), *d = member(), *e = member();
+	join(c, "quiet");
+	assert_int_equal(count_of_type(c, "history"), 0); /* memory has none of it */
+	PUMP_UNTIL_GOT(c, "history", 1);
+	expect_history(nth_of_type(c, "history", 0), "quiet", 1, 20, false);
+
+	join_since(d, "quiet", 3);
+	PUMP_UNTIL_GOT(d, "resumed", 1);
+	expect_message_ids(d, 4, 20);
+	expect_resumed(nth_of_type(d, "resumed", 0), "quiet", 3, 20, true);
+
+	join(e, "busy");
+	PUMP_UNTIL_GOT(e, "history", 1);
+	expect_history(nth_of_type(e, "history", 0), "busy", 251, 300, true);
+	forget_sent();
+	cmdf(e, "{\"type\":\"history\",\"before\":251,\"limit\":200}");
+	PUMP_UNTIL_GOT(e, "history", 1);
+	expect_history(nth_of_type(e, "history", 0), "busy", 51, 250, true);
+
+	/* ids go on in both */
+	forget_sent();
+	say(a, "21");
+	PUMP_UNTIL_GOT(a, "message", 1);
+	assert_int_equal(num(nth_of_type(a, "message", 0)->json, "id"), 21);
 }
 
 /* ---- resuming from the store ---- */
@@ -1030,6 +1137,9 @@ int main(void)
 		T(test_an_idle_room_frees_memory_and_keeps_ids_and_history),
 		T(test_restart_keeps_history_and_ids_continue),
 		T10(test_restart_with_more_history_than_memory_pages_back_to_the_store),
+		T(test_restart_loads_no_history_and_the_store_answers_for_every_room),
+		cmocka_unit_test_setup_teardown(test_history_dropped_by_the_byte_bound_comes_from_the_store,
+						setup_history_bytes_16k, teardown),
 		T10(test_resume_from_the_store_replays_without_gap_or_duplicate),
 		T10(test_member_resuming_from_the_store_gets_its_own_join_event),
 		T10(test_member_resuming_from_the_store_is_listed_in_presence),

@@ -496,6 +496,74 @@ static void test_load_recent_of_zero_still_gives_each_rooms_highest_id(void **st
 	assert_loaded(&rooms[1], 2, 2);
 }
 
+static void append_from(const char *room, uint64_t id, const char *from)
+{
+	struct store_record r = {
+		.room = room, .room_len = strlen(room), .id = id, .ts = 1700000000000 + id,
+		.from = from, .from_len = strlen(from), .name = "n", .name_len = 1,
+		.text = "t", .text_len = 1,
+	};
+
+	store_append(fx.store, &r, (void *)(uintptr_t)id);
+}
+
+struct room_seen {
+	const char *room;
+	uint64_t last_id, numeric_sender_max;
+	unsigned calls;
+};
+
+static void collect_room(void *arg, const struct store_room *r)
+{
+	struct room_seen *rooms = arg;
+
+	for (; rooms->room; rooms++) {
+		if (r->room_len == strlen(rooms->room) && memcmp(r->room, rooms->room, r->room_len) == 0) {
+			rooms->calls++;
+			rooms->last_id = r->last_id;
+			rooms->numeric_sender_max = r->numeric_sender_max;
+			return;
+		}
+	}
+	fail_msg("loaded an unknown room %.*s", (int)r->room_len, r->room);
+}
+
+/* Start-up learns every room's last id and, for guest ids to go on, the
+ * largest all-digit sender (1-10 digits) among its newest `window`
+ * messages. */
+static void test_load_rooms_gives_each_rooms_last_id_and_largest_numeric_sender(void **state)
+{
+	static const char *senders[] = { "500", "12", "7", "abc", "0099", "12345678901", "", "3x" };
+	struct room_seen rooms[] = { { .room = "a" }, { .room = "g" }, { .room = NULL } };
+
+	(void)state;
+	open_store(STORE_SYNC_INTERVAL, 0);
+	fill("a", 1, 10); /* sender "u7" */
+	forget_events();
+	for (uint64_t id = 1; id <= 8; id++)
+		append_from("g", id, senders[id - 1]);
+	wait_for(8);
+	reopen_store();
+
+	assert_int_equal(store_load_rooms(fx.store, 7, collect_room, rooms), 0);
+	assert_int_equal(rooms[0].calls, 1);
+	assert_int_equal(rooms[0].last_id, 10);
+	assert_int_equal(rooms[0].numeric_sender_max, 0);
+	assert_int_equal(rooms[1].calls, 1);
+	assert_int_equal(rooms[1].last_id, 8);
+	assert_int_equal(rooms[1].numeric_sender_max, 99); /* "500" is the 8th newest */
+
+	rooms[1].calls = 0;
+	assert_int_equal(store_load_rooms(fx.store, 8, collect_room, rooms), 0);
+	assert_int_equal(rooms[1].calls, 1);
+	assert_int_equal(rooms[1].numeric_sender_max, 500);
+
+	/* window 0 still gives the last id */
+	assert_int_equal(store_load_rooms(fx.store, 0, collect_room, rooms), 0);
+	assert_int_equal(rooms[1].last_id, 8);
+	assert_int_equal(rooms[1].numeric_sender_max, 0); /* the newest is "3x" */
+}
+
 static void test_close_commits_every_queued_append(void **state)
 {
 	(void)state;
@@ -796,6 +864,7 @@ int main(void)
 		T(test_rooms_are_separate_and_ids_are_per_room),
 		T(test_reopened_store_loads_newest_per_room_oldest_first),
 		T(test_load_recent_of_zero_still_gives_each_rooms_highest_id),
+		T(test_load_rooms_gives_each_rooms_last_id_and_largest_numeric_sender),
 		T(test_close_commits_every_queued_append),
 		T(test_text_with_nul_bytes_and_utf8_survives),
 		T(test_duplicate_id_fails_its_whole_batch_and_store_keeps_working),
