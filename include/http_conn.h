@@ -33,6 +33,7 @@ struct http_conn_stats {
 	uint64_t upgrades;
 	uint64_t auth_refused;  /* upgrades refused with 401 */
 	uint64_t origin_refused; /* upgrades refused with 403 */
+	uint64_t host_refused;   /* requests refused with 421 (a foreign Host on loopback) */
 };
 
 void http_conn_init(const struct http_conn_config *cfg);

@@ -288,6 +288,7 @@ static bool handle_request(struct conn *c, const struct http_request *req)
 	/* before anything is served or upgraded; after the checks every
 	 * malformed request gets, so that it is 400 whatever its Host */
 	if (!host_allowed(req)) {
+		stats.host_refused++;
 		respond_error(c, 421);
 		return false;
 	}

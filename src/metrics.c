@@ -78,6 +78,8 @@ struct buf *metrics_render(void)
 	       (double)hs->auth_refused);
 	metric(&o, "origin_refused_total", "counter", "Upgrades refused for a cross-site Origin.",
 	       (double)hs->origin_refused);
+	metric(&o, "host_refused_total", "counter", "Requests refused for a foreign Host on loopback (421).",
+	       (double)hs->host_refused);
 	metric(&o, "deliveries_total", "counter", "Frames and responses fully sent.", (double)cs->frames_out);
 	metric(&o, "bytes_out_total", "counter", "Bytes sent.", (double)cs->bytes_out);
 	metric(&o, "send_ops_total", "counter", "Send operations submitted.", (double)cs->send_ops);
