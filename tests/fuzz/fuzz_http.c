@@ -4,14 +4,17 @@
  * Besides "no crash, no sanitizer report" it checks what the rest of the
  * server relies on: a head length never exceeds the input or the limit,
  * shorter prefixes of the same bytes agree with the whole (the server sees
- * every prefix as bytes trickle in), and a decoded path that is accepted
- * can never climb out of the site. */
+ * every prefix as bytes trickle in), a decoded path that is accepted
+ * can never climb out of the site, and the Host rule of a loopback
+ * listener lets through nothing but loopback names. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "http.h"
+#include "origin.h"
 
 #define CHECK(cond)                                                                 \
 	do {                                                                        \
@@ -71,6 +74,37 @@ static void check_path(const char *target, size_t len)
 	}
 }
 
+/* The name part of a Host value: up to the port's colon, or the
+ * bracketed IPv6 address. */
+static size_t name_part(const char *h, size_t n)
+{
+	const char *end = n && h[0] == '[' ? memchr(h, ']', n) : memchr(h, ':', n);
+	if (!end)
+		return n;
+	return (size_t)(end - h) + (h[0] == '[');
+}
+
+static bool name_is(const char *h, size_t n, const char *name)
+{
+	return n == strlen(name) && strncasecmp(h, name, n) == 0;
+}
+
+/* With no --allow-host, a Host that passes names localhost, a 127.x
+ * address or a bracketed IPv6 one; with a list, also a listed name.
+ * Origin checks must never crash on any Host/Origin pair. */
+static void check_host_and_origin(const char *host, size_t host_len, const char *origin, size_t origin_len)
+{
+	static const char *const allow[] = { "chat.example", "other.example:8443" };
+	size_t n = name_part(host, host_len);
+	if (origin_host_allowed(host, host_len, NULL, 0))
+		CHECK(name_is(host, n, "localhost") || (n > 4 && strncmp(host, "127.", 4) == 0) ||
+		      (n > 2 && host[0] == '[' && host[n - 1] == ']'));
+	else if (origin_host_allowed(host, host_len, allow, 2))
+		CHECK(name_is(host, n, "chat.example") || name_is(host, host_len, "other.example:8443"));
+	origin_allowed(origin, origin_len, host, host_len, allow, 2);
+	origin_allowed(origin, origin_len, host, host_len, NULL, 0);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char *in = (const char *)data;
@@ -97,6 +131,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (req.minor_version == 1)
 			CHECK(req.keep_alive == !http_header_has_token(&req, "Connection", "close"));
 		check_path(req.target, req.target_len);
+		const struct http_header *host = http_find_header(&req, "Host");
+		const struct http_header *origin = http_find_header(&req, "Origin");
+		if (host)
+			check_host_and_origin(host->value, host->value_len, origin ? origin->value : NULL,
+					      origin ? origin->value_len : 0);
 	}
 
 	/* The decoders also see raw bytes, not only what the parser let by. */

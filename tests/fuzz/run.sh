@@ -14,7 +14,7 @@ cflags=(-std=gnu17 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -fno
 
 # harness: sources and libraries
 declare -A sources=(
-	[http]="src/http.c"
+	[http]="src/http.c src/origin.c"
 	[ws_frame]="src/utf8.c src/ws_frame.c"
 	[jwt]="src/jwt.c"
 	[chat]="src/chat.c src/chat_room.c src/chat_event.c src/chat_name.c src/rate_limit.c src/json_out.c src/buf.c src/ws_frame.c src/utf8.c src/store.c"
