@@ -391,6 +391,7 @@ def test_200_concurrent_connections_receive_broadcast(server):
 # ---------------------------------------------------------------- shutdown edge cases
 
 
+@pytest.mark.server_args("--max-queue", "1048576")
 def test_sigterm_exits_in_time_when_clients_never_answer_close(server):
     # default --close-timeout 5: shutdown must still finish within 2 s
     mute = [RawWS.connect(server.host, server.port) for _ in range(2)]
@@ -398,7 +399,7 @@ def test_sigterm_exits_in_time_when_clients_never_answer_close(server):
     try:
         for c in mute + [stuck]:
             c.welcome()
-        # fill the stuck client's path (under the 1 MiB default max-queue)
+        # fill the stuck client's path (under --max-queue 1 MiB: it is not dropped)
         with RawWS.connect(server.host, server.port) as sender:
             sender.welcome()
             for i in range(30):  # under the default flood-control burst

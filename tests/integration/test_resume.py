@@ -2,10 +2,9 @@
 receiver that drops mid-stream and reconnects with `since` ends with every id
 exactly once, in order, with `resumed` between the replay and live traffic;
 from memory and (with --history-memory 10) from SQLite; `join` with `since`;
-the `resume` command.
-
-Not tested here: `complete:false` after more than 5,000 missed messages (too
-slow to produce within the suite's time budget)."""
+the `resume` command; `complete:false` only when the server no longer holds
+what was missed (--no-persist and memory let it go). A replay has no cap on
+its length: test_bounded.py replays thousands of messages, megabytes of them."""
 
 import socket
 import struct
@@ -242,6 +241,23 @@ def test_since_zero_and_since_in_the_future(server):
         seq = connect_seq(ws)
         assert seq["replay"] == [], seq["replay"]
         assert seq["resumed"]["since"] == 999 and seq["resumed"]["complete"] is True, seq["resumed"]
+
+
+@pytest.mark.server_args("--rate-limit", "0", "--no-persist", "--history-memory", "10")
+def test_complete_false_only_when_history_is_not_held(server):
+    sent = post(server, 30)
+    # memory holds 21..30 and there is no database: 1..20 are gone
+    with connect_ws(server, "/?since=0") as ws:
+        seq = connect_seq(ws)
+        assert [m["id"] for m in seq["replay"]] == list(range(21, 31)), [m["id"] for m in seq["replay"]]
+        assert [m["text"] for m in seq["replay"]] == [m["text"] for m in sent[20:]]
+        assert seq["resumed"] == {"type": "resumed", "room": "lobby", "since": 0, "last": 30,
+                                  "complete": False}, seq["resumed"]
+    # everything after 20 is held: complete
+    with connect_ws(server, "/?since=20") as ws:
+        seq = connect_seq(ws)
+        assert [m["id"] for m in seq["replay"]] == list(range(21, 31))
+        assert seq["resumed"]["complete"] is True, seq["resumed"]
 
 
 @pytest.mark.parametrize("query", ["since=-1", "since=abc", "since=1.5", "since="])

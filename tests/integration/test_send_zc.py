@@ -121,11 +121,12 @@ def test_default_sends_plain(server):
 
 
 @pytest.mark.timeout_s(90)
-@pytest.mark.server_args(*ZC_ALL, "--max-queue", str(16 << 20))
+@pytest.mark.server_args(*ZC_ALL, "--max-queue", str(16 << 20), "--send-timeout", "60")
 def test_stalled_reader_catches_up_through_short_sends(server):
     # 6 MB for a reader that reads nothing until all of it is queued: the
     # socket buffer fills mid-frame, so zero-copy sends come back short and
     # must resume at the right byte once their notification arrives.
+    # (--send-timeout 60: however slow the flood, the pause is not a stall.)
     require_zero_copy(server)
     texts = [payload(i, 60 * KIB) for i in range(100)]
     stalled = RawWS.connect(server.host, server.port, rcvbuf=4096)
