@@ -64,6 +64,10 @@ struct chat_config {
 	/* Replays are paced by it: they fill m's queue to a high-water mark
 	 * and go on at chat_drained (NULL: nothing is ever queued). */
 	chat_backlog_fn backlog;
+	/* A replay fills m's queue to this many bytes, and a history event
+	 * holds at most this much message JSON: keep it well under what gets
+	 * a client dropped (0: 256 KiB). */
+	size_t catchup_bytes;
 	chat_close_fn close;         /* may be NULL */
 	struct store *store;         /* NULL: nothing persisted */
 	size_t presence_list_max;    /* users listed in a presence snapshot (0: 100) */

@@ -8,9 +8,9 @@
  * What one client can make the server hold is bounded. A message's frame is
  * at most twice its text plus an envelope: control characters, which JSON
  * escapes six-fold, are refused (bad_text). A history event holds at most
- * HISTORY_PAGE_BYTES of messages; the client pages back for more. A replay
+ * config.catchup_bytes of messages; the client pages back for more. A replay
  * (since/resume) of any length is paced: a cursor fills the member's queue
- * to CATCHUP_HIGH_WATER and goes on each time it drains below the low-water
+ * to config.catchup_bytes and goes on each time it drains below the low-water
  * mark (chat_drained), from memory while the room's recent ring holds the
  * next id, else from the store in batches. */
 #include "chat.h"
@@ -30,12 +30,9 @@
 
 #define HISTORY_LIMIT_MAX 200
 #define ROOMS_LISTED_MAX 200
-/* Message JSON in one history event; the newest message always goes. */
-#define HISTORY_PAGE_BYTES (256 * 1024)
-/* A replay pauses with this much queued for its member... */
-#define CATCHUP_HIGH_WATER (256 * 1024)
-/* ...and asks the store for this many messages at a time: at most ~8 MiB
- * of 64 KiB texts, a few hundred KiB of ordinary chat. */
+/* A replay asks the store for this many messages at a time and sends what
+ * fits under config.catchup_bytes; the next batch starts after the last
+ * one sent. */
 #define CATCHUP_STORE_BATCH 64
 
 /* A replay on its way to one member in one room: every message with
@@ -126,6 +123,8 @@ void chat_init(const struct chat_config *cfg)
 		config.max_rooms = 10000;
 	if (!config.send_own)
 		config.send_own = config.send;
+	if (!config.catchup_bytes)
+		config.catchup_bytes = 256 * 1024;
 	memset(&stats, 0, sizeof(stats));
 	next_member_id = 1;
 	next_epoch = 1;
@@ -292,7 +291,7 @@ static void drop_membership(struct chat_member *m, uint8_t k)
 }
 
 /* The first of the messages [start, end) that one history event holds: as
- * many of the newest as fit in HISTORY_PAGE_BYTES, at least one. */
+ * many of the newest as fit in config.catchup_bytes, at least one. */
 static uint32_t page_start_in_memory(const struct chat_room *r, uint32_t start, uint32_t end)
 {
 	size_t bytes = 0;
@@ -300,7 +299,7 @@ static uint32_t page_start_in_memory(const struct chat_room *r, uint32_t start, 
 	while (i > start) {
 		size_t len;
 		frame_json(room_recent_frame(r, i - 1), &len);
-		if (i < end && bytes + len > HISTORY_PAGE_BYTES)
+		if (i < end && bytes + len > config.catchup_bytes)
 			break;
 		bytes += len + 1;
 		i--;
@@ -411,7 +410,7 @@ static void catchup_pump(struct chat_membership *ms)
 			catchup_finish(ms);
 			return;
 		}
-		if (backlog(m) >= CATCHUP_HIGH_WATER)
+		if (backlog(m) >= config.catchup_bytes)
 			return; /* chat_drained calls again */
 		uint32_t i = room_recent_after(r, cu->cursor);
 		if (room_recent_covers(r, cu->cursor) && i < r->recent_len) {
@@ -625,7 +624,7 @@ static void on_appended(void *ctx, int err)
 }
 
 /* A history event from store records (oldest first): as many of the
- * newest as fit in HISTORY_PAGE_BYTES, at least one. */
+ * newest as fit in config.catchup_bytes, at least one. */
 static void send_history_records(struct chat_member *m, struct chat_room *r,
 				 const struct store_record *recs, size_t n, bool more)
 {
@@ -633,7 +632,7 @@ static void send_history_records(struct chat_member *m, struct chat_room *r,
 	while (start > 0) {
 		jbuf_reset(&out);
 		ev_message_record(&out, &recs[start - 1]);
-		if (start < n && bytes + out.len > HISTORY_PAGE_BYTES)
+		if (start < n && bytes + out.len > config.catchup_bytes)
 			break;
 		bytes += out.len + 1;
 		start--;
@@ -668,9 +667,12 @@ static void continue_replay(struct pending_query *q, const struct store_record *
 	struct catchup *cu = &catchups[ms->catchup];
 	uint64_t target = cu->to_live ? q->room->last_sent : cu->upto;
 	cu->querying = false;
-	for (size_t i = 0; i < n && recs[i].id <= target; i++) {
+	size_t i = 0;
+	for (; i < n && recs[i].id <= target; i++) {
 		if (recs[i].id <= cu->cursor)
 			continue;
+		if (backlog(q->member) >= config.catchup_bytes)
+			break; /* the rest is read again once the queue drains */
 		jbuf_reset(&out);
 		ev_message_record(&out, &recs[i]);
 		send_out(q->member);
@@ -683,7 +685,7 @@ static void continue_replay(struct pending_query *q, const struct store_record *
 		cu->complete = false;
 		uint32_t i = room_recent_after(q->room, cu->cursor);
 		cu->cursor = i < q->room->recent_len ? room_recent_id(q->room, i) - 1 : target;
-	} else if (n && recs[n - 1].id > target) {
+	} else if (i < n && recs[i].id > target) {
 		cu->cursor = target; /* the rest arrived live */
 	}
 	catchup_pump(ms);

@@ -172,6 +172,15 @@ static int open_listener(const struct config *cfg, char *shown, size_t shown_len
 	return fd;
 }
 
+/* What a replay or a history page may queue for one client: a quarter of
+ * the ceiling that drops it, so the largest frame (twice --max-message)
+ * on top still fits, and at most 256 KiB, enough to keep a socket busy. */
+static size_t catchup_bytes(uint64_t max_queue)
+{
+	uint64_t quarter = max_queue / 4;
+	return quarter < 256 * 1024 ? (size_t)quarter : 256 * 1024;
+}
+
 static int open_signalfd(void)
 {
 	sigset_t mask;
@@ -209,6 +218,7 @@ int server_run(const struct config *cfg)
 		.send = ws_conn_deliver,
 		.send_own = ws_conn_deliver_own,
 		.backlog = ws_conn_backlog,
+		.catchup_bytes = catchup_bytes(cfg->max_queue),
 		.close = ws_conn_kick,
 		.store = store,
 		.presence_list_max = 100,
