@@ -103,9 +103,10 @@ void loop_close(int fd);
  * it, whatever the send's outcome: for turning connections away. */
 void loop_send_then_close(int fd, const void *data, size_t len);
 void loop_watch_signals(int signal_fd);
-/* Call on_ready whenever fd is readable (an eventfd from a worker thread);
- * on_ready must consume what makes it readable. One such fd. */
-void loop_watch_readable(int fd, void (*on_ready)(void));
+/* Call on_ready(arg) whenever fd is readable (an eventfd from a worker
+ * thread); on_ready must consume what makes it readable. Any number of
+ * descriptors; -1 when out of memory. */
+int loop_watch_readable(int fd, void (*on_ready)(void *arg), void *arg);
 
 const struct loop_stats *loop_stats(void);
 

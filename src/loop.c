@@ -49,8 +49,15 @@ static unsigned arena_msgs_used, arena_iovs_used;
 
 static struct __kernel_timespec tick_ts;
 static int signal_fd = -1;
-static int readable_fd = -1;
-static void (*readable_cb)(void);
+/* Descriptors watched for readability (eventfds of worker threads, later
+ * other rings' wake-ups): the index is the slot in a completion's user_data. */
+struct watch {
+	int fd;
+	void (*on_ready)(void *arg);
+	void *arg;
+};
+static struct watch *watches;
+static uint32_t watch_count;
 static struct signalfd_siginfo signal_info;
 
 static int submit(void)
@@ -239,6 +246,7 @@ int loop_init(const struct loop_config *c, const struct loop_handlers *h)
 {
 	cfg = *c;
 	handlers = *h;
+	stopping = false;
 	if (setup_ring() < 0 || setup_buffers() < 0)
 		return -1;
 	if (cfg.send_zc)
@@ -252,6 +260,9 @@ int loop_init(const struct loop_config *c, const struct loop_handlers *h)
 void loop_destroy(void)
 {
 	io_uring_queue_exit(&ring);
+	free(watches);
+	watches = NULL;
+	watch_count = 0;
 }
 
 void loop_stop(void)
@@ -330,19 +341,23 @@ void loop_close(int fd)
 	io_uring_sqe_set_data64(sqe, loop_pack(LOOP_OP_CLOSE, 0, 0));
 }
 
-static void arm_readable(void)
+static void arm_readable(uint32_t i)
 {
 	/* Multishot poll (5.13): one SQE reports every time fd turns readable. */
 	struct io_uring_sqe *sqe = get_sqe();
-	io_uring_prep_poll_multishot(sqe, readable_fd, POLLIN);
-	io_uring_sqe_set_data64(sqe, loop_pack(LOOP_OP_READABLE, 0, 0));
+	io_uring_prep_poll_multishot(sqe, watches[i].fd, POLLIN);
+	io_uring_sqe_set_data64(sqe, loop_pack(LOOP_OP_READABLE, i, 0));
 }
 
-void loop_watch_readable(int fd, void (*on_ready)(void))
+int loop_watch_readable(int fd, void (*on_ready)(void *arg), void *arg)
 {
-	readable_fd = fd;
-	readable_cb = on_ready;
-	arm_readable();
+	struct watch *grown = realloc(watches, (watch_count + 1) * sizeof(*watches));
+	if (!grown)
+		return -1;
+	watches = grown;
+	watches[watch_count] = (struct watch){ .fd = fd, .on_ready = on_ready, .arg = arg };
+	arm_readable(watch_count++);
+	return 0;
 }
 
 void loop_send_then_close(int fd, const void *data, size_t len)
@@ -413,9 +428,9 @@ static void dispatch(struct io_uring_cqe *cqe)
 		break;
 	case LOOP_OP_READABLE:
 		if (cqe->res > 0)
-			readable_cb();
+			watches[slot].on_ready(watches[slot].arg);
 		if (!more && !stopping)
-			arm_readable();
+			arm_readable(slot);
 		break;
 	case LOOP_OP_SIGNAL:
 		if (cqe->res == (int)sizeof(signal_info))

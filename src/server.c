@@ -181,6 +181,13 @@ static size_t catchup_bytes(uint64_t max_queue)
 	return quarter < 256 * 1024 ? (size_t)quarter : 256 * 1024;
 }
 
+/* The store's writer thread has results for the loop. */
+static void on_store_ready(void *arg)
+{
+	(void)arg;
+	chat_store_ready();
+}
+
 static int open_signalfd(void)
 {
 	sigset_t mask;
@@ -308,8 +315,8 @@ int server_run(const struct config *cfg)
 	    }) < 0)
 		return 1;
 	loop_watch_signals(sfd);
-	if (store)
-		loop_watch_readable(store_event_fd(store), chat_store_ready);
+	if (store && loop_watch_readable(store_event_fd(store), on_store_ready, NULL) < 0)
+		return 1;
 	conn_listen(lfd);
 	log_info("serving %s (%zu files), up to %u connections", cfg->static_dir, site.count,
 		 cfg->max_connections);
