@@ -23,6 +23,12 @@ Design notes (why it looks the way it does):
     clients dropped as slow consumers) are reported as "driver fell behind",
     not as server failures. Gaps, duplicates and reordering are never the
     driver's doing and always fail.
+  * Catch-up storms run in a room of their own ("soak-storm") with its own,
+    heavier sender, so that a gap of megabytes builds up in seconds without
+    multiplying the fan-out to the 5,000 base clients. A catch-up client's
+    stream state outlives its connections: after a reconnect with
+    ?since=<last id> the same online check must see last+1 next, and
+    `resumed` must name the last id of the replay.
 """
 
 import argparse
@@ -149,14 +155,26 @@ class Bad(Exception):
 # Join sequence checker: welcome, presence, join (rooms of <= 100), history.
 
 class JoinChecker:
-    def __init__(self, room, welcome=True, my_id=None):
+    """With since (a resume: ?since= on the URL), the sequence ends after
+    presence (and join) with no history: the replay follows as messages."""
+
+    def __init__(self, room, welcome=True, my_id=None, since=None):
         self.room = room
         self.step = 0 if welcome else 1
         self.my_id = my_id
         self.count = None
+        self.since = since
+
+    def joined(self):
+        if self.since is None:
+            self.step = 3
+            return None
+        self.step = 4
+        return self.since
 
     def feed(self, ev):
-        """Returns None while more is expected, else the last history id."""
+        """Returns None while more is expected, else the last history id
+        (with since: since)."""
         t = ev.get("type") if isinstance(ev, dict) else None
         if self.step == 0:
             if t != "welcome" or ev.get("room") != self.room or not isinstance(ev.get("id"), str):
@@ -174,16 +192,17 @@ class JoinChecker:
                     isinstance(u, dict) and u.get("id") == self.my_id for u in users):
                 raise Bad("presence (count %d) does not list me (%s)" % (count, self.my_id))
             self.count = count
-            self.step = 2 if count <= PRESENCE_EVENTS_MAX else 3
-            return None
+            if count <= PRESENCE_EVENTS_MAX:
+                self.step = 2
+                return None
+            return self.joined()
         if self.step == 2:
             user = ev.get("user") if t == "join" else None
             if t != "join" or ev.get("room") != self.room or not isinstance(user, dict) \
                     or user.get("id") != self.my_id:
                 raise Bad("expected my own join in room %s (count %d <= %d), got %s"
                           % (self.room, self.count, PRESENCE_EVENTS_MAX, short(ev)))
-            self.step = 3
-            return None
+            return self.joined()
         if t != "history" or ev.get("room") != self.room or not isinstance(ev.get("messages"), list):
             raise Bad("expected history for room %s, got %s" % (self.room, short(ev)))
         last = 0
@@ -417,10 +436,13 @@ class WSClient(asyncio.BufferedProtocol):
             self.fail(str(e))
             return
         if last is not None:
-            self.rooms[self.room.encode()] = [last, 0, 0, last]
-            self.state = S_LIVE
-            if not self.ready.done():
-                self.ready.set_result(True)
+            self.went_live(last)
+
+    def went_live(self, last):
+        self.rooms[self.room.encode()] = [last, 0, 0, last]
+        self.state = S_LIVE
+        if not self.ready.done():
+            self.ready.set_result(True)
 
     def count(self, room, i, s, seq):
         """Check message id i against the room's last one and add it to the
@@ -616,12 +638,127 @@ class SlowClient(asyncio.Protocol):
 
 
 # ---------------------------------------------------------------------------
-# Senders: the websockets library, joined to every room.
+# Catch-up clients: live in the storm room, away while it moves on by a large
+# gap, back with ?since=<last id seen>, all of a group within a second.
 
-class Sender:
-    def __init__(self, soak, idx):
+RESUMED_PREFIX = b'{"type":"resumed"'
+HISTORY_PREFIX = b'{"type":"history"'
+
+
+class CatchupClient:
+    """One catch-up client across its connections: the room's stream state
+    ([last id, count, checksum, id it started after]) lives here, so the ids
+    must run on without a gap or a duplicate from one connection to the next."""
+    kind = "catchup"
+
+    def __init__(self, soak, idx, group, room):
         self.soak = soak
         self.idx = idx
+        self.group = group
+        self.room = room
+        self.rooms = {}
+        self.conn = None
+        self.anomalies = None
+        self.n_anomalies = 0
+
+    anomaly = WSClient.anomaly
+
+    def last(self):
+        st = self.rooms.get(self.room.encode())
+        return st[0] if st else None
+
+
+class CatchupConn(WSClient):
+    """One connection of a CatchupClient. With since: welcome, presence,
+    (join), then the replay as messages, then `resumed`, then live; the
+    id check (count) runs through all of it unchanged."""
+
+    def __init__(self, soak, ident, since):
+        path = "/?room=%s" % ident.room + ("" if since is None else "&since=%d" % since)
+        super().__init__(soak, "catchup", ident.room, path)
+        self.ident = ident
+        self.since = since
+        self.rooms = ident.rooms            # shared: the stream goes on across connections
+        self.measure = False                # replays would swamp the live latency histogram
+        self.checker = JoinChecker(ident.room, since=since)
+        self.resumed = soak.loop.create_future()
+        self.resumed_ev = None
+        self.count0 = 0
+        self.replayed = 0
+
+    def went_live(self, last):
+        rk = self.room.encode()
+        st = self.rooms.get(rk)
+        if st is None:                      # first connection: joined with history
+            self.rooms[rk] = [last, 0, 0, last]
+        self.count0 = self.rooms[rk][1]
+        self.state = S_LIVE
+        if not self.ready.done():
+            self.ready.set_result(True)
+
+    def text(self, payload):
+        if self.state == S_LIVE:
+            if payload.startswith(RESUMED_PREFIX):
+                self.on_resumed(payload)
+                return
+            if payload.startswith(HISTORY_PREFIX):
+                self.anomaly(None, None, None, "history event on a %s connection: %s"
+                             % ("resume" if self.since is not None else "live", short(payload)))
+                return
+        WSClient.text(self, payload)
+
+    def on_resumed(self, payload):
+        rk = self.room.encode()
+        st = self.rooms[rk]
+        try:
+            ev = json.loads(payload)
+        except ValueError:
+            ev = {}
+        problems = []
+        if self.since is None:
+            problems.append("resumed on a connection that did not resume")
+        if self.resumed_ev is not None:
+            problems.append("a second resumed")
+        if ev.get("room") != self.room or ev.get("since") != self.since:
+            problems.append("room/since %s/%s, asked %s/%s" % (ev.get("room"), ev.get("since"), self.room, self.since))
+        if ev.get("complete") is not True:
+            problems.append("complete:%s" % json.dumps(ev.get("complete")))
+        if ev.get("last") != st[0]:
+            problems.append("last %s, but the replay ended at id %d" % (ev.get("last"), st[0]))
+        self.replayed = st[1] - self.count0
+        if self.since is not None and self.replayed != st[0] - self.since:
+            problems.append("%d messages replayed for ids %d..%d" % (self.replayed, self.since + 1, st[0]))
+        for p in problems:
+            self.anomaly(rk, st[0], ev.get("last"), "resumed %s: %s" % (short(payload, 120), p))
+        if self.resumed_ev is None:
+            self.resumed_ev = ev
+        if not self.resumed.done():
+            self.resumed.set_result(time.monotonic())
+
+    def anomaly(self, room, last, got, what=None):
+        self.ident.anomaly(room, last, got, what)
+
+    def connection_lost(self, exc):
+        self.phase = "live" if self.resumed.done() else "replay"
+        WSClient.connection_lost(self, exc)
+        if not self.resumed.done():
+            self.resumed.set_result(None)
+
+    def fail(self, reason):
+        WSClient.fail(self, reason)
+        if not self.resumed.done():
+            self.resumed.set_result(None)
+
+
+# ---------------------------------------------------------------------------
+# Senders: the websockets library, joined to every room (the storm
+# room's own sender: to that room only).
+
+class Sender:
+    def __init__(self, soak, idx, rooms=None):
+        self.soak = soak
+        self.idx = idx
+        self.join_rooms = rooms or soak.rooms
         self.ws = None
         self.my_id = None
         self.next_seq = 0
@@ -636,7 +773,7 @@ class Sender:
 
     async def connect(self):
         soak = self.soak
-        rooms = soak.rooms
+        rooms = self.join_rooms
         self.ws = await websockets.connect(
             "ws://%s/?room=%s" % (soak.hostport, rooms[0]), compression=None, max_size=None,
             ping_interval=None, close_timeout=5, open_timeout=15, max_queue=4096)
@@ -728,8 +865,24 @@ class Soak:
         self.rooms = ["soak-%d" % i for i in range(args.rooms)] + (
             ["soak-small"] if args.small_room > 0 else [])
         self.big_rooms = self.rooms[:args.rooms]
-        self.truth = {r: {} for r in self.rooms}
-        self.truth_last = {r: 0 for r in self.rooms}
+        # The storm room: catch-up clients, --storm-base base clients and a
+        # sender of its own at --storm-rate. Not in self.rooms: the senders
+        # and the slow clients of the other rooms stay out of it.
+        self.storm_room = "soak-storm" if args.catchup_clients > 0 else None
+        all_rooms = self.rooms + ([self.storm_room] if self.storm_room else [])
+        self.truth = {r: {} for r in all_rooms}
+        self.truth_last = {r: 0 for r in all_rooms}
+        self.storm_size = {}          # storm room id -> frame bytes (from the ack)
+        self.storm_acked_bytes = 0
+        self.storm_sender = None
+        self.catchup_clients = []
+        self.catchup = {"reconnects": 0, "resumed": 0, "complete": 0, "close_bad": 0}
+        self.catchup_lost = []        # (t, close code, phase, exc)
+        self.catchup_timeouts = []
+        self.catchup_errors = []      # wrong join sequences, connect errors
+        self.catchup_s = []           # reconnect -> resumed, seconds
+        self.replays = []             # (since, last, messages replayed)
+        self.storms = []              # (group, reconnects, seconds from first to last)
         self.pending = {}
         self.sent = 0
         self.acked = 0
@@ -790,6 +943,10 @@ class Soak:
         if c.kind in ("base", "sender"):
             self.base_lost.append((self.t(), c.kind, c.close_code,
                                    repr(getattr(c, "lost_exc", None))))
+        elif c.kind == "catchup":
+            st = c.rooms.get(c.room.encode())
+            self.catchup_lost.append((self.t(), c.close_code, getattr(c, "phase", "?"),
+                                      st[1] - c.count0 if st else 0))
 
     def on_ack(self, room, i, s, seq, nbytes):
         p = self.pending.pop((s, seq), None)
@@ -805,7 +962,11 @@ class Soak:
         if i > self.truth_last[room]:
             self.truth_last[room] = i
         self.acked += 1
-        self.bcast_bytes += nbytes
+        if room == self.storm_room:
+            self.storm_size[i] = nbytes
+            self.storm_acked_bytes += nbytes
+        else:
+            self.bcast_bytes += nbytes    # what each slow client (in every other room) is sent
         d = int((time.monotonic() - p[1]) * 1000)
         self.ack_hist[d if d < LAT_BUCKETS - 1 else LAT_BUCKETS - 1] += 1
 
@@ -816,6 +977,8 @@ class Soak:
         self.stderr_path = os.path.join(self.workdir, "server.stderr")
         cmd = [a.server, "--port", "0", "--static", a.static, "--db", os.path.join(self.workdir, "soak.db"),
                "--rate-limit", "0", "--max-queue", str(a.max_queue)]
+        if a.send_timeout is not None:
+            cmd += ["--send-timeout", str(a.send_timeout)]
         env = dict(os.environ)
         if a.asan and "ASAN_OPTIONS" not in env:
             env["ASAN_OPTIONS"] = "detect_leaks=1:halt_on_error=1"
@@ -995,10 +1158,12 @@ class Soak:
         a = self.args
         sem = asyncio.Semaphore(256)
         small = min(a.small_room, a.clients)
+        storm = min(a.storm_base, a.clients - small) if self.storm_room else 0
         errors = []
 
         async def one(i):
-            room = "soak-small" if i < small else self.big_rooms[i % a.rooms]
+            room = "soak-small" if i < small else (
+                self.storm_room if i < small + storm else self.big_rooms[i % a.rooms])
             async with sem:
                 try:
                     c, ok = await self.open_client("base", room)
@@ -1183,15 +1348,162 @@ class Soak:
                 else:
                     c.over_since = None
 
-    # -- sending ---------------------------------------------------------------------------
-    async def send_loop(self):
+    # -- catch-up storms -----------------------------------------------------------------
+    async def open_catchup(self, ident, since, timeout=15):
+        c = CatchupConn(self, ident, since)
+        ident.conn = c
+        sock = await asyncio.wait_for(self.open_socket(), timeout)
+        await self.loop.create_connection(lambda: c, sock=sock)
+        try:
+            ok = await asyncio.wait_for(asyncio.shield(c.ready), timeout)
+        except asyncio.TimeoutError:
+            c.fail("timeout waiting for welcome/presence/join%s" % ("" if since is not None else "/history"))
+            raise
+        return c, ok
+
+    async def connect_catchup(self):
+        """Every catch-up client's first connection: a plain join (history)."""
         a = self.args
-        S = len(self.senders)
+        sem = asyncio.Semaphore(64)
+        errors = []
+
+        async def one(i):
+            ident = CatchupClient(self, i, i % a.catchup_groups, self.storm_room)
+            async with sem:
+                try:
+                    c, ok = await self.open_catchup(ident, None)
+                except (OSError, asyncio.TimeoutError) as e:
+                    errors.append("catch-up client %d: %r" % (i, e))
+                    return
+            if not ok:
+                errors.append("catch-up client %d: %s" % (i, c.error))
+                return
+            self.catchup_clients.append(ident)
+
+        await asyncio.gather(*(one(i) for i in range(a.catchup_clients)))
+        if errors:
+            self.fail("%d of %d catch-up clients failed to connect, e.g. %s"
+                      % (len(errors), a.catchup_clients, errors[0]))
+
+    def storm_frame_bytes(self):
+        n = len(self.storm_size)
+        return self.storm_acked_bytes / n if n else self.args.storm_bytes + 120
+
+    async def catchup_leave(self, ident, at, mode):
+        await asyncio.sleep(max(0.0, at - time.monotonic()))
+        c = ident.conn
+        if c is None or c.state == S_DEAD or self.stopping:
+            return
+        if mode == "clean":
+            c.close_clean()
+            try:
+                await asyncio.wait_for(asyncio.shield(c.closed), 10)
+            except asyncio.TimeoutError:
+                c.close_abrupt()
+            if c.close_code != 1000:
+                self.catchup["close_bad"] += 1
+                if c.close_code not in (None, 1000) and len(self.catchup_errors) < 20:
+                    self.catchup_errors.append("catch-up client %d: closing cleanly it got close code %s"
+                                               % (ident.idx, c.close_code))
+        else:
+            c.close_abrupt()
+
+    async def catchup_back(self, ident, at, starts, results):
+        """Reconnect with since=<last id seen>; the replay, `resumed` and the
+        live ids after it are checked as they arrive (CatchupConn)."""
+        a = self.args
+        await asyncio.sleep(max(0.0, at - time.monotonic()))
+        if self.stopping:
+            return
+        since = ident.last()
+        t = time.monotonic()
+        starts.append(t)
+        self.catchup["reconnects"] += 1
+        try:
+            c, ok = await self.open_catchup(ident, since, timeout=a.catchup_timeout)
+            tr = None
+            if ok:
+                tr = await asyncio.wait_for(asyncio.shield(c.resumed),
+                                            max(1.0, a.catchup_timeout - (time.monotonic() - t)))
+        except asyncio.TimeoutError:
+            c = ident.conn
+            got = c.rooms[c.room.encode()][1] - c.count0 if c is not None and c.count0 is not None else 0
+            self.catchup_timeouts.append("catch-up client %d (since %d): no resumed within %.0f s "
+                                         "(%d messages replayed by then)" % (ident.idx, since, a.catchup_timeout, got))
+            if c is not None:
+                c.fail("catch-up timed out")
+            ident.conn = None
+            return
+        except OSError as e:
+            self.catchup_errors.append("catch-up client %d: connect: %s" % (ident.idx, e.strerror or e))
+            ident.conn = None
+            return
+        if not ok or tr is None:
+            if c.closing and c.error and len(self.catchup_errors) < 20:
+                self.catchup_errors.append("catch-up client %d (since %d): %s" % (ident.idx, since, c.error))
+            ident.conn = None        # a close by the server is in catchup_lost
+            return
+        self.catchup["resumed"] += 1
+        if c.resumed_ev.get("complete") is True:
+            self.catchup["complete"] += 1
+        self.catchup_s.append(tr - t)
+        self.replays.append((since, c.resumed_ev.get("last", since), c.replayed))
+        results.append((c.replayed, tr - t))
+
+    async def storm_group(self, g, delay):
+        """One group's cycle: every member leaves at its own moment so that,
+        at the storm's instant, the room has moved on by its gap (a random
+        size in --catchup-gap); all come back within --storm-spread seconds;
+        once all have resumed they stay live --catchup-live seconds."""
+        a = self.args
+        await asyncio.sleep(delay)
+        idents = [c for c in self.catchup_clients if c.group == g]
+        n = 0
+        while not self.stopping and idents:
+            rate = a.storm_rate * self.storm_frame_bytes()       # bytes/s the room moves on by
+            gaps = [random.uniform(a.gap_min, a.gap_max) for _ in idents]
+            away = [gp / rate for gp in gaps]
+            now = time.monotonic()
+            if now + max(away) + a.storm_spread + a.catchup_live + 12 > self.t_end:
+                break
+            t_storm = now + max(away)
+            starts, results = [], []
+            modes = ("clean", "clean", "abrupt")
+            await asyncio.gather(*(self.catchup_leave(c, t_storm - aw, modes[(n + i) % 3])
+                                   for i, (c, aw) in enumerate(zip(idents, away))))
+            if self.stopping:
+                break
+            await asyncio.gather(*(self.catchup_back(c, t_storm + random.uniform(0, a.storm_spread), starts,
+                                                     results) for c in idents))
+            if starts:
+                self.storms.append((g, len(starts), max(starts) - min(starts)))
+                self.log("storm %d (group %d): %d reconnects within %.2f s, %d resumed; replays up to %d messages, "
+                         "caught up in at most %s s" % (len(self.storms), g, len(starts), max(starts) - min(starts),
+                                                       len(results), max((n for n, _ in results), default=0),
+                                                       "%.2f" % max(t for _, t in results) if results else "-"))
+            n += 1
+            await asyncio.sleep(a.catchup_live)
+
+    async def storm_loop(self):
+        a = self.args
+        if not self.catchup_clients:
+            return
+        # groups take turns: while one is away or catching up, the others are live
+        period = a.gap_max / (a.storm_rate * self.storm_frame_bytes()) + a.catchup_live + 2
+        await asyncio.gather(*(self.storm_group(g, g * period / a.catchup_groups)
+                               for g in range(a.catchup_groups)))
+
+    def catchup_live(self):
+        return [c.conn for c in self.catchup_clients if c.conn is not None and c.conn.state == S_LIVE]
+
+    # -- sending ---------------------------------------------------------------------------
+    async def send_loop(self, senders, rooms, rate, msg_bytes):
+        S = len(senders)
         k = 0
         t0 = time.monotonic()
-        pad = "x" * max(0, a.msg_bytes - 24)
+        pad = "x" * max(0, msg_bytes - 24)
         while not self.stopping:
-            due = t0 + k / a.rate
+            due = t0 + k / rate
             d = due - time.monotonic()
             if d > 0:
                 await asyncio.sleep(d)
@@ -1199,12 +1511,12 @@ class Soak:
                 self.send_behind_max = -d
             if self.stopping:
                 break
-            snd = self.senders[k % S]
-            room = self.rooms[k % len(self.rooms)]
+            snd = senders[k % S]
+            room = rooms[k % len(rooms)]
             seq = snd.next_seq
             snd.next_seq += 1
             text = "S%d:%d:%d:" % (snd.idx, seq, now_ms())
-            text += pad[:max(0, a.msg_bytes - len(text))]
+            text += pad[:max(0, msg_bytes - len(text))]
             self.pending[(snd.idx, seq)] = (room, time.monotonic())
             self.sent += 1
             try:
@@ -1246,14 +1558,34 @@ class Soak:
                     self.fatal("sender %d failed to connect/join: %r" % (i, e))
                     break
                 self.senders.append(snd)
+        if self.storm_room and not self.stop_event.is_set():
+            # the storm room's own sender goes last in self.senders: it is
+            # healthy like the others, but only send_loop's storm instance uses it
+            snd = Sender(self, a.senders, rooms=[self.storm_room])
+            try:
+                await snd.connect()
+            except (OSError, asyncio.TimeoutError, Bad, websockets.WebSocketException) as e:
+                self.fatal("the storm room's sender failed to connect: %r" % e)
+            else:
+                self.senders.append(snd)
+                self.storm_sender = snd
+                await self.connect_catchup()
         ru = resource.getrusage(resource.RUSAGE_SELF)
         self.t_meas = time.monotonic()
         cpu_at_meas = ru.ru_utime + ru.ru_stime
         if not self.stop_event.is_set():
             self.log("measurement starts: %d base clients, %d senders, rooms %s; churn %s/s, %d slow, %s msg/s"
                      % (len(self.base), len(self.senders), ",".join(self.rooms), a.churn, a.slow, a.rate))
-            work = [asyncio.ensure_future(self.send_loop()), asyncio.ensure_future(self.churn_loop()),
-                    asyncio.ensure_future(self.slow_loop())]
+            work = [asyncio.ensure_future(self.send_loop(self.senders[:a.senders], self.rooms, a.rate, a.msg_bytes)),
+                    asyncio.ensure_future(self.churn_loop()), asyncio.ensure_future(self.slow_loop())]
+            if self.storm_sender is not None:
+                self.log("catch-up: %d clients in %d groups in %s with %d base clients, %s msg/s of %d bytes there, "
+                         "gaps %.1f-%.1f MiB" % (len(self.catchup_clients), a.catchup_groups, self.storm_room,
+                                                 a.storm_base, a.storm_rate, a.storm_bytes, a.gap_min / MIB,
+                                                 a.gap_max / MIB))
+                work += [asyncio.ensure_future(self.send_loop([self.storm_sender], [self.storm_room],
+                                                              a.storm_rate, a.storm_bytes)),
+                         asyncio.ensure_future(self.storm_loop())]
             try:
                 await asyncio.wait_for(self.stop_event.wait(), max(0.0, self.t_end - time.monotonic()))
             except asyncio.TimeoutError:
@@ -1294,12 +1626,15 @@ class Soak:
         healthy = [c for c in self.base if c.state != S_DEAD] + [s for s in self.senders if s.ws.open]
         t = time.monotonic()
         while time.monotonic() - t < 15 and self.proc.poll() is None:
-            behind = [c for c in healthy if any(st[0] < self.truth_last[_r(r)] for r, st in c.rooms.items())]
+            behind = [c for c in healthy + self.catchup_live()
+                      if any(st[0] < self.truth_last[_r(r)] for r, st in c.rooms.items())]
             if not behind:
                 break
             await asyncio.sleep(0.2)
         self.drain_s = time.monotonic() - t
         self.verify(healthy)
+        self.verify_catchup()
+        await self.close_catchup()
         try:
             s = await self.sample()
             self.metrics_end = s["m"]
@@ -1310,20 +1645,85 @@ class Soak:
         await self.quiesce()
         await self.sigterm()
 
+    def truth_index(self):
+        """Per room: the acknowledged ids in order, and prefix sums of their
+        checksum terms."""
+        if getattr(self, "_truth_index", None) is None:
+            ids, pref = {}, {}
+            for r, tr in self.truth.items():
+                ks = sorted(tr)
+                ids[r] = ks
+                acc, p = 0, [0]
+                for i in ks:
+                    s, seq = tr[i]
+                    acc += i * K1 + s * K2 + seq
+                    p.append(acc)
+                pref[r] = p
+            self._truth_index = (ids, pref)
+        return self._truth_index
+
+    def verify_catchup(self):
+        """Each catch-up client, over all its connections, must have seen
+        exactly the acknowledged messages after the id it first joined at, up
+        to the last it saw, once each and in order; one still connected must
+        have seen all of them."""
+        if not self.storm_room:
+            return
+        ids, pref = self.truth_index()
+        r = self.storm_room
+        ks, p = ids[r], pref[r]
+        bad, unread = [], []
+        n = 0
+        for ident in self.catchup_clients:
+            if ident.n_anomalies:
+                bad.append("; ".join(ident.anomalies))
+                continue
+            st = ident.rooms.get(r.encode())
+            if st is None:
+                continue
+            j0, j1 = bisect.bisect_right(ks, st[3]), bisect.bisect_right(ks, st[0])
+            n += st[1]
+            if st[1] != j1 - j0 or st[2] != p[j1] - p[j0]:
+                bad.append("catchup client %d: got %d messages in (%d, %d], the senders' acks say %d%s"
+                           % (ident.idx, st[1], st[3], st[0], j1 - j0,
+                              " (content checksum differs)" if st[1] == j1 - j0 else ""))
+                continue
+            c = ident.conn
+            if c is not None and c.state == S_LIVE and ks and st[0] < ks[-1]:
+                what = "catchup client %d: live at the end but only up to id %d of %d" % (ident.idx, st[0], ks[-1])
+                u = c.unread_bytes()
+                if u:
+                    unread.append(what + " (%d bytes still unread in the kernel)" % u)
+                else:
+                    bad.append(what)
+        self.catchup_msgs = n
+        if bad:
+            self.fail("catch-up: loss/duplicate/reorder or a wrong `resumed` for %d catch-up client(s): %s"
+                      % (len(bad), " | ".join(bad[:5])))
+        self.catchup_unread = unread
+
+    async def close_catchup(self):
+        """Catch-up clients leave cleanly before the fd check at rest."""
+        live = self.catchup_live()
+        for c in live:
+            c.close_clean()
+        if live:
+            await asyncio.wait([c.closed for c in live], timeout=8)
+        bad = sum(1 for c in live if not c.closed.done() or c.close_code != 1000)
+        if bad:
+            self.fail("%d of %d catch-up clients closing at the end got no 1000 echo and TCP close within 8 s"
+                      % (bad, len(live)))
+        for c in self.catchup_clients:
+            if c.conn is not None and c.conn.state != S_DEAD:
+                c.conn.close_abrupt()
+
     def verify(self, healthy):
         """Every healthy client that stayed connected must have seen exactly
         the acknowledged messages of its rooms after the point it joined, in
         id order, once each."""
-        ids, pref = {}, {}
-        for r, tr in self.truth.items():
-            ks = sorted(tr)
-            ids[r] = ks
-            acc, p = 0, [0]
-            for i in ks:
-                s, seq = tr[i]
-                acc += i * K1 + s * K2 + seq
-                p.append(acc)
-            pref[r] = p
+        ids, pref = self.truth_index()
+        for r in self.truth:
+            ks = ids[r]
             if ks and ks != list(range(ks[0], ks[0] + len(ks))):
                 missing = sorted(set(range(ks[0], ks[-1] + 1)) - set(ks))
                 stores = self.metrics_end.get("store_failures_total", 0)
@@ -1483,6 +1883,9 @@ class Soak:
         if self.churn["skipped"]:
             self.notes.append("churn: %d connects skipped (more than %d in flight: driver or server slow)"
                               % (self.churn["skipped"], a.churn_inflight))
+        # catch-up clients: dropped, stuck, or given a wrong join sequence
+        if self.storm_room:
+            self.judge_catchup(behind)
         # slow consumers
         m0, m1 = self.metrics0, self.metrics_end
         slow_metric = m1.get("slow_consumer_closes_total", 0) - m0.get("slow_consumer_closes_total", 0)
@@ -1507,6 +1910,53 @@ class Soak:
         self.lag_p99 = lag_p99
         self.cpu_max = cpu_max
 
+    def judge_catchup(self, behind):
+        """Gaps, duplicates, reordering and a wrong `resumed` failed in
+        verify_catchup already. A catch-up client closed by the server, or
+        one that did not get `resumed` in time, fails the run unless the
+        driver fell behind (then only 1008 closes and timeouts are excused:
+        a driver that cannot read looks like a slow consumer)."""
+        a = self.args
+        crashed = self.proc.poll() is not None and self.exit_status is None
+        if self.catchup_lost and not crashed:
+            codes = {}
+            for _, code, _, _ in self.catchup_lost:
+                codes[code] = codes.get(code, 0) + 1
+            phases = {}
+            for _, _, ph, _ in self.catchup_lost:
+                phases[ph] = phases.get(ph, 0) + 1
+            got = sorted(n for _, _, ph, n in self.catchup_lost if ph == "replay")
+            desc = ("%d catch-up clients closed by the server during the run (close codes %s; while catching up "
+                    "%d, live %d), first at %.0f s%s" % (
+                        len(self.catchup_lost), codes, phases.get("replay", 0), phases.get("live", 0),
+                        self.catchup_lost[0][0], "; messages of the replay they had got: min %d, p50 %d, max %d"
+                        % (got[0], pct(got, 50), got[-1]) if got else ""))
+            if behind and set(codes) <= {1008}:
+                self.notes.append("driver fell behind: " + desc)
+            else:
+                self.fail(desc)
+        if self.catchup_timeouts:
+            desc = "%d catch-up reconnects got no `resumed` within %.0f s, e.g. %s" % (
+                len(self.catchup_timeouts), a.catchup_timeout, self.catchup_timeouts[0])
+            if behind:
+                self.notes.append("driver fell behind: " + desc)
+            else:
+                self.fail(desc)
+        if self.catchup_errors:
+            self.fail("catch-up: %d errors (wrong join sequence, connect or close failures), e.g. %s"
+                      % (len(self.catchup_errors), self.catchup_errors[0]))
+        elif self.catchup["close_bad"]:
+            self.fail("catch-up: %d clean closes got no 1000 echo / TCP close" % self.catchup["close_bad"])
+        if getattr(self, "catchup_unread", None):
+            desc = "%d catch-up clients had not caught up at the end, with bytes still unread: %s" % (
+                len(self.catchup_unread), self.catchup_unread[0])
+            if behind:
+                self.notes.append("driver fell behind: " + desc)
+            else:
+                self.fail(desc)
+        if not self.storms and not crashed and getattr(self, "meas_wall", 0) >= 40:
+            self.fail("catch-up: no storm ran (--catchup-gap too large for the run's length and --storm-rate?)")
+
     def judge_rss(self):
         a = self.args
         ss = [s for s in self.samples if s["t"] <= a.duration + 1]
@@ -1529,6 +1979,24 @@ class Soak:
             else:
                 self.fail(msg)
         return v
+
+    def summary_catchup(self):
+        a = self.args
+        r = catchup_report(self)
+        ps, g, ts = r["per_storm"], r["gaps"], r["times"]
+        print("catch-up %d clients in %d groups in %s (%s msg/s of %d bytes there, %d base clients live in it), gaps "
+              "%.1f-%.1f MiB asked: storms %d (reconnects in each p50 %s, all within %.2f s), reconnects %d, "
+              "resumed %d (complete:true %d); messages replayed %d, largest replay %d messages / %.2f MiB, gap p50 %.2f MiB; "
+              "time to catch up p50 %s s, max %s s; closed by the server %d, no resumed in time %d, errors %d, "
+              "anomalies %d; %d messages to them verified"
+              % (len(self.catchup_clients), a.catchup_groups, self.storm_room, a.storm_rate, a.storm_bytes,
+                 a.storm_base, a.gap_min / MIB, a.gap_max / MIB, len(self.storms), pct(ps, 50) if ps else "-",
+                 r["spread"], self.catchup["reconnects"], self.catchup["resumed"], self.catchup["complete"],
+                 r["replayed"], r["max_msgs"],
+                 r["max_bytes"] / MIB, (pct(g, 50) if g else 0) / MIB, "%.2f" % pct(ts, 50) if ts else "-",
+                 "%.2f" % ts[-1] if ts else "-", len(self.catchup_lost), len(self.catchup_timeouts),
+                 len(self.catchup_errors), sum(c.n_anomalies for c in self.catchup_clients),
+                 getattr(self, "catchup_msgs", 0)))
 
     def summary(self):
         a = self.args
@@ -1557,6 +2025,8 @@ class Soak:
               % (c["started"], c["ok"], c["ok"] / mw, pct(rm, 50) if rm else "-", pct(rm, 99) if rm else "-",
                  c["clean"], c["abrupt"], c["fin"], c.get("proto_bad", 0), self.churn_errors or "none",
                  self.churn_timeouts, c["skipped"]))
+        if self.storm_room:
+            self.summary_catchup()
         m0, m1 = self.metrics0, self.metrics_end or (self.samples[-1]["m"] if self.samples else {})
         d = lambda k: int(m1.get(k, 0) - m0.get(k, 0))  # noqa: E731
         ds = sorted(self.slow_drop_s)
@@ -1623,6 +2093,27 @@ class Soak:
             print("RESULT   PASS")
 
 
+def catchup_report(soak):
+    """Storm and replay figures: (storms, per storm, spread max, replayed,
+    largest (messages, bytes), gap bytes sorted, catch-up seconds sorted)."""
+    ks = sorted(soak.storm_size)
+    pre = [0]
+    for i in ks:
+        pre.append(pre[-1] + soak.storm_size[i])
+
+    def nbytes(since, last):
+        return pre[bisect.bisect_right(ks, last)] - pre[bisect.bisect_right(ks, since)]
+
+    sizes = [(n, nbytes(since, last)) for since, last, n in soak.replays]
+    return {"per_storm": sorted(n for _, n, _ in soak.storms),
+            "spread": max((sp for _, _, sp in soak.storms), default=0.0),
+            "replayed": sum(n for n, _ in sizes),
+            "max_msgs": max((n for n, _ in sizes), default=0),
+            "max_bytes": max((b for _, b in sizes), default=0),
+            "gaps": sorted(b for _, b in sizes),
+            "times": sorted(soak.catchup_s)}
+
+
 def slope(points):
     """Least-squares slope per minute of (seconds, value) points."""
     if len(points) < 3:
@@ -1653,10 +2144,16 @@ def read_tcp_table(server_local):
     return server_side, client_rx
 
 
+def parse_size(text):
+    text = text.strip().upper().removesuffix("IB").removesuffix("B")
+    mult = {"K": 1024, "M": MIB}.get(text[-1:], 1)
+    return int(float(text[:-1] if mult > 1 else text) * mult)
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(
-        description="Bounded soak test for ringcast: starts the server, runs healthy clients, churn, broadcasts "
-                    "and slow consumers for --duration seconds, and fails on crashes, message loss/duplication/"
+        description="Bounded soak test for ringcast: starts the server, runs healthy clients, churn, broadcasts, "
+                    "slow consumers and catch-up storms for --duration seconds, and fails on crashes, message loss/duplication/"
                     "reordering, RSS or fd growth, or an unclean SIGTERM. Ends with '1 passed, 0 failed' or "
                     "'0 passed, 1 failed'.",
         epilog="ASan: '--asan' runs against build-asan/ringcast with --clients 500 --churn 20 unless given, and "
@@ -1686,6 +2183,28 @@ def parse_args(argv):
                    help="replace a dropped slow client only with this many seconds left (30)")
     p.add_argument("--max-queue", type=int, default=262144, help="server --max-queue (262144)")
     p.add_argument("--close-timeout", type=float, default=5, help="the server's --close-timeout (its default, 5)")
+    p.add_argument("--send-timeout", type=int,
+                   help="the server's --send-timeout, passed only when given (default: the server's own, 10)")
+    p.add_argument("--catchup-clients", type=int,
+                   help="catch-up clients (40; 10 with --asan; 0: none): live in the storm room, away while it moves "
+                        "on by a --catchup-gap, then back with ?since=<last id>, a group at a time within "
+                        "--storm-spread seconds; every replay must be whole, in order, then resumed complete:true")
+    p.add_argument("--catchup-groups", type=int, default=2,
+                   help="groups the catch-up clients storm in, taking turns (2)")
+    p.add_argument("--catchup-gap", default="1M:3M",
+                   help="how far the storm room moves on while a catch-up client is away, bytes of message frames, "
+                        "MIN[:MAX] with K/M suffixes, each time a random size in between (1M:3M: ~950-2,800 "
+                        "messages at the default sizes, beyond the server's 1,000 in memory)")
+    p.add_argument("--catchup-live", type=float, default=3, help="seconds live between a group's storms (3)")
+    p.add_argument("--catchup-timeout", type=float, default=30,
+                   help="seconds from a reconnect to its `resumed` before it counts as stuck (30)")
+    p.add_argument("--storm-rate", type=float, default=200,
+                   help="messages per second to the storm room, from its own sender (200)")
+    p.add_argument("--storm-bytes", type=int, help="message text length in the storm room (--msg-bytes)")
+    p.add_argument("--storm-base", type=int,
+                   help="of --clients, base clients that live in the storm room (10; 4 with --asan)")
+    p.add_argument("--storm-spread", type=float, default=1.0,
+                   help="a storm's reconnects are spread over this many seconds (1)")
     p.add_argument("--src-addrs", type=int, default=20, help="spread clients over 127.0.0.1..127.0.0.N (20)")
     p.add_argument("--sample", type=float, default=5, help="sampling period, s (5)")
     p.add_argument("--rss-pct", type=int, default=20, help="RSS growth threshold, percent (20)")
@@ -1703,11 +2222,27 @@ def parse_args(argv):
         a.clients = 500 if a.asan else 5000
     if a.churn is None:
         a.churn = 20 if a.asan else 100
+    if a.catchup_clients is None:
+        a.catchup_clients = 10 if a.asan else 40
+    if a.storm_base is None:
+        a.storm_base = 4 if a.asan else 10
+    if a.storm_bytes is None:
+        a.storm_bytes = a.msg_bytes
+    try:
+        lo, _, hi = a.catchup_gap.partition(":")
+        a.gap_min = parse_size(lo)
+        a.gap_max = parse_size(hi) if hi else a.gap_min
+    except ValueError:
+        p.error("--catchup-gap: MIN[:MAX] in bytes, with an optional K or M suffix")
+    if a.catchup_clients < 0 or a.catchup_groups < 1 or a.storm_rate <= 0 or a.storm_spread < 0 \
+            or not 0 < a.gap_min <= a.gap_max or a.storm_bytes < 24:
+        p.error("need --catchup-clients >= 0, --catchup-groups >= 1, --storm-rate > 0, --storm-spread >= 0, "
+                "0 < --catchup-gap MIN <= MAX, --storm-bytes >= 24")
     if a.clients < 1 or a.rate <= 0 or a.senders < 1 or a.rooms < 1 or a.duration < 20:
         p.error("need --clients >= 1, --rate > 0, --senders >= 1, --rooms >= 1, --duration >= 20")
     if a.rooms + (1 if a.small_room else 0) > 16:
         p.error("at most 16 rooms in all (a connection may join 16)")
-    sockets = a.clients + a.slow + a.senders + int(a.churn_inflight + a.churn * (2 * a.churn_life + 10)) + 64
+    sockets = a.clients + a.slow + a.senders + 1 + 2 * a.catchup_clients + int(a.churn_inflight + a.churn * (2 * a.churn_life + 10)) + 64
     if sockets > 18000:
         p.error("about %d sockets needed; the open-file limit is 20,000 per process: use fewer clients/churn" % sockets)
     if a.churn_life < 0.5:
