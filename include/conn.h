@@ -3,7 +3,9 @@
  * A connection is a slot in one table. The connection layer turns ring
  * completions into calls on the protocol handlers above it, keeps each
  * connection's queue of shared frame buffers with one send in flight, and
- * frees a slot only once nothing in the kernel refers to it any more. */
+ * frees a slot only once nothing in the kernel refers to it any more. It
+ * knows no protocol: what a protocol keeps per connection lives above it,
+ * found by the connection's slot (session.h). */
 #ifndef RINGCAST_CONN_H
 #define RINGCAST_CONN_H
 
@@ -11,9 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "chat.h"
 #include "timer_wheel.h"
-#include "ws.h"
 
 struct buf;
 struct tls_server;
@@ -27,22 +27,13 @@ enum conn_state {
 	CONN_CLOSING,  /* flushing its last bytes, then shut down and drained */
 };
 
-/* Which protocol reads the connection's bytes. */
-enum conn_proto {
-	PROTO_HTTP = 0,
-	PROTO_WS,
-};
-
 struct conn {
 	int fd;              /* -1 once reset early (a held zero-copy send) */
 	uint32_t slot;
 	uint32_t gen;
 	uint8_t state;       /* enum conn_state */
-	uint8_t proto;       /* enum conn_proto */
 	uint16_t flags;      /* CONN_F_* (conn.c) */
-	uint16_t ws_flags;   /* WS_F_* (ws_conn.c) */
 	uint8_t shut_pending; /* shutdown SQEs in flight */
-	uint8_t ctrl_len;    /* bytes gathered in ctrl */
 	uint32_t last_rx;    /* tick of the last received byte */
 
 	/* Send queue: a ring of frame references, sent in order with one send
@@ -58,20 +49,16 @@ struct conn {
 	uint32_t q_progress; /* tick the queue last moved: bytes sent, or queued into an empty one */
 	struct conn *flush_next;
 
-	/* Input kept across reads: a partial HTTP head, or a WebSocket message
-	 * or control frame that arrived in pieces. NULL while idle. */
+	/* Input the protocol keeps across reads (conn_keep_input): a request
+	 * or message that arrived in pieces. NULL while idle. */
 	uint8_t *in;
 	uint32_t in_len, in_cap;
-	uint8_t *ctrl;      /* control frame payload gathered from pieces */
-	uint64_t skip;      /* HTTP request body bytes still to discard */
 	struct tw_node timer;
 
 	struct tls_session *tls;  /* NULL for plain TCP */
 	/* Room for a few queued frames without an allocation: most idle
 	 * connections never need more. */
 	struct buf *q_inline[CONN_INLINE_QUEUE];
-	struct ws_parser ws;
-	struct chat_member member;
 };
 
 /* After a send, a queue at or below this many bytes asks the protocol for
@@ -116,6 +103,11 @@ struct conn_config {
 	uint32_t close_timeout;
 	uint64_t send_zc;          /* sends of at least this many bytes go zero-copy; 0: none */
 	struct tls_server *tls;    /* serve TLS on every connection; NULL: plain */
+	/* Sent whole, then the socket closed, to a connection turned away over
+	 * --max-connections or --max-per-ip: the protocol's clear answer rather
+	 * than a silent reset. Static storage: the send outlives the call. */
+	const void *refusal;
+	size_t refusal_len;
 };
 
 int conn_init(const struct conn_config *cfg, const struct conn_handlers *h);
@@ -179,6 +171,10 @@ uint32_t conn_now(void);
 
 /* Advance the clock and fire due deadlines; called from the loop's tick. */
 void conn_tick(void);
+
+/* The connection in slot (below --max-connections), open or not: the
+ * layers above keep their own state per slot and come back by it. */
+struct conn *conn_at(uint32_t slot);
 
 /* Call fn on every open connection (shutdown). */
 void conn_for_each(void (*fn)(struct conn *c));

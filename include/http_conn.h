@@ -36,6 +36,12 @@ struct http_conn_stats {
 	uint64_t host_refused;   /* requests refused with 421 (a foreign Host on loopback) */
 };
 
+/* The whole answer to a connection turned away before it is read (over
+ * --max-connections or --max-per-ip, conn_config.refusal): 503, come back
+ * in 5 s. */
+extern const char http_conn_refusal[];
+extern const size_t http_conn_refusal_len;
+
 void http_conn_init(const struct http_conn_config *cfg);
 void http_conn_open(struct conn *c);
 void http_conn_data(struct conn *c, uint8_t *data, size_t len);

@@ -134,12 +134,10 @@ static void free_buffers(struct conn *c)
 	if (c->q != c->q_inline)
 		free(c->q);
 	free(c->in);
-	free(c->ctrl);
 	tls_session_free(c->tls);
 	c->tls = NULL;
 	c->q = NULL;
 	c->in = NULL;
-	c->ctrl = NULL;
 }
 
 void conn_keep_input(struct conn *c, const uint8_t *data, size_t len)
@@ -208,6 +206,11 @@ void conn_for_each(void (*fn)(struct conn *c))
 	for (uint32_t i = 0; i < next_unused; i++)
 		if (table[i].state == CONN_OPEN)
 			fn(&table[i]);
+}
+
+struct conn *conn_at(uint32_t slot)
+{
+	return &table[slot];
 }
 
 static struct conn *lookup(uint32_t slot, uint32_t gen)
@@ -283,16 +286,13 @@ void conn_on_accept(int res, bool more)
 		if (!c) {
 			/* Over --max-connections or --max-per-ip: a clear answer,
 			 * not a silent reset. */
-			static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\n"
-						   "Content-Length: 0\r\nConnection: close\r\n"
-						   "Retry-After: 5\r\n\r\n";
 			if (over_ip)
 				stats.refused_per_ip++;
 			else
 				stats.refused++;
 			if (per_ip && !over_ip)
 				ip_limit_put(per_ip, &addr);
-			loop_send_then_close(res, busy, sizeof(busy) - 1);
+			loop_send_then_close(res, config.refusal, config.refusal_len);
 		} else {
 			if (per_ip)
 				slot_addr[c->slot] = addr;
@@ -310,7 +310,6 @@ void conn_on_accept(int res, bool more)
 				goto rearm;
 			}
 			c->state = CONN_OPEN;
-			c->proto = PROTO_HTTP;
 			c->last_rx = clock_now;
 			stats.current++;
 			stats.total++;

@@ -19,6 +19,7 @@
 #include "jwt.h"
 #include "log.h"
 #include "origin.h"
+#include "session.h"
 #include "static_files.h"
 #include "ws_conn.h"
 #include "ws_upgrade.h"
@@ -33,6 +34,11 @@
  * once this much input piles up. */
 #define PIPELINE_OUTPUT_MAX (256 * 1024)
 #define PIPELINE_INPUT_MAX (64 * 1024)
+
+const char http_conn_refusal[] = "HTTP/1.1 503 Service Unavailable\r\n"
+				 "Content-Length: 0\r\nConnection: close\r\n"
+				 "Retry-After: 5\r\n\r\n";
+const size_t http_conn_refusal_len = sizeof(http_conn_refusal) - 1;
 
 static struct http_conn_config config;
 static struct http_conn_stats stats;
@@ -314,13 +320,14 @@ void http_conn_data(struct conn *c, uint8_t *data, size_t len)
 		data = c->in;
 		len = c->in_len;
 	}
+	struct session *s = session_of(c);
 	size_t off = 0;
-	while (c->state == CONN_OPEN && c->proto == PROTO_HTTP && off < len &&
+	while (c->state == CONN_OPEN && s->proto == PROTO_HTTP && off < len &&
 	       c->q_bytes < PIPELINE_OUTPUT_MAX) {
-		if (c->skip) {
-			size_t n = len - off < c->skip ? len - off : (size_t)c->skip;
+		if (s->skip) {
+			size_t n = len - off < s->skip ? len - off : s->skip;
 			off += n;
-			c->skip -= n;
+			s->skip -= (uint32_t)n;
 			continue;
 		}
 		struct http_request req;
@@ -338,7 +345,7 @@ void http_conn_data(struct conn *c, uint8_t *data, size_t len)
 			off = len;
 			break;
 		}
-		c->skip = req.content_length; /* bodies are not used: discard them */
+		s->skip = (uint32_t)req.content_length; /* bodies are not used: discard them */
 		if (handle_request(c, &req)) {
 			/* Upgraded: the rest of the bytes are WebSocket frames. */
 			uint8_t *rest = data + off;

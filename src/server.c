@@ -1,5 +1,6 @@
 /* server.c: wiring: the listener, the loop's and the connections' handlers
- * (dispatching by protocol phase), signals and graceful shutdown. */
+ * (dispatching by protocol phase, kept in each connection's session),
+ * signals and graceful shutdown. */
 #include "server.h"
 
 #include <arpa/inet.h>
@@ -21,6 +22,7 @@
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
+#include "session.h"
 #include "static_files.h"
 #include "store.h"
 #include "tls.h"
@@ -49,12 +51,13 @@ static uint64_t monotonic_ms(void)
 
 static void on_open(struct conn *c)
 {
+	session_open(session_of(c)); /* every connection starts as HTTP */
 	http_conn_open(c);
 }
 
 static void on_data(struct conn *c, uint8_t *data, size_t len)
 {
-	if (c->proto == PROTO_WS)
+	if (session_of(c)->proto == PROTO_WS)
 		ws_conn_data(c, data, len);
 	else
 		http_conn_data(c, data, len);
@@ -62,7 +65,7 @@ static void on_data(struct conn *c, uint8_t *data, size_t len)
 
 static void on_deadline(struct conn *c)
 {
-	if (c->proto == PROTO_WS)
+	if (session_of(c)->proto == PROTO_WS)
 		ws_conn_deadline(c);
 	else
 		http_conn_deadline(c);
@@ -70,7 +73,7 @@ static void on_deadline(struct conn *c)
 
 static void on_drained(struct conn *c)
 {
-	if (c->proto == PROTO_HTTP)
+	if (session_of(c)->proto == PROTO_HTTP)
 		http_conn_drained(c);
 	else
 		ws_conn_drained(c);
@@ -78,7 +81,7 @@ static void on_drained(struct conn *c)
 
 static void on_closing(struct conn *c)
 {
-	if (c->proto == PROTO_WS)
+	if (session_of(c)->proto == PROTO_WS)
 		ws_conn_closing(c);
 }
 
@@ -86,7 +89,7 @@ static void on_closing(struct conn *c)
 
 static void say_goodbye(struct conn *c)
 {
-	if (c->proto == PROTO_WS)
+	if (session_of(c)->proto == PROTO_WS)
 		ws_conn_close(c, WS_CLOSE_GOING_AWAY, "server shutting down");
 	else
 		conn_close(c);
@@ -261,6 +264,8 @@ int server_run(const struct config *cfg)
 		log_error("cannot set up TLS with --tls-cert %s --tls-key %s", cfg->tls_cert, cfg->tls_key);
 		return 1;
 	}
+	if (session_init(cfg->max_connections) < 0)
+		return 1;
 	if (conn_init(&(struct conn_config){
 		    .max_connections = cfg->max_connections,
 		    .max_per_ip = cfg->max_per_ip,
@@ -270,6 +275,8 @@ int server_run(const struct config *cfg)
 		    .close_timeout = cfg->close_timeout,
 		    .send_zc = cfg->send_zc,
 		    .tls = tls,
+		    .refusal = http_conn_refusal,
+		    .refusal_len = http_conn_refusal_len,
 	    }, &(struct conn_handlers){
 		    .on_open = on_open,
 		    .on_data = on_data,
@@ -334,6 +341,7 @@ int server_run(const struct config *cfg)
 	log_info("stopped");
 	loop_destroy();
 	conn_destroy();
+	session_destroy(); /* after conn_destroy's last on_closing calls */
 	/* commits what is still queued; those messages were never broadcast,
 	 * so no one took them as acknowledged */
 	if (store)

@@ -3,7 +3,8 @@
  * Bytes from the ring go straight through the frame parser, unmasked in the
  * receive buffer itself. A message that arrives whole in one buffer reaches
  * chat without a copy; only a message split across reads or fragments is
- * gathered in c->in. */
+ * gathered in c->in. The parser, the close handshake's flags and the chat
+ * member are the connection's session (session.h). */
 #include "ws_conn.h"
 
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include "chat.h"
 #include "conn.h"
 #include "log.h"
+#include "session.h"
 #include "ws.h"
 
 #define WS_F_CLOSE_SENT 0x01
@@ -46,9 +48,9 @@ const struct ws_conn_stats *ws_conn_stats(void)
 	return &stats;
 }
 
-static struct conn *conn_of(struct chat_member *m)
+static struct session *session_of_member(struct chat_member *m)
 {
-	return (struct conn *)((char *)m - offsetof(struct conn, member));
+	return (struct session *)((char *)m - offsetof(struct session, member));
 }
 
 static struct buf *control_frame(enum ws_opcode op, const uint8_t *payload, size_t len)
@@ -85,21 +87,21 @@ static void send_close_frame(struct conn *c, uint16_t code, const char *reason, 
 		conn_send_unbounded(c, b);
 		buf_unref(b);
 	}
-	c->ws_flags |= WS_F_CLOSE_SENT;
+	session_of(c)->ws_flags |= WS_F_CLOSE_SENT;
 	count_close(code);
 }
 
 /* A protocol violation: say why, then close without waiting for a reply. */
 static void fail(struct conn *c, uint16_t code)
 {
-	if (!(c->ws_flags & WS_F_CLOSE_SENT))
+	if (!(session_of(c)->ws_flags & WS_F_CLOSE_SENT))
 		send_close_frame(c, code, NULL, true);
 	conn_close(c);
 }
 
 void ws_conn_close(struct conn *c, uint16_t code, const char *reason)
 {
-	if (c->ws_flags & WS_F_CLOSE_SENT)
+	if (session_of(c)->ws_flags & WS_F_CLOSE_SENT)
 		return;
 	send_close_frame(c, code, reason, true);
 	/* Keep reading for the client's close, up to --close-timeout. */
@@ -108,8 +110,9 @@ void ws_conn_close(struct conn *c, uint16_t code, const char *reason)
 
 void ws_conn_deliver(struct chat_member *m, struct buf *frame)
 {
-	struct conn *c = conn_of(m);
-	if (c->state != CONN_OPEN || (c->ws_flags & WS_F_CLOSE_SENT))
+	struct session *s = session_of_member(m);
+	struct conn *c = session_conn(s);
+	if (c->state != CONN_OPEN || (s->ws_flags & WS_F_CLOSE_SENT))
 		return; /* no data frames after our close frame */
 	if (conn_send(c, frame))
 		return;
@@ -124,8 +127,9 @@ void ws_conn_deliver(struct chat_member *m, struct buf *frame)
 
 void ws_conn_deliver_own(struct chat_member *m, struct buf *frame)
 {
-	struct conn *c = conn_of(m);
-	if (c->state != CONN_OPEN || (c->ws_flags & WS_F_CLOSE_SENT))
+	struct session *s = session_of_member(m);
+	struct conn *c = session_conn(s);
+	if (c->state != CONN_OPEN || (s->ws_flags & WS_F_CLOSE_SENT))
 		return;
 	/* The client asked for this itself: a fast burst's acknowledgements
 	 * never make it a slow consumer (its other traffic still does). */
@@ -134,22 +138,25 @@ void ws_conn_deliver_own(struct chat_member *m, struct buf *frame)
 
 size_t ws_conn_backlog(struct chat_member *m)
 {
-	struct conn *c = conn_of(m);
-	if (c->state != CONN_OPEN || (c->ws_flags & WS_F_CLOSE_SENT))
+	struct session *s = session_of_member(m);
+	struct conn *c = session_conn(s);
+	if (c->state != CONN_OPEN || (s->ws_flags & WS_F_CLOSE_SENT))
 		return SIZE_MAX;
 	return conn_queued(c);
 }
 
 void ws_conn_drained(struct conn *c)
 {
-	if (!(c->ws_flags & WS_F_CLOSE_SENT))
-		chat_drained(&c->member);
+	struct session *s = session_of(c);
+	if (!(s->ws_flags & WS_F_CLOSE_SENT))
+		chat_drained(&s->member);
 }
 
 void ws_conn_kick(struct chat_member *m, uint16_t code, const char *reason)
 {
-	struct conn *c = conn_of(m);
-	if (c->state != CONN_OPEN || (c->ws_flags & WS_F_CLOSE_SENT))
+	struct session *s = session_of_member(m);
+	struct conn *c = session_conn(s);
+	if (c->state != CONN_OPEN || (s->ws_flags & WS_F_CLOSE_SENT))
 		return;
 	send_close_frame(c, code, reason, true);
 	conn_close(c);
@@ -158,40 +165,46 @@ void ws_conn_kick(struct chat_member *m, uint16_t code, const char *reason)
 void ws_conn_open(struct conn *c, const struct chat_identity *who, const char *room, size_t room_len,
 		  const uint64_t *since)
 {
-	c->proto = PROTO_WS;
-	c->ws_flags = 0;
+	struct session *s = session_of(c);
+	s->proto = PROTO_WS;
+	s->ws_flags = 0;
 	conn_pin_queue(c); /* the 101 goes out even if c is dropped in this pass */
-	ws_parser_init(&c->ws, config.max_message);
+	ws_parser_init(&s->ws, config.max_message);
 	stats.opened++;
 	conn_set_deadline(c, conn_now() + config.ping_interval);
-	chat_connect(&c->member, who, room, room_len, since);
+	chat_connect(&s->member, who, room, room_len, since);
 }
 
 void ws_conn_closing(struct conn *c)
 {
-	chat_disconnect(&c->member);
+	struct session *s = session_of(c);
+	chat_disconnect(&s->member);
+	/* a control frame cut short by the close; nothing is read after it */
+	free(s->ctrl);
+	s->ctrl = NULL;
 }
 
 static void handle_control(struct conn *c, uint8_t opcode, uint8_t *payload, size_t len)
 {
+	struct session *s = session_of(c);
 	if (opcode == WS_OP_PING) {
 		/* every pong costs a send: pings count against the flood limit */
-		if ((c->ws_flags & WS_F_CLOSE_SENT) || !chat_allow(&c->member))
+		if ((s->ws_flags & WS_F_CLOSE_SENT) || !chat_allow(&s->member))
 			return;
 		struct buf *pong = control_frame(WS_OP_PONG, payload, len);
 		if (!conn_send(c, pong))
-			ws_conn_deliver(&c->member, pong); /* takes the slow-consumer path */
+			ws_conn_deliver(&s->member, pong); /* takes the slow-consumer path */
 		buf_unref(pong);
 	} else if (opcode == WS_OP_CLOSE) {
 		uint16_t code;
 		uint16_t bad = ws_check_close_payload(payload, len, &code);
-		c->ws_flags |= WS_F_CLOSE_RCVD;
+		s->ws_flags |= WS_F_CLOSE_RCVD;
 		if (bad) {
 			fail(c, bad);
 			return;
 		}
 		/* Echo the client's code (RFC 6455 §5.5.1), unless we spoke first. */
-		if (!(c->ws_flags & WS_F_CLOSE_SENT))
+		if (!(s->ws_flags & WS_F_CLOSE_SENT))
 			send_close_frame(c, code, NULL, true);
 		conn_close(c);
 	}
@@ -200,10 +213,11 @@ static void handle_control(struct conn *c, uint8_t opcode, uint8_t *payload, siz
 
 static void on_message(struct conn *c, const uint8_t *text, size_t len)
 {
-	if (c->ws_flags & WS_F_CLOSE_SENT)
+	struct session *s = session_of(c);
+	if (s->ws_flags & WS_F_CLOSE_SENT)
 		return; /* closing: the client's late messages are not chat any more */
 	stats.messages_in++;
-	chat_receive(&c->member, (const char *)text, len);
+	chat_receive(&s->member, (const char *)text, len);
 }
 
 static void on_data_event(struct conn *c, const struct ws_event *ev)
@@ -229,28 +243,30 @@ static void on_control_event(struct conn *c, const struct ws_event *ev)
 		handle_control(c, ev->opcode, ev->data, ev->len);
 		return;
 	}
-	if (!c->ctrl) {
-		c->ctrl = malloc(125);
-		if (!c->ctrl)
+	struct session *s = session_of(c);
+	if (!s->ctrl) {
+		s->ctrl = malloc(125);
+		if (!s->ctrl)
 			abort();
-		c->ctrl_len = 0;
+		s->ctrl_len = 0;
 	}
-	memcpy(c->ctrl + c->ctrl_len, ev->data, ev->len); /* ≤ 125 in all: the parser checks */
-	c->ctrl_len = (uint8_t)(c->ctrl_len + ev->len);
+	memcpy(s->ctrl + s->ctrl_len, ev->data, ev->len); /* ≤ 125 in all: the parser checks */
+	s->ctrl_len = (uint8_t)(s->ctrl_len + ev->len);
 	if (ev->last) {
-		handle_control(c, ev->opcode, c->ctrl, c->ctrl_len);
-		free(c->ctrl);
-		c->ctrl = NULL;
-		c->ctrl_len = 0;
+		handle_control(c, ev->opcode, s->ctrl, s->ctrl_len);
+		free(s->ctrl);
+		s->ctrl = NULL;
+		s->ctrl_len = 0;
 	}
 }
 
 void ws_conn_data(struct conn *c, uint8_t *data, size_t len)
 {
+	struct session *s = session_of(c);
 	size_t off = 0;
-	while (c->state == CONN_OPEN && !(c->ws_flags & WS_F_CLOSE_RCVD)) {
+	while (c->state == CONN_OPEN && !(s->ws_flags & WS_F_CLOSE_RCVD)) {
 		struct ws_event ev;
-		off += ws_parse(&c->ws, data + off, len - off, &ev);
+		off += ws_parse(&s->ws, data + off, len - off, &ev);
 		switch (ev.type) {
 		case WS_EV_NEED_MORE:
 			return;
@@ -269,8 +285,9 @@ void ws_conn_data(struct conn *c, uint8_t *data, size_t len)
 
 void ws_conn_deadline(struct conn *c)
 {
+	struct session *s = session_of(c);
 	uint32_t now = conn_now();
-	if (c->ws_flags & WS_F_CLOSE_SENT) {
+	if (s->ws_flags & WS_F_CLOSE_SENT) {
 		conn_abort(c); /* the client never answered our close */
 		return;
 	}
@@ -283,7 +300,7 @@ void ws_conn_deadline(struct conn *c)
 	}
 	if (quiet >= config.ping_interval) {
 		struct buf *ping = control_frame(WS_OP_PING, NULL, 0);
-		ws_conn_deliver(&c->member, ping); /* a client stalled since is dropped here */
+		ws_conn_deliver(&s->member, ping); /* a client stalled since is dropped here */
 		buf_unref(ping);
 		stats.pings_sent++;
 		conn_set_deadline(c, c->last_rx + config.idle_timeout);
