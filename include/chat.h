@@ -1,10 +1,11 @@
 /* chat.h: the chat protocol: rooms, members, names, history and fan-out.
  *
- * Chat knows nothing of sockets or the ring. It takes complete text messages
- * from members and hands finished WebSocket frames to a send function; each
- * frame is built once and the same buffer goes to every recipient. With a
- * store, a message is broadcast (and so acknowledged to its sender) only
- * once the store has committed it. */
+ * Chat knows nothing of sockets, the ring or frame headers. It takes
+ * complete text messages from members and hands events, JSON payloads with
+ * room left for a transport's header (buf.h), to a send function; each is
+ * built once and the same buffer goes to every recipient. With a store, a
+ * message is broadcast (and so acknowledged to its sender) only once the
+ * store has committed it. */
 #ifndef RINGCAST_CHAT_H
 #define RINGCAST_CHAT_H
 
@@ -49,7 +50,8 @@ struct chat_identity {
 	const char *name;
 };
 
-/* Hand frame to member m; the callee takes its own reference if it keeps it. */
+/* Hand frame (an event's payload buf) to member m; the callee takes its own
+ * reference if it keeps it, and may frame it in place (buf.h). */
 typedef void (*chat_send_fn)(struct chat_member *m, struct buf *frame);
 /* Bytes queued for m and not yet sent; SIZE_MAX when m takes no more. */
 typedef size_t (*chat_backlog_fn)(struct chat_member *m);

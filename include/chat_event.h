@@ -35,7 +35,4 @@ void ev_history_close(struct jbuf *b, bool more);
 void put_member_id(struct jbuf *b, const struct chat_member *m);
 void put_member_name(struct jbuf *b, const struct chat_member *m);
 
-/* The JSON text inside a server text frame (after its header). */
-const char *frame_json(const struct buf *frame, size_t *len);
-
 #endif

@@ -1,8 +1,9 @@
 /* json_out.h: building outgoing JSON text by hand, fast and correctly escaped.
  *
  * Every broadcast is built once, so this is not per recipient; it still runs
- * per message, so it avoids a DOM. The builder keeps WS_MAX_HEADER bytes free
- * at the front so a WebSocket header can be put right before the payload. */
+ * per message, so it avoids a DOM. The builder is scratch space, reused for
+ * every event; jbuf_to_payload copies what it holds into the buf that is
+ * sent. */
 #ifndef RINGCAST_JSON_OUT_H
 #define RINGCAST_JSON_OUT_H
 
@@ -12,12 +13,10 @@
 #include "buf.h"
 
 struct jbuf {
-	char *data;  /* data[0..JBUF_HEADROOM) is reserved for a frame header */
-	size_t len;  /* JSON bytes after the headroom */
+	char *data;
+	size_t len;
 	size_t cap;
 };
-
-#define JBUF_HEADROOM 10
 
 void jbuf_init(struct jbuf *b);
 void jbuf_free(struct jbuf *b);
@@ -33,11 +32,12 @@ void jbuf_u64(struct jbuf *b, uint64_t v);
 /* The JSON built so far. */
 static inline const char *jbuf_json(const struct jbuf *b)
 {
-	return b->data + JBUF_HEADROOM;
+	return b->data;
 }
 
-/* Encode it as one unmasked WebSocket text frame in a new buf (one ref). */
-struct buf *jbuf_to_text_frame(struct jbuf *b);
+/* A new buf (one ref) whose payload is the JSON, with room before it for a
+ * transport's header (buf_new_payload): not framed yet. */
+struct buf *jbuf_to_payload(const struct jbuf *b);
 
 /* Escape s into out as a JSON string body (no quotes); for tests and tools.
  * Returns the escaped length; out needs up to 6 * n bytes. */

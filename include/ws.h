@@ -13,6 +13,8 @@
 
 #include "utf8.h"
 
+struct buf;
+
 enum ws_opcode {
 	WS_OP_CONT = 0x0,
 	WS_OP_TEXT = 0x1,
@@ -101,6 +103,14 @@ size_t ws_header_len(uint64_t len);
 
 /* Write an unmasked, FIN-set server frame header; returns its length. */
 size_t ws_write_header(uint8_t *out, enum ws_opcode op, uint64_t len);
+
+/* Make b's payload a text frame: its header goes into the headroom right
+ * before the payload and b's head moves back to it. Once: a buf already
+ * framed (head != payload) is left as it is, so a broadcast is framed by
+ * its first recipient and the others send the same bytes. b must have its
+ * headroom (buf_new_payload). Single-threaded: with several threads this
+ * must happen before b is shared. */
+void ws_frame_text_in_place(struct buf *b);
 
 /* Sec-WebSocket-Accept for a client key: base64(SHA-1(key + GUID)),
  * 28 characters plus NUL written to out. */

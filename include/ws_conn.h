@@ -41,7 +41,9 @@ void ws_conn_closing(struct conn *c);
 /* Begin a server-initiated close with code (e.g. 1001 at shutdown). */
 void ws_conn_close(struct conn *c, uint16_t code, const char *reason);
 
-/* chat's send function: queue frame for the member's connection. */
+/* chat's send function: frame the payload as a text frame, in place and
+ * once per buf (ws_frame_text_in_place), and queue it for the member's
+ * connection. A buf already framed (a control frame) is queued as it is. */
 void ws_conn_deliver(struct chat_member *m, struct buf *frame);
 /* chat's send_own: the sender's own copy of its message, never refused
  * for what is queued. */

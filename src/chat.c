@@ -1,9 +1,11 @@
 /* chat.c: the chat protocol: commands in, events out.
  *
- * A message is parsed once and its frame built once; every live member of
- * the room gets a reference to the same buffer. With a store, the frame
- * waits until the store has committed the message, so the sender's own copy
- * is the acknowledgement that it is durable.
+ * A message is parsed once and its event built once, into one buf (its
+ * "frame" below: the JSON, which the transport frames in place as it first
+ * sends it); every live member of the room gets a reference to the same
+ * buffer. With a store, the frame waits until the store has committed the
+ * message, so the sender's own copy is the acknowledgement that it is
+ * durable.
  *
  * What one client can make the server hold is bounded. A message's frame is
  * at most twice its text plus an envelope: control characters, which JSON
@@ -191,7 +193,7 @@ static void send_frame(struct chat_member *m, struct buf *frame)
 
 static void send_out(struct chat_member *m)
 {
-	struct buf *frame = jbuf_to_text_frame(&out);
+	struct buf *frame = jbuf_to_payload(&out);
 	config.send(m, frame);
 	buf_unref(frame);
 }
@@ -227,7 +229,7 @@ static void broadcast_message(struct chat_room *r, struct buf *frame, const stru
 
 static void broadcast_out(struct chat_room *r)
 {
-	struct buf *frame = jbuf_to_text_frame(&out);
+	struct buf *frame = jbuf_to_payload(&out);
 	broadcast_frame(r, frame);
 	buf_unref(frame);
 }
@@ -298,7 +300,7 @@ static uint32_t page_start_in_memory(const struct chat_room *r, uint32_t start, 
 	uint32_t i = end;
 	while (i > start) {
 		size_t len;
-		frame_json(room_recent_frame(r, i - 1), &len);
+		buf_payload(room_recent_frame(r, i - 1), &len);
 		if (i < end && bytes + len > config.catchup_bytes)
 			break;
 		bytes += len + 1;
@@ -314,7 +316,7 @@ static void send_history_from_memory(struct chat_member *m, struct chat_room *r,
 	ev_history_open(&out, r);
 	for (uint32_t i = start; i < end; i++) {
 		size_t len;
-		const char *json = frame_json(room_recent_frame(r, i), &len);
+		const char *json = buf_payload(room_recent_frame(r, i), &len);
 		ev_history_item(&out, i == start, json, len);
 	}
 	ev_history_close(&out, start > 0 || (!r->recent_complete && config.store));
@@ -577,7 +579,7 @@ static void post_message(struct chat_member *m, struct chat_room *r, const char 
 	uint64_t id = ++r->last_id;
 	uint64_t ts = chat_now_ms();
 	ev_message(&out, r, id, m, text, len, ts);
-	struct buf *frame = jbuf_to_text_frame(&out);
+	struct buf *frame = jbuf_to_payload(&out);
 	if (!config.store) {
 		deliver(r, id, frame, m);
 		buf_unref(frame);
@@ -847,7 +849,7 @@ static void cmd_nick(struct chat_member *m, json_t *root)
 	if (!m->name)
 		abort();
 	ev_nick(&out, m, old);
-	struct buf *frame = jbuf_to_text_frame(&out);
+	struct buf *frame = jbuf_to_payload(&out);
 	if (same)
 		send_frame(m, frame); /* nothing changed for anyone else */
 	else

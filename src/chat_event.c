@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "buf.h"
 #include "chat_room.h"
 #include "store.h"
 
@@ -207,12 +206,4 @@ void ev_history_item(struct jbuf *b, bool first, const char *json, size_t len)
 void ev_history_close(struct jbuf *b, bool more)
 {
 	jbuf_lit(b, more ? "],\"more\":true}" : "],\"more\":false}");
-}
-
-const char *frame_json(const struct buf *frame, size_t *len)
-{
-	uint8_t l7 = frame->data[1] & 0x7F;
-	size_t h = l7 == 127 ? 10 : l7 == 126 ? 4 : 2;
-	*len = frame->len - h;
-	return (const char *)frame->data + h;
 }

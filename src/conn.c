@@ -121,7 +121,7 @@ static void queue_clear(struct conn *c, uint16_t keep)
 	uint16_t mask = (uint16_t)(c->q_cap - 1);
 	while (c->q_len > keep) {
 		uint16_t i = (uint16_t)((c->q_head + c->q_len - 1) & mask);
-		c->q_bytes -= (uint32_t)(c->q[i]->len - (c->q_len == 1 ? c->q_sent : 0));
+		c->q_bytes -= buf_out_len(c->q[i]) - (c->q_len == 1 ? c->q_sent : 0);
 		buf_unref(c->q[i]);
 		c->q_len--;
 	}
@@ -387,7 +387,7 @@ static void queue_push(struct conn *c, struct buf *b)
 		queue_grow(c);
 	c->q[(c->q_head + c->q_len) & (c->q_cap - 1)] = b;
 	c->q_len++;
-	c->q_bytes += (uint32_t)b->len;
+	c->q_bytes += buf_out_len(b);
 }
 
 static bool has_output(const struct conn *c)
@@ -405,8 +405,9 @@ static bool enqueue(struct conn *c, struct buf *b, bool bounded)
 {
 	if (c->state != CONN_OPEN)
 		return false;
-	bool full = c->q_len == UINT16_MAX / 2 || (uint64_t)c->q_bytes + b->len > UINT32_MAX;
-	if (full || (bounded && ((uint64_t)c->q_bytes + b->len > config.max_queue || stalled(c)))) {
+	uint64_t after = (uint64_t)c->q_bytes + buf_out_len(b);
+	bool full = c->q_len == UINT16_MAX / 2 || after > UINT32_MAX;
+	if (full || (bounded && (after > config.max_queue || stalled(c)))) {
 		stats.slow_consumers++;
 		if (!full && stalled(c))
 			stats.slow_stalled++;
@@ -471,16 +472,16 @@ static void seal(struct conn *c)
 	size_t plain = 0;
 	while (end < c->q_len && (end == first || plain < TLS_SEAL_MAX)) {
 		struct buf *b = c->q[(c->q_head + end) & mask];
-		if (tls_write(c->tls, b->data, b->len) < 0) {
+		if (tls_write(c->tls, buf_out(b), buf_out_len(b)) < 0) {
 			end = c->q_len; /* the session failed: nothing more goes; its alert may */
 			break;
 		}
-		plain += b->len;
+		plain += buf_out_len(b);
 		end++;
 	}
 	for (uint16_t i = first; i < end; i++) {
 		struct buf *b = c->q[(c->q_head + i) & mask];
-		c->q_bytes -= (uint32_t)b->len; /* nothing of a plaintext frame was sent */
+		c->q_bytes -= buf_out_len(b); /* nothing of a plaintext frame was sent */
 		buf_unref(b);
 	}
 	size_t n = tls_output_pending(c->tls);
@@ -538,8 +539,8 @@ static void start_send(struct conn *c)
 	for (uint16_t i = 0; i < n; i++) {
 		struct buf *b = c->q[(c->q_head + i) & mask];
 		uint32_t skip = i == 0 ? c->q_sent : 0;
-		iov[i].iov_base = b->data + skip;
-		iov[i].iov_len = b->len - skip;
+		iov[i].iov_base = buf_out(b) + skip;
+		iov[i].iov_len = buf_out_len(b) - skip;
 	}
 	c->q_inflight = n;
 	c->flags |= CONN_F_SEND_BUSY;
@@ -561,9 +562,9 @@ static void maybe_release(struct conn *c);
 static void release_sent(struct conn *c, uint64_t sent)
 {
 	uint16_t mask = (uint16_t)(c->q_cap - 1);
-	while (c->q_inflight && sent >= c->q[c->q_head]->len) {
+	while (c->q_inflight && sent >= buf_out_len(c->q[c->q_head])) {
 		struct buf *b = c->q[c->q_head];
-		sent -= b->len;
+		sent -= buf_out_len(b);
 		buf_unref(b);
 		c->q_head = (uint16_t)((c->q_head + 1) & mask);
 		c->q_len--;

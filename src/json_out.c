@@ -1,14 +1,12 @@
-/* json_out.c: a growable JSON text builder with a frame header's headroom. */
+/* json_out.c: a growable JSON text builder. */
 #include "json_out.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "ws.h"
-
 static void reserve(struct jbuf *b, size_t more)
 {
-	size_t need = JBUF_HEADROOM + b->len + more;
+	size_t need = b->len + more;
 	if (need <= b->cap)
 		return;
 	size_t cap = b->cap ? b->cap : 256;
@@ -26,7 +24,7 @@ void jbuf_init(struct jbuf *b)
 	b->data = NULL;
 	b->len = 0;
 	b->cap = 0;
-	reserve(b, 0);
+	reserve(b, 1); /* data is never NULL, even for no JSON at all */
 }
 
 void jbuf_free(struct jbuf *b)
@@ -44,7 +42,7 @@ void jbuf_reset(struct jbuf *b)
 void jbuf_raw(struct jbuf *b, const char *s, size_t n)
 {
 	reserve(b, n);
-	memcpy(b->data + JBUF_HEADROOM + b->len, s, n);
+	memcpy(b->data + b->len, s, n);
 	b->len += n;
 }
 
@@ -109,11 +107,11 @@ size_t json_escape(const char *s, size_t n, char *out)
 void jbuf_str(struct jbuf *b, const char *s, size_t n)
 {
 	reserve(b, 6 * n + 2);
-	char *o = b->data + JBUF_HEADROOM + b->len;
+	char *o = b->data + b->len;
 	*o++ = '"';
 	o += json_escape(s, n, o);
 	*o++ = '"';
-	b->len = (size_t)(o - (b->data + JBUF_HEADROOM));
+	b->len = (size_t)(o - b->data);
 }
 
 void jbuf_u64(struct jbuf *b, uint64_t v)
@@ -127,10 +125,7 @@ void jbuf_u64(struct jbuf *b, uint64_t v)
 	jbuf_raw(b, tmp + sizeof(tmp) - n, n);
 }
 
-struct buf *jbuf_to_text_frame(struct jbuf *b)
+struct buf *jbuf_to_payload(const struct jbuf *b)
 {
-	size_t h = ws_header_len(b->len);
-	uint8_t *start = (uint8_t *)b->data + JBUF_HEADROOM - h;
-	ws_write_header(start, WS_OP_TEXT, b->len);
-	return buf_from(start, h + b->len);
+	return buf_new_payload(b->data, b->len);
 }

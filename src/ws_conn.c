@@ -60,6 +60,7 @@ static struct buf *control_frame(enum ws_opcode op, const uint8_t *payload, size
 	ws_write_header(b->data, op, len);
 	if (len)
 		memcpy(b->data + h, payload, len);
+	b->payload = (uint16_t)h; /* framed already: ws_conn_deliver leaves it as it is */
 	return b;
 }
 
@@ -112,6 +113,9 @@ void ws_conn_deliver(struct chat_member *m, struct buf *frame)
 {
 	struct session *s = session_of_member(m);
 	struct conn *c = session_conn(s);
+	/* chat hands over payloads: the first recipient frames the buf in
+	 * place, every other one sends the same bytes. */
+	ws_frame_text_in_place(frame);
 	if (c->state != CONN_OPEN || (s->ws_flags & WS_F_CLOSE_SENT))
 		return; /* no data frames after our close frame */
 	if (conn_send(c, frame))
@@ -129,6 +133,7 @@ void ws_conn_deliver_own(struct chat_member *m, struct buf *frame)
 {
 	struct session *s = session_of_member(m);
 	struct conn *c = session_conn(s);
+	ws_frame_text_in_place(frame);
 	if (c->state != CONN_OPEN || (s->ws_flags & WS_F_CLOSE_SENT))
 		return;
 	/* The client asked for this itself: a fast burst's acknowledgements

@@ -8,7 +8,13 @@
  * the size limit fails before a single payload byte has to be buffered. */
 #include "ws.h"
 
+#include <assert.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "buf.h"
+
+static_assert(BUF_HEADROOM >= WS_MAX_HEADER, "a server frame header fits in a buf's headroom");
 
 #define WS_FIN       0x80
 #define WS_RSV       0x70
@@ -387,4 +393,16 @@ size_t ws_write_header(uint8_t *out, enum ws_opcode op, uint64_t len)
 		break;
 	}
 	return hlen;
+}
+
+void ws_frame_text_in_place(struct buf *b)
+{
+	if (b->head != b->payload)
+		return;
+	size_t len = b->len - b->payload;
+	size_t hlen = ws_header_len(len);
+	if (b->payload < hlen)
+		abort(); /* a buf made without headroom: a bug, not input */
+	b->head = (uint16_t)(b->payload - hlen);
+	ws_write_header(b->data + b->head, WS_OP_TEXT, len);
 }

@@ -1,10 +1,11 @@
 /* test_chat.c: the chat protocol (docs/protocol.md), rule by rule, without
  * a store: every message is broadcast as soon as it is received.
  *
- * chat hands finished frames to a send function; the fake one here keeps a
- * reference to each frame (so one buffer shared by every recipient shows as
- * one pointer) and a copy of its bytes. Each frame is decoded as a client
- * would: check the server header, parse the JSON payload with jansson.
+ * chat hands each event's payload buf to a send function; the fake one here
+ * keeps a reference to each buf (so one buffer shared by every recipient
+ * shows as one pointer) and a copy of its payload, parses the JSON as a
+ * client would with jansson, then frames the buf in place as the WebSocket
+ * transport does.
  *
  * Members come from a pool that the teardown disconnects, so a case that
  * fails half-way still leaves nothing allocated. chat_init starts member
@@ -25,14 +26,14 @@
 
 #include "buf.h"
 #include "chat.h"
+#include "ws.h"
 
 struct sent {
 	struct chat_member *to;
 	struct buf *frame;    /* a reference, kept so the pointer stays unique */
-	uint8_t *copy;        /* the frame's bytes as they were handed over */
-	size_t len;
+	size_t len;           /* of its payload */
 	json_t *json;         /* its payload, parsed */
-	char *payload;        /* its payload, NUL-terminated */
+	char *payload;        /* a copy of its payload as handed over, NUL-terminated */
 };
 
 static struct sent *sent;
@@ -52,46 +53,10 @@ struct closed {
 static struct closed closes[16];
 static size_t ncloses;
 
-/* A frame that is not what a client can read, noted here rather than
+/* A payload that is not what a client can read, noted here rather than
  * failed on inside chat's call (failing there would jump out of chat
  * mid-broadcast); the next look at what was sent fails with it. */
 static char bad_frame[512];
-
-/* Decode a server text frame: FIN + text, unmasked, shortest length form
- * matching the frame's size; returns the payload and its length, or NULL
- * with the reason. */
-static const uint8_t *frame_payload(const uint8_t *f, size_t len, size_t *n, const char **why)
-{
-	size_t h = 2;
-	uint64_t plen;
-
-	*why = "header";
-	if (len < 2 || f[0] != 0x81 || (f[1] & 0x80))
-		return NULL;
-	plen = f[1] & 0x7f;
-	if (plen == 126) {
-		h = 4;
-		if (len < h)
-			return NULL;
-		plen = (uint64_t)f[2] << 8 | f[3];
-		if (plen <= 125)
-			return NULL;
-	} else if (plen == 127) {
-		h = 10;
-		if (len < h)
-			return NULL;
-		plen = 0;
-		for (int i = 0; i < 8; i++)
-			plen = plen << 8 | f[2 + i];
-		if (plen <= 65535)
-			return NULL;
-	}
-	*why = "length";
-	if (h + plen != len)
-		return NULL;
-	*n = (size_t)plen;
-	return f + h;
-}
 
 /* What each member's connection holds, for the pacing of replays: every
  * frame sent adds to it, a test "drains" it. */
@@ -105,11 +70,9 @@ static size_t fake_backlog(struct chat_member *m)
 static void fake_send(struct chat_member *m, struct buf *frame)
 {
 	struct sent *s;
-
-	queued[m - pool] += frame->len;
-	size_t n = 0;
+	size_t n;
 	json_error_t err;
-	const char *why;
+	const char *p = buf_payload(frame, &n);
 
 	if (nsent == sent_cap) {
 		sent_cap = sent_cap ? 2 * sent_cap : 1024;
@@ -118,28 +81,27 @@ static void fake_send(struct chat_member *m, struct buf *frame)
 			abort();
 	}
 	s = &sent[nsent++];
-	*s = (struct sent){ .to = m, .frame = buf_ref(frame), .len = frame->len };
-	s->copy = malloc(frame->len);
-	if (!s->copy)
-		abort();
-	memcpy(s->copy, frame->data, frame->len);
-
-	const uint8_t *p = frame_payload(s->copy, s->len, &n, &why);
+	*s = (struct sent){ .to = m, .frame = buf_ref(frame), .len = n };
 	s->payload = malloc(n + 1);
 	if (!s->payload)
 		abort();
-	if (p)
-		memcpy(s->payload, p, n);
+	memcpy(s->payload, p, n);
 	s->payload[n] = '\0';
-	if (p)
-		s->json = json_loadb((const char *)p, n, JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES, &err);
+	s->json = json_loadb(p, n, JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES, &err);
 	if (!s->json || !json_is_object(s->json)) {
 		if (!bad_frame[0])
-			snprintf(bad_frame, sizeof(bad_frame), "bad frame to member %u (%s): %.300s", m->id,
-				 p ? err.text : why, s->payload);
+			snprintf(bad_frame, sizeof(bad_frame), "bad payload to member %u (%s): %.300s", m->id,
+				 s->json ? "not an object" : err.text, s->payload);
 		json_decref(s->json);
 		s->json = json_object(); /* typeless: any look at its type fails */
 	}
+	/* Frame it as the WebSocket transport does, so that what chat reads
+	 * back (history from memory) is read from framed bufs too. */
+	if (frame->payload < BUF_HEADROOM && !bad_frame[0])
+		snprintf(bad_frame, sizeof(bad_frame), "payload to member %u has no headroom", m->id);
+	else
+		ws_frame_text_in_place(frame);
+	queued[m - pool] += buf_out_len(frame);
 }
 
 static void check_frames(void)
@@ -160,7 +122,6 @@ static void forget_sent(void)
 	check_frames();
 	for (size_t i = 0; i < nsent; i++) {
 		buf_unref(sent[i].frame);
-		free(sent[i].copy);
 		free(sent[i].payload);
 		json_decref(sent[i].json);
 	}
@@ -698,8 +659,12 @@ static void test_message_is_encoded_once_for_every_recipient(void **state)
 	for (size_t i = 1; i < nsent; i++)
 		assert_ptr_equal(sent[i].frame, sent[0].frame);
 	/* Nobody changed it after handing it over. */
-	for (size_t i = 0; i < nsent; i++)
-		assert_memory_equal(sent[i].frame->data, sent[0].copy, sent[0].len);
+	for (size_t i = 0; i < nsent; i++) {
+		size_t n;
+		const void *p = buf_payload(sent[i].frame, &n);
+		assert_int_equal(n, sent[0].len);
+		assert_memory_equal(p, sent[0].payload, n);
+	}
 }
 
 static void test_message_carries_id_room_sender_name_text_and_time(void **state)

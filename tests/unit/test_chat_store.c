@@ -8,7 +8,8 @@
  * "before the commit" without any race.
  *
  * The fake send function is test_chat.c's: it keeps a reference to each
- * frame and parses its JSON as a client would. Members come from a pool the
+ * buf, parses its payload's JSON as a client would and frames it in place
+ * as the WebSocket transport does. Members come from a pool the
  * teardown disconnects; cases that check a member who disconnects while
  * the store is busy allocate it on the heap and free it, as a server does,
  * so a late use of it shows under ASan. */
@@ -32,6 +33,7 @@
 #include "buf.h"
 #include "chat.h"
 #include "store.h"
+#include "ws.h"
 
 #define WAIT_MS 10000
 /* Cases not about the byte bound on history keep it out of reach. */
@@ -47,7 +49,7 @@ struct sent {
 static struct sent *sent;
 static size_t nsent, sent_cap;
 
-/* A frame a client could not read, noted rather than failed on inside
+/* A payload a client could not read, noted rather than failed on inside
  * chat's call; the next look at what was sent fails with it. */
 static char bad_frame[512];
 
@@ -63,35 +65,12 @@ static struct {
 	struct chat_config cfg;
 } fx;
 
-/* The payload of a server text frame (FIN + text, unmasked), or NULL. */
-static const uint8_t *frame_payload(const uint8_t *f, size_t len, size_t *n)
-{
-	size_t h = 2;
-	uint64_t plen;
-
-	if (len < 2 || f[0] != 0x81 || (f[1] & 0x80))
-		return NULL;
-	plen = f[1] & 0x7f;
-	if (plen == 126) {
-		h = 4;
-		plen = len >= h ? (uint64_t)f[2] << 8 | f[3] : 0;
-	} else if (plen == 127) {
-		h = 10;
-		plen = 0;
-		for (int i = 0; len >= h && i < 8; i++)
-			plen = plen << 8 | f[2 + i];
-	}
-	if (len < h || h + plen != len)
-		return NULL;
-	*n = (size_t)plen;
-	return f + h;
-}
-
 static void fake_send(struct chat_member *m, struct buf *frame)
 {
 	struct sent *s;
-	size_t n = 0;
+	size_t n;
 	json_error_t err;
+	const char *p = buf_payload(frame, &n);
 
 	if (nsent == sent_cap) {
 		sent_cap = sent_cap ? 2 * sent_cap : 1024;
@@ -101,22 +80,20 @@ static void fake_send(struct chat_member *m, struct buf *frame)
 	}
 	s = &sent[nsent++];
 	*s = (struct sent){ .to = m, .frame = buf_ref(frame) };
-	const uint8_t *p = frame_payload(frame->data, frame->len, &n);
 	s->payload = malloc(n + 1);
 	if (!s->payload)
 		abort();
-	if (p)
-		memcpy(s->payload, p, n);
+	memcpy(s->payload, p, n);
 	s->payload[n] = '\0';
-	if (p)
-		s->json = json_loadb((const char *)p, n, JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES, &err);
+	s->json = json_loadb(p, n, JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES, &err);
 	if (!s->json || !json_is_object(s->json)) {
 		if (!bad_frame[0])
-			snprintf(bad_frame, sizeof(bad_frame), "bad frame to member %u: %.300s", m->id,
+			snprintf(bad_frame, sizeof(bad_frame), "bad payload to member %u: %.300s", m->id,
 				 s->payload);
 		json_decref(s->json);
 		s->json = json_object(); /* typeless: any look at its type fails */
 	}
+	ws_frame_text_in_place(frame); /* as the WebSocket transport does */
 }
 
 static void check_frames(void)

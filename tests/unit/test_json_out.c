@@ -1,4 +1,4 @@
-/* test_json_out.c: the outgoing JSON builder and its text frames.
+/* test_json_out.c: the outgoing JSON builder and the payload bufs it makes.
  *
  * json_escape is checked against hand-written expectations, one rule per
  * case; every input is passed in a heap copy of exactly its length so that
@@ -290,10 +290,10 @@ static void test_jbuf_u64_writes_decimal_digits(void **state)
 	expect_u64(UINT64_MAX, "18446744073709551615");
 }
 
-/* Build n bytes of JSON (a string of n - 2 letters), make a frame of it and
- * check the frame byte by byte: FIN + text, no mask bit, the shortest
- * length form, and the JSON itself as payload. */
-static void expect_frame(size_t n, size_t header_len)
+/* Build n bytes of JSON (a string of n - 2 letters) and make a buf of it:
+ * the JSON is its payload, byte for byte, after the transport's headroom,
+ * and nothing frames it yet. */
+static void expect_payload(size_t n)
 {
 	struct jbuf b;
 	char *text = malloc(n);
@@ -306,64 +306,44 @@ static void expect_frame(size_t n, size_t header_len)
 	assert_int_equal(b.len, n);
 	memcpy(text, jbuf_json(&b), n);
 
-	struct buf *f = jbuf_to_text_frame(&b);
+	struct buf *f = jbuf_to_payload(&b);
 	assert_non_null(f);
 	assert_int_equal(f->refs, 1);
-	assert_int_equal(f->len, header_len + n);
-	assert_int_equal(f->data[0], 0x81);
-	assert_int_equal(f->data[1] & 0x80, 0);
-
-	uint64_t len = f->data[1] & 0x7f;
-	if (header_len == 2) {
-		assert_true(len <= 125);
-	} else if (header_len == 4) {
-		assert_int_equal(len, 126);
-		len = (uint64_t)f->data[2] << 8 | f->data[3];
-	} else {
-		assert_int_equal(len, 127);
-		len = 0;
-		for (int i = 0; i < 8; i++)
-			len = len << 8 | f->data[2 + i];
-	}
+	assert_int_equal(f->payload, BUF_HEADROOM);
+	assert_int_equal(f->head, f->payload);
+	size_t len;
+	const void *p = buf_payload(f, &len);
 	assert_int_equal(len, n);
-	assert_memory_equal(f->data + header_len, text, n);
+	assert_memory_equal(p, text, n);
+	assert_int_equal(buf_out_len(f), n);
+	assert_ptr_equal(buf_out(f), p);
 
 	buf_unref(f);
 	jbuf_free(&b);
 	free(text);
 }
 
-static void test_frame_of_up_to_125_bytes_has_a_7_bit_length(void **state)
+static void test_payload_is_the_json_after_the_headroom_unframed(void **state)
 {
 	(void)state;
-	expect_frame(2, 2);
-	expect_frame(125, 2);
+	expect_payload(2);
+	expect_payload(125);
+	expect_payload(126);
+	expect_payload(65536);
 }
 
-static void test_frame_of_126_to_65535_bytes_has_a_16_bit_length(void **state)
-{
-	(void)state;
-	expect_frame(126, 4);
-	expect_frame(65535, 4);
-}
-
-static void test_frame_of_65536_bytes_or_more_has_a_64_bit_length(void **state)
-{
-	(void)state;
-	expect_frame(65536, 10);
-	expect_frame(200000, 10);
-}
-
-static void test_frame_of_empty_json_is_two_bytes(void **state)
+static void test_payload_of_empty_json_is_empty(void **state)
 {
 	struct jbuf b;
+	size_t len = 1;
 
 	(void)state;
 	jbuf_init(&b);
-	struct buf *f = jbuf_to_text_frame(&b);
-	assert_int_equal(f->len, 2);
-	assert_int_equal(f->data[0], 0x81);
-	assert_int_equal(f->data[1], 0x00);
+	struct buf *f = jbuf_to_payload(&b);
+	buf_payload(f, &len);
+	assert_int_equal(len, 0);
+	assert_int_equal(f->head, f->payload);
+	assert_int_equal(f->len, BUF_HEADROOM);
 	buf_unref(f);
 	jbuf_free(&b);
 }
@@ -488,10 +468,8 @@ int main(void)
 		cmocka_unit_test(test_jbuf_appends_in_order_and_reset_empties_it),
 		cmocka_unit_test(test_jbuf_keeps_its_contents_when_it_grows),
 		cmocka_unit_test(test_jbuf_u64_writes_decimal_digits),
-		cmocka_unit_test(test_frame_of_up_to_125_bytes_has_a_7_bit_length),
-		cmocka_unit_test(test_frame_of_126_to_65535_bytes_has_a_16_bit_length),
-		cmocka_unit_test(test_frame_of_65536_bytes_or_more_has_a_64_bit_length),
-		cmocka_unit_test(test_frame_of_empty_json_is_two_bytes),
+		cmocka_unit_test(test_payload_is_the_json_after_the_headroom_unframed),
+		cmocka_unit_test(test_payload_of_empty_json_is_empty),
 		cmocka_unit_test(test_tricky_strings_round_trip_through_a_json_parser),
 		cmocka_unit_test(test_random_utf8_strings_round_trip_through_a_json_parser),
 	};

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "ws.h"
 
 #define FIN 0x80
@@ -1041,6 +1042,89 @@ static void test_written_headers_match_the_rfc_examples(void **state)
 	}
 }
 
+/* A payload of n letters framed in place: the header (hdr, hlen bytes)
+ * sits right before the untouched payload, the whole frame reads back
+ * through the parser as one text message (masked with a zero key, as a
+ * client would send it), and framing again changes nothing. */
+static void expect_framed_in_place(size_t n, const uint8_t *hdr, size_t hlen)
+{
+	uint8_t *text = malloc(n);
+	size_t len;
+
+	assert_non_null(text);
+	for (size_t i = 0; i < n; i++)
+		text[i] = (uint8_t)('a' + i % 26);
+	struct buf *b = buf_new_payload(text, n);
+	const uint8_t *payload = buf_payload(b, &len);
+
+	ws_frame_text_in_place(b);
+	assert_int_equal(buf_out_len(b), hlen + n);
+	assert_ptr_equal(buf_out(b) + hlen, payload);
+	assert_memory_equal(buf_out(b), hdr, hlen);
+	assert_ptr_equal(buf_payload(b, &len), payload);
+	assert_int_equal(len, n);
+	assert_memory_equal(payload, text, n);
+
+	uint8_t *masked = malloc(hlen + 4 + n);
+	assert_non_null(masked);
+	memcpy(masked, buf_out(b), hlen);
+	masked[1] |= 0x80;
+	memset(masked + hlen, 0, 4);
+	memcpy(masked + hlen + 4, payload, n);
+	struct ws_parser p;
+	struct ws_event ev;
+	ws_parser_init(&p, n);
+	assert_int_equal(ws_parse(&p, masked, hlen + 4 + n, &ev), hlen + 4 + n);
+	assert_int_equal(ev.type, WS_EV_DATA);
+	assert_int_equal(ev.opcode, WS_OP_TEXT);
+	assert_true(ev.first && ev.last);
+	assert_int_equal(ev.len, n);
+	assert_memory_equal(ev.data, text, n);
+	free(masked);
+
+	uint16_t head = b->head;
+	ws_frame_text_in_place(b);
+	assert_int_equal(b->head, head);
+	assert_int_equal(buf_out_len(b), hlen + n);
+	assert_memory_equal(buf_out(b), hdr, hlen);
+	assert_memory_equal(buf_out(b) + hlen, text, n);
+
+	buf_unref(b);
+	free(text);
+}
+
+static void test_payload_framed_in_place_up_to_125_bytes_has_a_2_byte_header(void **state)
+{
+	(void)state;
+	expect_framed_in_place(1, (const uint8_t[]){ 0x81, 0x01 }, 2);
+	expect_framed_in_place(125, (const uint8_t[]){ 0x81, 0x7d }, 2);
+}
+
+static void test_payload_framed_in_place_of_126_to_65535_bytes_has_a_4_byte_header(void **state)
+{
+	(void)state;
+	expect_framed_in_place(126, (const uint8_t[]){ 0x81, 0x7e, 0x00, 0x7e }, 4);
+	expect_framed_in_place(65535, (const uint8_t[]){ 0x81, 0x7e, 0xff, 0xff }, 4);
+}
+
+static void test_payload_framed_in_place_of_65536_bytes_or_more_has_a_10_byte_header(void **state)
+{
+	(void)state;
+	expect_framed_in_place(65536, (const uint8_t[]){ 0x81, 0x7f, 0, 0, 0, 0, 0, 1, 0, 0 }, 10);
+	expect_framed_in_place(200000, (const uint8_t[]){ 0x81, 0x7f, 0, 0, 0, 0, 0, 3, 0x0d, 0x40 }, 10);
+}
+
+static void test_empty_payload_framed_in_place_is_two_bytes(void **state)
+{
+	struct buf *b = buf_new_payload("", 0);
+
+	(void)state;
+	ws_frame_text_in_place(b);
+	assert_int_equal(buf_out_len(b), 2);
+	assert_memory_equal(buf_out(b), "\x81\x00", 2);
+	buf_unref(b);
+}
+
 #define T(f) cmocka_unit_test_setup(f, reset)
 
 int main(void)
@@ -1086,6 +1170,10 @@ int main(void)
 		T(test_close_reason_must_be_utf8),
 		T(test_header_length_picks_the_shortest_form),
 		T(test_written_headers_match_the_rfc_examples),
+		T(test_payload_framed_in_place_up_to_125_bytes_has_a_2_byte_header),
+		T(test_payload_framed_in_place_of_126_to_65535_bytes_has_a_4_byte_header),
+		T(test_payload_framed_in_place_of_65536_bytes_or_more_has_a_10_byte_header),
+		T(test_empty_payload_framed_in_place_is_two_bytes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
