@@ -9,7 +9,7 @@
  * ws_check_close_payload, whose verdict joins the trace.
  *
  * Build: clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude \
- *        src/utf8.c src/ws_frame.c tests/fuzz/fuzz_ws_frame.c */
+ *        src/proto/utf8.c src/proto/ws_frame.c tests/fuzz/fuzz_ws_frame.c */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

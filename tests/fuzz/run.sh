@@ -10,15 +10,16 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 work=$(mktemp -d /tmp/ringcast-fuzz.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 cflags=(-std=gnu17 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
-	-I"$root/include")
+	-I"$root/include" -I"$root/src/base" -I"$root/src/io" -I"$root/src/proto" -I"$root/src/chat"
+	-I"$root/src/server")
 
 # harness: sources and libraries
 declare -A sources=(
-	[http]="src/http.c src/origin.c"
-	[ws_frame]="src/utf8.c src/ws_frame.c"
-	[jwt]="src/jwt.c"
-	[chat]="src/chat.c src/chat_room.c src/chat_event.c src/chat_name.c src/rate_limit.c src/json_out.c src/buf.c src/ws_frame.c src/utf8.c src/store.c"
-	[tls]="src/tls.c"
+	[http]="src/proto/http.c src/proto/origin.c"
+	[ws_frame]="src/proto/utf8.c src/proto/ws_frame.c"
+	[jwt]="src/proto/jwt.c"
+	[chat]="src/chat/chat.c src/chat/chat_room.c src/chat/chat_event.c src/chat/chat_name.c src/chat/rate_limit.c src/chat/json_out.c src/base/buf.c src/proto/ws_frame.c src/proto/utf8.c src/chat/store.c"
+	[tls]="src/io/tls.c"
 )
 declare -A libs=(
 	[http]=""
