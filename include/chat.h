@@ -5,7 +5,13 @@
  * room left for a transport's header (buf.h), to a send function; each is
  * built once and the same buffer goes to every recipient. With a store, a
  * message is broadcast (and so acknowledged to its sender) only once the
- * store has committed it. */
+ * store has committed it.
+ *
+ * All of chat's state (rooms, history, member ids, pending store work,
+ * stats) lives in one struct chat, made by chat_new and passed to every call
+ * that needs it; two chats in one process share nothing. A member belongs to
+ * the chat it connected to, and its caller passes that chat along with it
+ * (no pointer back from the member: 8 bytes a connection saved). */
 #ifndef RINGCAST_CHAT_H
 #define RINGCAST_CHAT_H
 
@@ -16,6 +22,7 @@
 #include "rate_limit.h"
 
 struct buf;
+struct chat;
 struct chat_room;
 struct store;
 
@@ -32,7 +39,7 @@ struct chat_membership {
 };
 
 struct chat_member {
-	uint32_t id;                    /* connection id, unique in this process */
+	uint32_t id;                    /* connection id, unique in its chat */
 	uint32_t mark;                  /* de-duplicates an event sent through several rooms */
 	uint8_t nrooms, rooms_cap;
 	uint8_t current;                /* the room plain text goes to */
@@ -98,37 +105,43 @@ struct chat_stats {
 	uint64_t history_evicted; /* messages dropped from memory by the byte bound */
 };
 
-void chat_init(const struct chat_config *cfg);
+/* A chat with cfg (copied); aborts when out of memory, as chat does
+ * everywhere. */
+struct chat *chat_new(const struct chat_config *cfg);
+/* Frees its rooms and what waits for the store; disconnect its members
+ * first. NULL is fine. */
+void chat_free(struct chat *chat);
 /* Learn every stored room's name and last id (start-up); its messages
  * stay in the store until someone asks for them. */
-int chat_load_history(void);
-void chat_shutdown(void);
+int chat_load_history(struct chat *chat);
 
 /* Room names: 1-64 of [A-Za-z0-9_.-]. */
 bool chat_room_name_valid(const char *name, size_t len);
 
 /* A new connection: welcome, then it joins room (a valid name). With
  * since, what it missed after that id is replayed before live traffic. */
-void chat_connect(struct chat_member *m, const struct chat_identity *who, const char *room,
-		  size_t room_len, const uint64_t *since);
+void chat_connect(struct chat *chat, struct chat_member *m, const struct chat_identity *who,
+		  const char *room, size_t room_len, const uint64_t *since);
 
 /* The connection is gone: leave every room. */
-void chat_disconnect(struct chat_member *m);
+void chat_disconnect(struct chat *chat, struct chat_member *m);
 
 /* A complete, valid UTF-8 text message from m (counted by the flood limit). */
-void chat_receive(struct chat_member *m, const char *text, size_t len);
+void chat_receive(struct chat *chat, struct chat_member *m, const char *text, size_t len);
 
 /* Count one frame from m against the flood limit: false (with an error
  * event, or a 1008 close for persistent abuse) when over it. */
-bool chat_allow(struct chat_member *m);
+bool chat_allow(struct chat *chat, struct chat_member *m);
 
 /* m's queue went below its low-water mark: its replays may go on. */
-void chat_drained(struct chat_member *m);
+void chat_drained(struct chat *chat, struct chat_member *m);
 
 /* The store has results: run them (loop thread). */
-void chat_store_ready(void);
+void chat_store_ready(struct chat *chat);
 
-const struct chat_stats *chat_stats(void);
+/* The chat's counters, brought up to date; the pointer stays valid until
+ * chat_free. */
+const struct chat_stats *chat_stats(struct chat *chat);
 
 /* Milliseconds since the epoch, as put in "ts". */
 uint64_t chat_now_ms(void);

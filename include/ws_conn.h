@@ -8,6 +8,7 @@
 
 struct conn;
 struct buf;
+struct chat;
 struct chat_member;
 struct chat_identity;
 
@@ -16,6 +17,9 @@ struct ws_conn_config {
 	uint32_t ping_interval;
 	uint32_t idle_timeout;
 	uint32_t close_timeout;
+	/* The chat every member here belongs to. ws_conn.c keeps it in its
+	 * file-level config for now; a connection context is a later step. */
+	struct chat *chat;
 };
 
 /* Close codes counted for /metrics, by the code we sent. */

@@ -59,6 +59,7 @@ struct pending_message {
 	uint64_t id;
 	struct buf *frame;
 	struct chat_member *sender; /* NULL once the sender has gone */
+	struct chat *chat;          /* the store's callback gets only this */
 };
 
 enum query_kind { QUERY_HISTORY, QUERY_RESUME };
@@ -71,22 +72,27 @@ struct pending_query {
 	struct chat_room *room;
 	uint32_t epoch;       /* the membership it was asked for */
 	unsigned limit;       /* HISTORY */
+	struct chat *chat;    /* the store's callback gets only this */
 };
 
 struct fifo {
 	void *head, *tail;
 };
 
-static struct chat_config config;
-static struct chat_stats stats;
-static uint32_t next_member_id = 1;
-static uint32_t next_epoch = 1;
-static uint32_t next_mark = 1;
-static struct jbuf out;
-static struct fifo waiting_messages, waiting_queries;
-/* Replays by index (0 is no replay), so a membership names one in 4 bytes. */
-static struct catchup *catchups;
-static uint32_t catchups_cap, catchups_free;
+/* One chat: everything the protocol keeps between calls. */
+struct chat {
+	struct chat_config config;
+	struct chat_stats stats;
+	struct chat_rooms rooms;
+	uint32_t next_member_id;
+	uint32_t next_epoch;
+	uint32_t next_mark;
+	struct jbuf out;      /* where every event is written, then copied into its buf */
+	struct fifo waiting_messages, waiting_queries;
+	/* Replays by index (0 is no replay), so a membership names one in 4 bytes. */
+	struct catchup *catchups;
+	uint32_t catchups_cap, catchups_free;
+};
 
 /* Both pending types start with their next pointer. */
 static void fifo_push(struct fifo *f, void *item)
@@ -110,58 +116,62 @@ static void *fifo_pop(struct fifo *f)
 	return item;
 }
 
-void chat_init(const struct chat_config *cfg)
+struct chat *chat_new(const struct chat_config *cfg)
 {
-	config = *cfg;
-	if (!config.presence_list_max)
-		config.presence_list_max = 100;
-	if (!config.presence_events_max)
-		config.presence_events_max = 100;
-	if (!config.history_memory)
-		config.history_memory = 1000;
-	if (!config.history_on_join)
-		config.history_on_join = 50;
-	if (!config.max_rooms)
-		config.max_rooms = 10000;
-	if (!config.send_own)
-		config.send_own = config.send;
-	if (!config.catchup_bytes)
-		config.catchup_bytes = 256 * 1024;
-	memset(&stats, 0, sizeof(stats));
-	next_member_id = 1;
-	next_epoch = 1;
-	waiting_messages = (struct fifo){ 0 };
-	waiting_queries = (struct fifo){ 0 };
-	room_table_init(config.history_memory, config.max_rooms, config.store == NULL, config.history_bytes);
-	jbuf_init(&out);
-	catchups = NULL;
-	catchups_cap = catchups_free = 0;
+	struct chat *chat = calloc(1, sizeof(*chat));
+	if (!chat)
+		abort();
+	struct chat_config *config = &chat->config;
+	*config = *cfg;
+	if (!config->presence_list_max)
+		config->presence_list_max = 100;
+	if (!config->presence_events_max)
+		config->presence_events_max = 100;
+	if (!config->history_memory)
+		config->history_memory = 1000;
+	if (!config->history_on_join)
+		config->history_on_join = 50;
+	if (!config->max_rooms)
+		config->max_rooms = 10000;
+	if (!config->send_own)
+		config->send_own = config->send;
+	if (!config->catchup_bytes)
+		config->catchup_bytes = 256 * 1024;
+	chat->next_member_id = 1;
+	chat->next_epoch = 1;
+	chat->next_mark = 1;
+	room_table_init(&chat->rooms, config->history_memory, config->max_rooms, config->store == NULL,
+			config->history_bytes);
+	jbuf_init(&chat->out);
+	return chat;
 }
 
-void chat_shutdown(void)
+void chat_free(struct chat *chat)
 {
+	if (!chat)
+		return;
 	struct pending_message *pm;
-	while ((pm = fifo_pop(&waiting_messages))) {
+	while ((pm = fifo_pop(&chat->waiting_messages))) {
 		buf_unref(pm->frame);
 		free(pm);
 	}
 	struct pending_query *pq;
-	while ((pq = fifo_pop(&waiting_queries)))
+	while ((pq = fifo_pop(&chat->waiting_queries)))
 		free(pq);
-	room_table_free();
-	jbuf_free(&out);
-	free(catchups);
-	catchups = NULL;
+	room_table_free(&chat->rooms);
+	jbuf_free(&chat->out);
+	free(chat->catchups);
+	free(chat);
 }
 
-const struct chat_stats *chat_stats(void)
+const struct chat_stats *chat_stats(struct chat *chat)
 {
-	const struct room_history_stats *h = room_history_stats();
-	stats.rooms = room_count();
-	stats.history_bytes = h->bytes;
-	stats.history_bytes_limit = h->limit;
-	stats.history_evicted = h->evicted;
-	return &stats;
+	const struct room_history_stats *h = room_history_stats(&chat->rooms);
+	chat->stats.rooms = room_count(&chat->rooms);
+	chat->stats.history_bytes = h->bytes;
+	chat->stats.history_bytes_limit = h->limit;
+	chat->stats.history_evicted = h->evicted;
+	return &chat->stats;
 }
 
 uint64_t chat_now_ms(void)
@@ -186,69 +196,72 @@ bool chat_room_name_valid(const char *name, size_t len)
 
 /* ---- sending ------------------------------------------------------------ */
 
-static void send_frame(struct chat_member *m, struct buf *frame)
+static void send_frame(struct chat *chat, struct chat_member *m, struct buf *frame)
 {
-	config.send(m, frame);
+	chat->config.send(m, frame);
 }
 
-static void send_out(struct chat_member *m)
+static void send_out(struct chat *chat, struct chat_member *m)
 {
-	struct buf *frame = jbuf_to_payload(&out);
-	config.send(m, frame);
+	struct buf *frame = jbuf_to_payload(&chat->out);
+	chat->config.send(m, frame);
 	buf_unref(frame);
 }
 
-static size_t backlog(struct chat_member *m)
+static size_t backlog(struct chat *chat, struct chat_member *m)
 {
-	return config.backlog ? config.backlog(m) : 0;
+	return chat->config.backlog ? chat->config.backlog(m) : 0;
 }
 
 /* An event to every member of the room. */
-static void broadcast_frame(struct chat_room *r, struct buf *frame)
+static void broadcast_frame(struct chat *chat, struct chat_room *r, struct buf *frame)
 {
 	for (uint32_t i = 0; i < r->count; i++)
-		config.send(room_member(r, i), frame);
+		chat->config.send(room_member(r, i), frame);
 }
 
 /* A chat message to every member but those still catching up, who get it
  * in their replay; the sender's copy is its acknowledgement. The hot loop
  * of the server: two pointer tests per recipient on top of queueing a
  * reference. */
-static void broadcast_message(struct chat_room *r, struct buf *frame, const struct chat_member *sender)
+static void broadcast_message(struct chat *chat, struct chat_room *r, struct buf *frame,
+			      const struct chat_member *sender)
 {
 	for (uint32_t i = 0; i < r->count; i++) {
 		if (room_member_held(r, i))
 			continue;
 		struct chat_member *m = room_member(r, i);
 		if (m == sender)
-			config.send_own(m, frame);
+			chat->config.send_own(m, frame);
 		else
-			config.send(m, frame);
+			chat->config.send(m, frame);
 	}
 }
 
-static void broadcast_out(struct chat_room *r)
+static void broadcast_out(struct chat *chat, struct chat_room *r)
 {
-	struct buf *frame = jbuf_to_payload(&out);
-	broadcast_frame(r, frame);
+	struct buf *frame = jbuf_to_payload(&chat->out);
+	broadcast_frame(chat, r, frame);
 	buf_unref(frame);
 }
 
-static void send_error(struct chat_member *m, const char *code, const char *message)
+static void send_error(struct chat *chat, struct chat_member *m, const char *code,
+		       const char *message)
 {
-	stats.errors++;
-	ev_error(&out, code, message);
-	send_out(m);
+	chat->stats.errors++;
+	ev_error(&chat->out, code, message);
+	send_out(chat, m);
 }
 
 /* join/leave to every member; skipped for big rooms, where N arrivals
  * would cost N² deliveries (docs/protocol.md). */
-static void announce(struct chat_room *r, struct chat_member *m, const char *type)
+static void announce(struct chat *chat, struct chat_room *r, struct chat_member *m,
+		     const char *type)
 {
-	if (room_members(r) > config.presence_events_max)
+	if (room_members(r) > chat->config.presence_events_max)
 		return;
-	ev_member_change(&out, type, r, m);
-	broadcast_out(r);
+	ev_member_change(&chat->out, type, r, m);
+	broadcast_out(chat, r);
 }
 
 /* ---- membership ----------------------------------------------------------- */
@@ -261,7 +274,8 @@ static int membership_of(const struct chat_member *m, const struct chat_room *r)
 	return -1;
 }
 
-static struct chat_membership *add_membership(struct chat_member *m, struct chat_room *r)
+static struct chat_membership *add_membership(struct chat *chat, struct chat_member *m,
+					      struct chat_room *r)
 {
 	if (m->nrooms == m->rooms_cap) {
 		uint8_t cap = (uint8_t)(m->rooms_cap * 2);
@@ -277,7 +291,7 @@ static struct chat_membership *add_membership(struct chat_member *m, struct chat
 	struct chat_membership *ms = &m->rooms[m->nrooms++];
 	memset(ms, 0, sizeof(*ms));
 	ms->room = r;
-	ms->epoch = next_epoch++;
+	ms->epoch = chat->next_epoch++;
 	return ms;
 }
 
@@ -294,14 +308,15 @@ static void drop_membership(struct chat_member *m, uint8_t k)
 
 /* The first of the messages [start, end) that one history event holds: as
  * many of the newest as fit in config.catchup_bytes, at least one. */
-static uint32_t page_start_in_memory(const struct chat_room *r, uint32_t start, uint32_t end)
+static uint32_t page_start_in_memory(struct chat *chat, const struct chat_room *r, uint32_t start,
+				     uint32_t end)
 {
 	size_t bytes = 0;
 	uint32_t i = end;
 	while (i > start) {
 		size_t len;
 		buf_payload(room_recent_frame(r, i - 1), &len);
-		if (i < end && bytes + len > config.catchup_bytes)
+		if (i < end && bytes + len > chat->config.catchup_bytes)
 			break;
 		bytes += len + 1;
 		i--;
@@ -309,124 +324,126 @@ static uint32_t page_start_in_memory(const struct chat_room *r, uint32_t start, 
 	return i;
 }
 
-static void send_history_from_memory(struct chat_member *m, struct chat_room *r, uint32_t end,
-				     unsigned limit)
+static void send_history_from_memory(struct chat *chat, struct chat_member *m, struct chat_room *r,
+				     uint32_t end, unsigned limit)
 {
-	uint32_t start = page_start_in_memory(r, end > limit ? end - limit : 0, end);
-	ev_history_open(&out, r);
+	uint32_t start = page_start_in_memory(chat, r, end > limit ? end - limit : 0, end);
+	ev_history_open(&chat->out, r);
 	for (uint32_t i = start; i < end; i++) {
 		size_t len;
 		const char *json = buf_payload(room_recent_frame(r, i), &len);
-		ev_history_item(&out, i == start, json, len);
+		ev_history_item(&chat->out, i == start, json, len);
 	}
-	ev_history_close(&out, start > 0 || (!r->recent_complete && config.store));
-	send_out(m);
+	ev_history_close(&chat->out, start > 0 || (!r->recent_complete && chat->config.store));
+	send_out(chat, m);
 }
 
-static void query_store(enum query_kind kind, struct chat_member *m, struct chat_room *r, uint32_t epoch,
-			uint64_t bound, unsigned limit)
+static void query_store(struct chat *chat, enum query_kind kind, struct chat_member *m,
+			struct chat_room *r, uint32_t epoch, uint64_t bound, unsigned limit)
 {
 	struct pending_query *q = calloc(1, sizeof(*q));
 	if (!q)
 		abort();
-	*q = (struct pending_query){ .kind = kind, .member = m, .room = r, .epoch = epoch, .limit = limit };
-	fifo_push(&waiting_queries, q);
+	*q = (struct pending_query){ .kind = kind, .member = m, .room = r, .epoch = epoch, .limit = limit,
+				     .chat = chat };
+	fifo_push(&chat->waiting_queries, q);
 	r->waiting++;
 	if (kind == QUERY_RESUME)
-		store_query_since(config.store, r->name, r->name_len, bound, limit, q);
+		store_query_since(chat->config.store, r->name, r->name_len, bound, limit, q);
 	else
-		store_query_before(config.store, r->name, r->name_len, bound, limit, q);
+		store_query_before(chat->config.store, r->name, r->name_len, bound, limit, q);
 }
 
 /* The `limit` newest messages with id < before (0: the newest of all),
  * from memory when it holds them, else from the store, which has them all. */
-static void send_history(struct chat_member *m, struct chat_membership *ms, uint64_t before, unsigned limit)
+static void send_history(struct chat *chat, struct chat_member *m, struct chat_membership *ms,
+			 uint64_t before, unsigned limit)
 {
 	struct chat_room *r = ms->room;
-	uint32_t end = room_recent_before(r, before);
-	if (end >= limit || r->recent_complete || !config.store)
-		send_history_from_memory(m, r, end, limit);
+	uint32_t end = room_recent_before(&chat->rooms, r, before);
+	if (end >= limit || r->recent_complete || !chat->config.store)
+		send_history_from_memory(chat, m, r, end, limit);
 	else
-		query_store(QUERY_HISTORY, m, r, ms->epoch, before, limit);
+		query_store(chat, QUERY_HISTORY, m, r, ms->epoch, before, limit);
 }
 
 /* ---- replays ---------------------------------------------------------------- */
 
-static uint32_t catchup_new(void)
+static uint32_t catchup_new(struct chat *chat)
 {
-	if (!catchups_free) {
-		uint32_t cap = catchups_cap ? catchups_cap * 2 : 16;
-		struct catchup *grown = realloc(catchups, cap * sizeof(*grown));
+	if (!chat->catchups_free) {
+		uint32_t cap = chat->catchups_cap ? chat->catchups_cap * 2 : 16;
+		struct catchup *grown = realloc(chat->catchups, cap * sizeof(*grown));
 		if (!grown)
 			abort();
-		catchups = grown;
+		chat->catchups = grown;
 		/* index 0 stays unused: it means "no replay" */
-		for (uint32_t k = cap - 1; k >= (catchups_cap ? catchups_cap : 1); k--) {
-			catchups[k].next_free = catchups_free;
-			catchups_free = k;
+		for (uint32_t k = cap - 1; k >= (chat->catchups_cap ? chat->catchups_cap : 1); k--) {
+			chat->catchups[k].next_free = chat->catchups_free;
+			chat->catchups_free = k;
 		}
-		catchups_cap = cap;
+		chat->catchups_cap = cap;
 	}
-	uint32_t k = catchups_free;
-	catchups_free = catchups[k].next_free;
-	stats.catchups++;
+	uint32_t k = chat->catchups_free;
+	chat->catchups_free = chat->catchups[k].next_free;
+	chat->stats.catchups++;
 	return k;
 }
 
-static void catchup_free(struct chat_membership *ms)
+static void catchup_free(struct chat *chat, struct chat_membership *ms)
 {
 	uint32_t k = ms->catchup;
-	catchups[k].member = NULL;
-	catchups[k].next_free = catchups_free;
-	catchups_free = k;
+	chat->catchups[k].member = NULL;
+	chat->catchups[k].next_free = chat->catchups_free;
+	chat->catchups_free = k;
 	ms->catchup = 0;
-	stats.catchups--;
+	chat->stats.catchups--;
 }
 
 /* The replay has sent all it will: a held member goes live (nothing can
  * have overtaken it: it got no live messages, and the cursor has reached
  * the room's last id), then `resumed` closes the replay. */
-static void catchup_finish(struct chat_membership *ms)
+static void catchup_finish(struct chat *chat, struct chat_membership *ms)
 {
-	struct catchup *cu = &catchups[ms->catchup];
+	struct catchup *cu = &chat->catchups[ms->catchup];
 	struct chat_member *m = cu->member;
 	struct chat_room *r = cu->room;
 	uint64_t last = cu->to_live ? r->last_sent : cu->upto;
 	if (cu->to_live)
 		room_release(r, ms);
-	ev_resumed(&out, r, cu->since, last, cu->complete);
-	catchup_free(ms);
-	send_out(m);
+	ev_resumed(&chat->out, r, cu->since, last, cu->complete);
+	catchup_free(chat, ms);
+	send_out(chat, m);
 }
 
 /* Send what follows the cursor until the member's queue reaches the
  * high-water mark, the replay ends, or it has to wait for the store. */
-static void catchup_pump(struct chat_membership *ms)
+static void catchup_pump(struct chat *chat, struct chat_membership *ms)
 {
-	struct catchup *cu = &catchups[ms->catchup];
+	struct catchup *cu = &chat->catchups[ms->catchup];
 	struct chat_member *m = cu->member;
 	struct chat_room *r = cu->room;
 	while (!cu->querying) {
 		uint64_t target = cu->to_live ? r->last_sent : cu->upto;
 		if (cu->cursor >= target) {
-			catchup_finish(ms);
+			catchup_finish(chat, ms);
 			return;
 		}
-		if (backlog(m) >= config.catchup_bytes)
+		if (backlog(chat, m) >= chat->config.catchup_bytes)
 			return; /* chat_drained calls again */
-		uint32_t i = room_recent_after(r, cu->cursor);
+		uint32_t i = room_recent_after(&chat->rooms, r, cu->cursor);
 		if (room_recent_covers(r, cu->cursor) && i < r->recent_len) {
 			uint64_t id = room_recent_id(r, i);
 			if (id > target) {
 				cu->cursor = target;
 				continue;
 			}
-			send_frame(m, room_recent_frame(r, i));
+			send_frame(chat, m, room_recent_frame(r, i));
 			cu->cursor = id;
-			stats.replayed++;
-		} else if (config.store) {
+			chat->stats.replayed++;
+		} else if (chat->config.store) {
 			cu->querying = true;
-			query_store(QUERY_RESUME, m, r, cu->epoch, cu->cursor, CATCHUP_STORE_BATCH);
+			query_store(chat, QUERY_RESUME, m, r, cu->epoch, cu->cursor, CATCHUP_STORE_BATCH);
 		} else {
 			/* Memory is all the history there is, and it let these go:
 			 * go on from what it still holds. */
@@ -439,67 +456,70 @@ static void catchup_pump(struct chat_membership *ms)
 /* Replay to m in room ms what came after `since`: for a live membership,
  * what was sent before it went live; for one held (catching up), all of it,
  * and then it goes live. */
-static void resume(struct chat_member *m, struct chat_membership *ms, uint64_t since)
+static void resume(struct chat *chat, struct chat_member *m, struct chat_membership *ms,
+		   uint64_t since)
 {
 	struct chat_room *r = ms->room;
 	uint64_t newest = ms->held ? r->last_sent : ms->live_from;
 	if (ms->catchup) {
-		send_error(m, "resume_in_progress", "what you missed in that room is on its way");
+		send_error(chat, m, "resume_in_progress", "what you missed in that room is on its way");
 		return;
 	}
-	uint32_t k = catchup_new();
-	catchups[k] = (struct catchup){ .member = m, .room = r, .epoch = ms->epoch, .since = since,
-					.cursor = since, .upto = newest, .to_live = ms->held, .complete = true };
+	uint32_t k = catchup_new(chat);
+	chat->catchups[k] = (struct catchup){ .member = m, .room = r, .epoch = ms->epoch,
+					      .since = since, .cursor = since, .upto = newest,
+					      .to_live = ms->held, .complete = true };
 	ms->catchup = k;
-	catchup_pump(ms);
+	catchup_pump(chat, ms);
 }
 
-void chat_drained(struct chat_member *m)
+void chat_drained(struct chat *chat, struct chat_member *m)
 {
 	for (uint8_t k = 0; k < m->nrooms; k++)
-		if (m->rooms[k].catchup && !catchups[m->rooms[k].catchup].querying)
-			catchup_pump(&m->rooms[k]);
+		if (m->rooms[k].catchup && !chat->catchups[m->rooms[k].catchup].querying)
+			catchup_pump(chat, &m->rooms[k]);
 }
 
-static void join_room(struct chat_member *m, struct chat_room *r, const uint64_t *since)
+static void join_room(struct chat *chat, struct chat_member *m, struct chat_room *r,
+		      const uint64_t *since)
 {
-	struct chat_membership *ms = add_membership(m, r);
+	struct chat_membership *ms = add_membership(chat, m, r);
 	m->current = (uint8_t)(m->nrooms - 1);
 	/* Held until its replay reaches the room's last id: a live message
 	 * must not overtake what it missed. */
-	room_add(r, m, ms, since && *since < r->last_sent);
-	ev_presence(&out, r, config.presence_list_max);
-	send_out(m);
-	announce(r, m, "join");
+	room_add(&chat->rooms, r, m, ms, since && *since < r->last_sent);
+	ev_presence(&chat->out, r, chat->config.presence_list_max);
+	send_out(chat, m);
+	announce(chat, r, m, "join");
 	if (since)
-		resume(m, ms, *since);
+		resume(chat, m, ms, *since);
 	else
-		send_history(m, ms, 0, config.history_on_join);
+		send_history(chat, m, ms, 0, chat->config.history_on_join);
 }
 
-static void leave_room(struct chat_member *m, uint8_t k, bool tell_leaver)
+static void leave_room(struct chat *chat, struct chat_member *m, uint8_t k, bool tell_leaver)
 {
 	struct chat_membership *ms = &m->rooms[k];
 	struct chat_room *r = ms->room;
 	if (ms->catchup)
-		catchup_free(ms); /* a store batch on its way finds no replay */
+		catchup_free(chat, ms); /* a store batch on its way finds no replay */
 	room_remove(r, ms);
 	drop_membership(m, k);
-	announce(r, m, "leave");
+	announce(chat, r, m, "leave");
 	if (tell_leaver) {
-		ev_member_change(&out, "leave", r, m);
-		send_out(m);
+		ev_member_change(&chat->out, "leave", r, m);
+		send_out(chat, m);
 	}
-	room_settle(r);
+	room_settle(&chat->rooms, r);
 }
 
 /* ---- connect / disconnect -------------------------------------------------- */
 
-void chat_connect(struct chat_member *m, const struct chat_identity *who, const char *room,
-		  size_t room_len, const uint64_t *since)
+void chat_connect(struct chat *chat, struct chat_member *m, const struct chat_identity *who,
+		  const char *room, size_t room_len, const uint64_t *since)
 {
 	memset(m, 0, sizeof(*m));
-	m->id = next_member_id++;
+	m->id = chat->next_member_id++;
 	m->rooms = &m->first_room;
 	m->rooms_cap = 1;
 	if (who && who->user_id) {
@@ -510,27 +530,27 @@ void chat_connect(struct chat_member *m, const struct chat_identity *who, const 
 			m->name = strdup(name);
 		m->name_locked = true;
 	}
-	bucket_init(&m->bucket, &config.rate, chat_now_ms());
-	struct chat_room *r = room_get(room, room_len);
+	bucket_init(&m->bucket, &chat->config.rate, chat_now_ms());
+	struct chat_room *r = room_get(&chat->rooms, room, room_len);
 	if (!r)
-		r = room_get("lobby", 5); /* every room slot is taken: try the lobby */
-	ev_welcome(&out, m, r);
-	send_out(m);
+		r = room_get(&chat->rooms, "lobby", 5); /* every room slot is taken: try the lobby */
+	ev_welcome(&chat->out, m, r);
+	send_out(chat, m);
 	if (!r) {
-		send_error(m, "too_many_rooms", "the server has no room for more rooms");
+		send_error(chat, m, "too_many_rooms", "the server has no room for more rooms");
 		return;
 	}
-	join_room(m, r, since);
+	join_room(chat, m, r, since);
 }
 
-void chat_disconnect(struct chat_member *m)
+void chat_disconnect(struct chat *chat, struct chat_member *m)
 {
 	while (m->nrooms)
-		leave_room(m, (uint8_t)(m->nrooms - 1), false);
-	for (struct pending_message *pm = waiting_messages.head; pm; pm = pm->next)
+		leave_room(chat, m, (uint8_t)(m->nrooms - 1), false);
+	for (struct pending_message *pm = chat->waiting_messages.head; pm; pm = pm->next)
 		if (pm->sender == m)
 			pm->sender = NULL;
-	for (struct pending_query *q = waiting_queries.head; q; q = q->next)
+	for (struct pending_query *q = chat->waiting_queries.head; q; q = q->next)
 		if (q->member == m)
 			q->member = NULL;
 	if (m->rooms != &m->first_room)
@@ -544,12 +564,13 @@ void chat_disconnect(struct chat_member *m)
 
 /* ---- messages ---------------------------------------------------------------- */
 
-static void deliver(struct chat_room *r, uint64_t id, struct buf *frame, const struct chat_member *sender)
+static void deliver(struct chat *chat, struct chat_room *r, uint64_t id, struct buf *frame,
+		    const struct chat_member *sender)
 {
 	r->last_sent = id;
-	room_remember(r, id, frame);
-	broadcast_message(r, frame, sender);
-	stats.messages++;
+	room_remember(&chat->rooms, r, id, frame);
+	broadcast_message(chat, r, frame, sender);
+	chat->stats.messages++;
 }
 
 /* Control characters other than TAB, LF and CR: JSON escapes each as six
@@ -565,33 +586,36 @@ static bool text_has_control(const char *text, size_t len)
 	return false;
 }
 
-static void post_message(struct chat_member *m, struct chat_room *r, const char *text, size_t len)
+static void post_message(struct chat *chat, struct chat_member *m, struct chat_room *r,
+			 const char *text, size_t len)
 {
 	if (len == 0) {
-		send_error(m, "empty", "message text is empty");
+		send_error(chat, m, "empty", "message text is empty");
 		return;
 	}
 	if (text_has_control(text, len)) {
-		stats.bad_text++;
-		send_error(m, "bad_text", "message text may not hold control characters other than tab and newline");
+		chat->stats.bad_text++;
+		send_error(chat, m, "bad_text",
+			   "message text may not hold control characters other than tab and newline");
 		return;
 	}
 	uint64_t id = ++r->last_id;
 	uint64_t ts = chat_now_ms();
-	ev_message(&out, r, id, m, text, len, ts);
-	struct buf *frame = jbuf_to_payload(&out);
-	if (!config.store) {
-		deliver(r, id, frame, m);
+	ev_message(&chat->out, r, id, m, text, len, ts);
+	struct buf *frame = jbuf_to_payload(&chat->out);
+	if (!chat->config.store) {
+		deliver(chat, r, id, frame, m);
 		buf_unref(frame);
 		return;
 	}
 	struct pending_message *pm = malloc(sizeof(*pm));
 	if (!pm)
 		abort();
-	*pm = (struct pending_message){ .room = r, .id = id, .frame = frame, .sender = m };
-	fifo_push(&waiting_messages, pm);
+	*pm = (struct pending_message){ .room = r, .id = id, .frame = frame, .sender = m,
+					  .chat = chat };
+	fifo_push(&chat->waiting_messages, pm);
 	r->waiting++;
-	stats.pending++;
+	chat->stats.pending++;
 	/* the record's strings are copied by the store before this returns */
 	char from[16], name[16];
 	struct store_record rec = {
@@ -601,52 +625,54 @@ static void post_message(struct chat_member *m, struct chat_room *r, const char 
 	rec.from_len = m->user_id ? strlen(m->user_id) : (size_t)snprintf(from, sizeof(from), "%u", m->id);
 	rec.name = m->name ? m->name : name;
 	rec.name_len = m->name ? strlen(m->name) : (size_t)snprintf(name, sizeof(name), "User %u", m->id);
-	store_append(config.store, &rec, pm);
+	store_append(chat->config.store, &rec, pm);
 }
 
 static void on_appended(void *ctx, int err)
 {
-	struct pending_message *pm = fifo_pop(&waiting_messages);
-	(void)ctx; /* the store reports in submission order: ctx == pm */
+	struct chat *chat = ((struct pending_message *)ctx)->chat;
+	/* the store reports in submission order: ctx == pm */
+	struct pending_message *pm = fifo_pop(&chat->waiting_messages);
 	pm->room->waiting--;
-	stats.pending--;
+	chat->stats.pending--;
 	if (err) {
 		/* Not stored, so not sent to anyone: the sender learns it was not
 		 * accepted and may retry; the id stays unused. */
-		stats.store_failures++;
+		chat->stats.store_failures++;
 		if (pm->sender)
-			send_error(pm->sender, "not_saved", err == -ENOSPC ? "the server's disk is full; message not sent"
-									 : "the message could not be stored; not sent");
+			send_error(chat, pm->sender, "not_saved",
+				   err == -ENOSPC ? "the server's disk is full; message not sent"
+						  : "the message could not be stored; not sent");
 	} else {
-		deliver(pm->room, pm->id, pm->frame, pm->sender);
+		deliver(chat, pm->room, pm->id, pm->frame, pm->sender);
 	}
-	room_settle(pm->room);
+	room_settle(&chat->rooms, pm->room);
 	buf_unref(pm->frame);
 	free(pm);
 }
 
 /* A history event from store records (oldest first): as many of the
  * newest as fit in config.catchup_bytes, at least one. */
-static void send_history_records(struct chat_member *m, struct chat_room *r,
+static void send_history_records(struct chat *chat, struct chat_member *m, struct chat_room *r,
 				 const struct store_record *recs, size_t n, bool more)
 {
 	size_t start = n, bytes = 0;
 	while (start > 0) {
-		jbuf_reset(&out);
-		ev_message_record(&out, &recs[start - 1]);
-		if (start < n && bytes + out.len > config.catchup_bytes)
+		jbuf_reset(&chat->out);
+		ev_message_record(&chat->out, &recs[start - 1]);
+		if (start < n && bytes + chat->out.len > chat->config.catchup_bytes)
 			break;
-		bytes += out.len + 1;
+		bytes += chat->out.len + 1;
 		start--;
 	}
-	ev_history_open(&out, r);
+	ev_history_open(&chat->out, r);
 	for (size_t i = start; i < n; i++) {
 		if (i > start)
-			jbuf_raw(&out, ",", 1);
-		ev_message_record(&out, &recs[i]);
+			jbuf_raw(&chat->out, ",", 1);
+		ev_message_record(&chat->out, &recs[i]);
 	}
-	ev_history_close(&out, more || start > 0);
-	send_out(m);
+	ev_history_close(&chat->out, more || start > 0);
+	send_out(chat, m);
 }
 
 /* The replay's membership, when the member is still in that room in the
@@ -661,59 +687,60 @@ static struct chat_membership *replay_of(const struct pending_query *q)
 }
 
 /* A batch of what the replay's cursor asked for: send it, then go on. */
-static void continue_replay(struct pending_query *q, const struct store_record *recs, size_t n, int err)
+static void continue_replay(struct chat *chat, struct pending_query *q,
+			    const struct store_record *recs, size_t n, int err)
 {
 	struct chat_membership *ms = replay_of(q);
 	if (!ms)
 		return; /* left the room meanwhile (and maybe joined it again) */
-	struct catchup *cu = &catchups[ms->catchup];
+	struct catchup *cu = &chat->catchups[ms->catchup];
 	uint64_t target = cu->to_live ? q->room->last_sent : cu->upto;
 	cu->querying = false;
 	size_t i = 0;
 	for (; i < n && recs[i].id <= target; i++) {
 		if (recs[i].id <= cu->cursor)
 			continue;
-		if (backlog(q->member) >= config.catchup_bytes)
+		if (backlog(chat, q->member) >= chat->config.catchup_bytes)
 			break; /* the rest is read again once the queue drains */
-		jbuf_reset(&out);
-		ev_message_record(&out, &recs[i]);
-		send_out(q->member);
+		jbuf_reset(&chat->out);
+		ev_message_record(&chat->out, &recs[i]);
+		send_out(chat, q->member);
 		cu->cursor = recs[i].id;
-		stats.replayed++;
+		chat->stats.replayed++;
 	}
 	if (err || n == 0) {
 		/* The store cannot say what came next (an error, or a database
 		 * replaced under us): go on from what memory holds. */
 		cu->complete = false;
-		uint32_t i = room_recent_after(q->room, cu->cursor);
+		uint32_t i = room_recent_after(&chat->rooms, q->room, cu->cursor);
 		cu->cursor = i < q->room->recent_len ? room_recent_id(q->room, i) - 1 : target;
 	} else if (i < n && recs[i].id > target) {
 		cu->cursor = target; /* the rest arrived live */
 	}
-	catchup_pump(ms);
+	catchup_pump(chat, ms);
 }
 
 static void on_queried(void *ctx, const struct store_record *recs, size_t n, bool more, int err)
 {
-	struct pending_query *q = fifo_pop(&waiting_queries);
-	(void)ctx;
+	struct chat *chat = ((struct pending_query *)ctx)->chat;
+	struct pending_query *q = fifo_pop(&chat->waiting_queries); /* == ctx, as above */
 	if (q->kind == QUERY_RESUME) {
-		continue_replay(q, recs, n, err);
+		continue_replay(chat, q, recs, n, err);
 	} else if (q->member) {
 		if (err)
-			send_error(q->member, "history_failed", "history could not be read");
+			send_error(chat, q->member, "history_failed", "history could not be read");
 		else
-			send_history_records(q->member, q->room, recs, n, more);
+			send_history_records(chat, q->member, q->room, recs, n, more);
 	}
 	q->room->waiting--;
-	room_settle(q->room);
+	room_settle(&chat->rooms, q->room);
 	free(q);
 }
 
-void chat_store_ready(void)
+void chat_store_ready(struct chat *chat)
 {
-	if (config.store)
-		store_drain(config.store, &(struct store_callbacks){
+	if (chat->config.store)
+		store_drain(chat->config.store, &(struct store_callbacks){
 			.appended = on_appended, .queried = on_queried });
 }
 
@@ -722,25 +749,25 @@ void chat_store_ready(void)
  * join, page or replay reads it from the store (recent_complete false). */
 static void load_one(void *arg, const struct store_room *info)
 {
-	(void)arg;
+	struct chat *chat = arg;
 	/* guest ids continue after a restart past the numeric senders of each
 	 * room's newest history_on_join messages (what a join shows), so a new
 	 * guest is not taken for their author. Not past every sender ever: that
 	 * would read every row at start-up; a wider window costs time in
 	 * proportion (1,000 rooms: 50 rows each 0.05 s, 1,000 rows each 0.7 s). */
-	if (info->numeric_sender_max >= next_member_id && info->numeric_sender_max < UINT32_MAX)
-		next_member_id = (uint32_t)info->numeric_sender_max + 1;
-	struct chat_room *r = room_load(info->room, info->room_len);
+	if (info->numeric_sender_max >= chat->next_member_id && info->numeric_sender_max < UINT32_MAX)
+		chat->next_member_id = (uint32_t)info->numeric_sender_max + 1;
+	struct chat_room *r = room_load(&chat->rooms, info->room, info->room_len);
 	if (info->last_id > r->last_id)
 		r->last_id = r->last_sent = info->last_id;
 	r->recent_complete = false;
 }
 
-int chat_load_history(void)
+int chat_load_history(struct chat *chat)
 {
-	if (!config.store)
+	if (!chat->config.store)
 		return 0;
-	return store_load_rooms(config.store, config.history_on_join, load_one, NULL);
+	return store_load_rooms(chat->config.store, chat->config.history_on_join, load_one, chat);
 }
 
 /* ---- commands ------------------------------------------------------------- */
@@ -755,24 +782,24 @@ static bool is_str(const json_t *v, const char *s)
 
 /* The room a command names ("room" field), or the current one. Sends the
  * error and returns NULL when it is not a room m is in. */
-static struct chat_membership *command_room(struct chat_member *m, json_t *root)
+static struct chat_membership *command_room(struct chat *chat, struct chat_member *m, json_t *root)
 {
 	json_t *room = json_object_get(root, "room");
 	if (!room) {
 		if (!m->nrooms) {
-			send_error(m, "no_room", "join a room first");
+			send_error(chat, m, "no_room", "join a room first");
 			return NULL;
 		}
 		return &m->rooms[m->current];
 	}
 	if (!json_is_string(room)) {
-		send_error(m, "bad_room", "\"room\" must be a string");
+		send_error(chat, m, "bad_room", "\"room\" must be a string");
 		return NULL;
 	}
-	struct chat_room *r = room_find(json_string_value(room), json_string_length(room));
+	struct chat_room *r = room_find(&chat->rooms, json_string_value(room), json_string_length(room));
 	int k = r ? membership_of(m, r) : -1;
 	if (k < 0) {
-		send_error(m, "not_in_room", "you are not in that room");
+		send_error(chat, m, "not_in_room", "you are not in that room");
 		return NULL;
 	}
 	return &m->rooms[k];
@@ -780,62 +807,62 @@ static struct chat_membership *command_room(struct chat_member *m, json_t *root)
 
 /* An optional non-negative integer field; false (error sent) when present
  * but not one. */
-static bool get_count(struct chat_member *m, json_t *root, const char *key, uint64_t *out_value,
-		      bool *present)
+static bool get_count(struct chat *chat, struct chat_member *m, json_t *root, const char *key,
+		      uint64_t *out_value, bool *present)
 {
 	json_t *v = json_object_get(root, key);
 	*present = v != NULL;
 	if (!v)
 		return true;
 	if (!json_is_integer(v) || json_integer_value(v) < 0) {
-		send_error(m, "bad_message", "a count or id must be a non-negative integer");
+		send_error(chat, m, "bad_message", "a count or id must be a non-negative integer");
 		return false;
 	}
 	*out_value = (uint64_t)json_integer_value(v);
 	return true;
 }
 
-static void cmd_message(struct chat_member *m, json_t *root)
+static void cmd_message(struct chat *chat, struct chat_member *m, json_t *root)
 {
 	json_t *t = json_object_get(root, "text");
 	if (!json_is_string(t)) {
-		send_error(m, "bad_message", "\"text\" must be a string");
+		send_error(chat, m, "bad_message", "\"text\" must be a string");
 		return;
 	}
-	struct chat_membership *ms = command_room(m, root);
+	struct chat_membership *ms = command_room(chat, m, root);
 	if (ms)
-		post_message(m, ms->room, json_string_value(t), json_string_length(t));
+		post_message(chat, m, ms->room, json_string_value(t), json_string_length(t));
 }
 
 /* An event about m to everyone who shares a room with m, once each. */
-static void tell_room_mates(struct chat_member *m, struct buf *frame)
+static void tell_room_mates(struct chat *chat, struct chat_member *m, struct buf *frame)
 {
-	uint32_t mark = next_mark++;
+	uint32_t mark = chat->next_mark++;
 	m->mark = mark;
-	config.send(m, frame);
+	chat->config.send(m, frame);
 	for (uint8_t k = 0; k < m->nrooms; k++) {
 		struct chat_room *r = m->rooms[k].room;
 		for (uint32_t i = 0; i < r->count; i++) {
 			struct chat_member *other = room_member(r, i);
 			if (other->mark != mark) {
 				other->mark = mark;
-				config.send(other, frame);
+				chat->config.send(other, frame);
 			}
 		}
 	}
 }
 
-static void cmd_nick(struct chat_member *m, json_t *root)
+static void cmd_nick(struct chat *chat, struct chat_member *m, json_t *root)
 {
 	json_t *n = json_object_get(root, "name");
 	char name[CHAT_NAME_MAX_BYTES + 1];
 	if (m->name_locked) {
-		send_error(m, "name_locked", "your name comes from your sign-in");
+		send_error(chat, m, "name_locked", "your name comes from your sign-in");
 		return;
 	}
 	if (!json_is_string(n) || memchr(json_string_value(n), 0, json_string_length(n)) ||
 	    !chat_name_normalize(json_string_value(n), json_string_length(n), name)) {
-		send_error(m, "bad_name", "a name is 1 to 32 visible characters");
+		send_error(chat, m, "bad_name", "a name is 1 to 32 visible characters");
 		return;
 	}
 	char old[CHAT_NAME_MAX_BYTES + 1];
@@ -848,145 +875,147 @@ static void cmd_nick(struct chat_member *m, json_t *root)
 	m->name = strdup(name);
 	if (!m->name)
 		abort();
-	ev_nick(&out, m, old);
-	struct buf *frame = jbuf_to_payload(&out);
+	ev_nick(&chat->out, m, old);
+	struct buf *frame = jbuf_to_payload(&chat->out);
 	if (same)
-		send_frame(m, frame); /* nothing changed for anyone else */
+		send_frame(chat, m, frame); /* nothing changed for anyone else */
 	else
-		tell_room_mates(m, frame);
+		tell_room_mates(chat, m, frame);
 	buf_unref(frame);
 }
 
-static void cmd_join(struct chat_member *m, json_t *root)
+static void cmd_join(struct chat *chat, struct chat_member *m, json_t *root)
 {
 	json_t *room = json_object_get(root, "room");
 	uint64_t since = 0;
 	bool has_since;
 	if (!json_is_string(room) || !chat_room_name_valid(json_string_value(room), json_string_length(room))) {
-		send_error(m, "bad_room", "a room name is 1 to 64 of A-Z a-z 0-9 _ . -");
+		send_error(chat, m, "bad_room", "a room name is 1 to 64 of A-Z a-z 0-9 _ . -");
 		return;
 	}
-	if (!get_count(m, root, "since", &since, &has_since))
+	if (!get_count(chat, m, root, "since", &since, &has_since))
 		return;
-	struct chat_room *existing = room_find(json_string_value(room), json_string_length(room));
+	struct chat_room *existing = room_find(&chat->rooms, json_string_value(room),
+					       json_string_length(room));
 	if (existing && membership_of(m, existing) >= 0) {
-		send_error(m, "already_joined", "you are already in that room");
+		send_error(chat, m, "already_joined", "you are already in that room");
 		return;
 	}
 	if (m->nrooms >= CHAT_ROOMS_PER_MEMBER) {
-		send_error(m, "too_many_rooms", "you are in too many rooms; leave one first");
+		send_error(chat, m, "too_many_rooms", "you are in too many rooms; leave one first");
 		return;
 	}
-	struct chat_room *r = room_get(json_string_value(room), json_string_length(room));
+	struct chat_room *r = room_get(&chat->rooms, json_string_value(room), json_string_length(room));
 	if (!r) {
-		send_error(m, "too_many_rooms", "the server has no room for more rooms");
+		send_error(chat, m, "too_many_rooms", "the server has no room for more rooms");
 		return;
 	}
-	join_room(m, r, has_since ? &since : NULL);
+	join_room(chat, m, r, has_since ? &since : NULL);
 }
 
-static void cmd_leave(struct chat_member *m, json_t *root)
+static void cmd_leave(struct chat *chat, struct chat_member *m, json_t *root)
 {
 	if (!json_object_get(root, "room")) {
-		send_error(m, "bad_room", "say which room to leave");
+		send_error(chat, m, "bad_room", "say which room to leave");
 		return;
 	}
-	struct chat_membership *ms = command_room(m, root);
+	struct chat_membership *ms = command_room(chat, m, root);
 	if (ms)
-		leave_room(m, (uint8_t)(ms - m->rooms), true);
+		leave_room(chat, m, (uint8_t)(ms - m->rooms), true);
 }
 
-static void cmd_history(struct chat_member *m, json_t *root)
+static void cmd_history(struct chat *chat, struct chat_member *m, json_t *root)
 {
 	uint64_t before = 0, limit = 50;
 	bool has_before, has_limit;
-	struct chat_membership *ms = command_room(m, root);
-	if (!ms || !get_count(m, root, "before", &before, &has_before) ||
-	    !get_count(m, root, "limit", &limit, &has_limit))
+	struct chat_membership *ms = command_room(chat, m, root);
+	if (!ms || !get_count(chat, m, root, "before", &before, &has_before) ||
+	    !get_count(chat, m, root, "limit", &limit, &has_limit))
 		return;
 	if (limit == 0 || limit > HISTORY_LIMIT_MAX)
 		limit = limit ? HISTORY_LIMIT_MAX : 1;
-	send_history(m, ms, before, (unsigned)limit);
+	send_history(chat, m, ms, before, (unsigned)limit);
 }
 
-static void cmd_resume(struct chat_member *m, json_t *root)
+static void cmd_resume(struct chat *chat, struct chat_member *m, json_t *root)
 {
 	uint64_t since = 0;
 	bool has_since;
 	json_t *room = json_object_get(root, "room");
-	if (!get_count(m, root, "since", &since, &has_since))
+	if (!get_count(chat, m, root, "since", &since, &has_since))
 		return;
 	if (!has_since) {
-		send_error(m, "bad_message", "resume needs \"since\"");
+		send_error(chat, m, "bad_message", "resume needs \"since\"");
 		return;
 	}
 	/* Resuming a room not joined yet joins it, replay first. */
 	if (json_is_string(room)) {
-		struct chat_room *r = room_find(json_string_value(room), json_string_length(room));
+		struct chat_room *r = room_find(&chat->rooms, json_string_value(room),
+						json_string_length(room));
 		if (!r || membership_of(m, r) < 0) {
-			cmd_join(m, root);
+			cmd_join(chat, m, root);
 			return;
 		}
 	}
-	struct chat_membership *ms = command_room(m, root);
+	struct chat_membership *ms = command_room(chat, m, root);
 	if (ms)
-		resume(m, ms, since);
+		resume(chat, m, ms, since);
 }
 
-static void cmd_rooms(struct chat_member *m)
+static void cmd_rooms(struct chat *chat, struct chat_member *m)
 {
-	ev_rooms(&out, m, ROOMS_LISTED_MAX);
-	send_out(m);
+	ev_rooms(&chat->out, &chat->rooms, m, ROOMS_LISTED_MAX);
+	send_out(chat, m);
 }
 
-static void handle_command(struct chat_member *m, const char *text, size_t len)
+static void handle_command(struct chat *chat, struct chat_member *m, const char *text, size_t len)
 {
 	json_error_t err;
 	json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &err);
 	if (!root || !json_is_object(root)) {
-		send_error(m, "bad_json", "not a valid JSON object");
+		send_error(chat, m, "bad_json", "not a valid JSON object");
 		json_decref(root);
 		return;
 	}
 	json_t *type = json_object_get(root, "type");
 	if (!json_is_string(type))
-		send_error(m, "bad_message", "\"type\" must be a string");
+		send_error(chat, m, "bad_message", "\"type\" must be a string");
 	else if (is_str(type, "message"))
-		cmd_message(m, root);
+		cmd_message(chat, m, root);
 	else if (is_str(type, "nick"))
-		cmd_nick(m, root);
+		cmd_nick(chat, m, root);
 	else if (is_str(type, "join"))
-		cmd_join(m, root);
+		cmd_join(chat, m, root);
 	else if (is_str(type, "leave"))
-		cmd_leave(m, root);
+		cmd_leave(chat, m, root);
 	else if (is_str(type, "history"))
-		cmd_history(m, root);
+		cmd_history(chat, m, root);
 	else if (is_str(type, "resume"))
-		cmd_resume(m, root);
+		cmd_resume(chat, m, root);
 	else if (is_str(type, "rooms"))
-		cmd_rooms(m);
+		cmd_rooms(chat, m);
 	else
-		send_error(m, "unknown_type", "unknown message type");
+		send_error(chat, m, "unknown_type", "unknown message type");
 	json_decref(root);
 }
 
-bool chat_allow(struct chat_member *m)
+bool chat_allow(struct chat *chat, struct chat_member *m)
 {
-	if (bucket_take(&m->bucket, &config.rate, chat_now_ms()))
+	if (bucket_take(&m->bucket, &chat->config.rate, chat_now_ms()))
 		return true;
-	stats.rate_limited++;
+	chat->stats.rate_limited++;
 	/* A client that keeps going after a full burst of refusals is not a
 	 * person typing fast. */
-	if (config.close && m->bucket.strikes > config.rate.burst)
-		config.close(m, 1008, "rate limit exceeded");
+	if (chat->config.close && m->bucket.strikes > chat->config.rate.burst)
+		chat->config.close(m, 1008, "rate limit exceeded");
 	else
-		send_error(m, "rate_limited", "too many messages; slow down");
+		send_error(chat, m, "rate_limited", "too many messages; slow down");
 	return false;
 }
 
-void chat_receive(struct chat_member *m, const char *text, size_t len)
+void chat_receive(struct chat *chat, struct chat_member *m, const char *text, size_t len)
 {
-	if (!chat_allow(m))
+	if (!chat_allow(chat, m))
 		return;
 	size_t i = 0;
 	while (i < len && (text[i] == ' ' || text[i] == '\t' || text[i] == '\r' || text[i] == '\n'))
@@ -994,10 +1023,10 @@ void chat_receive(struct chat_member *m, const char *text, size_t len)
 	/* Only a JSON object is a command; anything else is the message text
 	 * itself, so plain WebSocket clients can chat. */
 	if (i < len && text[i] == '{') {
-		handle_command(m, text, len);
+		handle_command(chat, m, text, len);
 	} else if (!m->nrooms) {
-		send_error(m, "no_room", "join a room first");
+		send_error(chat, m, "no_room", "join a room first");
 	} else {
-		post_message(m, m->rooms[m->current].room, text, len);
+		post_message(chat, m, m->rooms[m->current].room, text, len);
 	}
 }

@@ -163,7 +163,8 @@ void ev_resumed(struct jbuf *b, const struct chat_room *r, uint64_t since, uint6
 	jbuf_lit(b, complete ? ",\"complete\":true}" : ",\"complete\":false}");
 }
 
-void ev_rooms(struct jbuf *b, const struct chat_member *m, size_t list_max)
+void ev_rooms(struct jbuf *b, const struct chat_rooms *rooms, const struct chat_member *m,
+	      size_t list_max)
 {
 	jbuf_reset(b);
 	jbuf_lit(b, "{\"type\":\"rooms\",\"joined\":[");
@@ -174,7 +175,7 @@ void ev_rooms(struct jbuf *b, const struct chat_member *m, size_t list_max)
 	}
 	jbuf_lit(b, "],\"rooms\":[");
 	size_t n = 0;
-	for (struct chat_room *r = room_first(); r && n < list_max; r = room_next(r)) {
+	for (struct chat_room *r = room_first(rooms); r && n < list_max; r = room_next(rooms, r)) {
 		if (!room_members(r))
 			continue;
 		if (n++)

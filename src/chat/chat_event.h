@@ -11,6 +11,7 @@
 #include "json_out.h"
 
 struct chat_room;
+struct chat_rooms;
 struct store_record;
 
 void ev_welcome(struct jbuf *b, const struct chat_member *m, const struct chat_room *r);
@@ -24,7 +25,8 @@ void ev_message_record(struct jbuf *b, const struct store_record *rec);
 void ev_nick(struct jbuf *b, const struct chat_member *m, const char *old);
 void ev_error(struct jbuf *b, const char *code, const char *message);
 void ev_resumed(struct jbuf *b, const struct chat_room *r, uint64_t since, uint64_t last, bool complete);
-void ev_rooms(struct jbuf *b, const struct chat_member *m, size_t list_max);
+void ev_rooms(struct jbuf *b, const struct chat_rooms *rooms, const struct chat_member *m,
+	      size_t list_max);
 
 /* A history event is opened, given message objects one by one, closed. */
 void ev_history_open(struct jbuf *b, const struct chat_room *r);

@@ -4,13 +4,24 @@
 #include "chat_name.h"
 
 #include <locale.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 #include <wchar.h>
 
 /* wcwidth() answers from the calling thread's LC_CTYPE; names are checked
- * under C.UTF-8 without touching the process-wide locale. */
+ * under C.UTF-8 without touching the process-wide locale. The locale is
+ * made on first use and never changes after: a constant of the process,
+ * shared by every chat, and pthread_once makes that first use safe from
+ * any thread. (NULL when the C library has no C.UTF-8: then only the
+ * table below decides what is invisible.) */
+static pthread_once_t utf8_ctype_once = PTHREAD_ONCE_INIT;
 static locale_t utf8_ctype;
+
+static void utf8_ctype_open(void)
+{
+	utf8_ctype = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+}
 
 /* Decode one code point of valid UTF-8 at s; returns its length. */
 static size_t decode(const unsigned char *s, uint32_t *cp)
@@ -85,8 +96,7 @@ bool chat_name_normalize(const char *in, size_t len, char *out)
 	}
 	end = last_end;
 
-	if (!utf8_ctype)
-		utf8_ctype = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+	pthread_once(&utf8_ctype_once, utf8_ctype_open);
 	locale_t caller = utf8_ctype ? uselocale(utf8_ctype) : (locale_t)0;
 	size_t chars = 0;
 	bool visible = false, bad = false;

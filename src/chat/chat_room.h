@@ -43,6 +43,22 @@ struct room_history_stats {
 	uint64_t evicted;  /* messages dropped from memory to stay under it */
 };
 
+/* Chained hash by name; the bucket count is fixed because --max-rooms
+ * bounds the table. */
+#define ROOM_BUCKETS 4096
+
+/* One chat's rooms: the name table, and the recent history of all of them
+ * under one byte bound. Owned by its struct chat; nothing is shared between
+ * two tables. */
+struct chat_rooms {
+	struct chat_room *buckets[ROOM_BUCKETS];
+	size_t active;            /* rooms counting against max_rooms */
+	uint32_t ring_size, max_rooms;
+	bool keep_idle_history;
+	struct room_history_stats history;
+	struct chat_room *lru_first, *lru_last; /* most, least recently used */
+};
+
 /* Rooms live in memory while they have members or work waiting for the
  * store ("active"; at most --max-rooms of them). An idle room keeps only
  * its name and last id, so ids go on where they stopped, and its recent
@@ -55,23 +71,23 @@ struct room_history_stats {
  * the rooms whose history was used least recently give up their oldest
  * messages first. Whatever is dropped makes recent_complete false, so
  * history and replays go to the store; without one it is gone. */
-void room_table_init(uint32_t history_memory, uint32_t max_rooms, bool idle_keeps_history,
-		     uint64_t history_bytes);
-void room_table_free(void);
-size_t room_count(void);         /* active rooms */
+void room_table_init(struct chat_rooms *rooms, uint32_t history_memory, uint32_t max_rooms,
+		     bool idle_keeps_history, uint64_t history_bytes);
+void room_table_free(struct chat_rooms *rooms);
+size_t room_count(const struct chat_rooms *rooms); /* active rooms */
 /* The first room in table order, then the next; for walks over all rooms. */
-struct chat_room *room_first(void);
-struct chat_room *room_next(const struct chat_room *r);
+struct chat_room *room_first(const struct chat_rooms *rooms);
+struct chat_room *room_next(const struct chat_rooms *rooms, const struct chat_room *r);
 
-struct chat_room *room_find(const char *name, size_t len);
+struct chat_room *room_find(const struct chat_rooms *rooms, const char *name, size_t len);
 /* Find or create a room to join; NULL when it is not active and
  * --max-rooms rooms already are. */
-struct chat_room *room_get(const char *name, size_t len);
+struct chat_room *room_get(struct chat_rooms *rooms, const char *name, size_t len);
 /* Find or create a room to load history into at start-up (no limit). */
-struct chat_room *room_load(const char *name, size_t len);
+struct chat_room *room_load(struct chat_rooms *rooms, const char *name, size_t len);
 /* Called whenever a room may have become idle (last member gone, last
  * store result in): release what an idle room need not keep. */
-void room_settle(struct chat_room *r);
+void room_settle(struct chat_rooms *rooms, struct chat_room *r);
 
 static inline uint32_t room_members(const struct chat_room *r)
 {
@@ -90,7 +106,8 @@ static inline bool room_member_held(const struct chat_room *r, uint32_t i)
 }
 
 /* Add m (its membership ms); held: catching up from the store. */
-void room_add(struct chat_room *r, struct chat_member *m, struct chat_membership *ms, bool held);
+void room_add(struct chat_rooms *rooms, struct chat_room *r, struct chat_member *m,
+	      struct chat_membership *ms, bool held);
 void room_remove(struct chat_room *r, struct chat_membership *ms);
 /* The member has caught up: it gets live messages from now on. */
 void room_release(struct chat_room *r, struct chat_membership *ms);
@@ -99,7 +116,7 @@ void room_release(struct chat_room *r, struct chat_membership *ms);
  * room's newest. May drop older messages of this and other rooms to stay
  * under the byte bound; a frame larger than the whole bound is not kept,
  * and then neither is anything older of this room. */
-void room_remember(struct chat_room *r, uint64_t id, struct buf *frame);
+void room_remember(struct chat_rooms *rooms, struct chat_room *r, uint64_t id, struct buf *frame);
 
 /* The two lookups are how history is read (a join's history, a page, a
  * replay's next message), so each counts as a use of the room's history:
@@ -108,10 +125,10 @@ void room_remember(struct chat_room *r, uint64_t id, struct buf *frame);
 
 /* Index in the recent ring of the first message with id > since, or
  * recent_len when there is none. */
-uint32_t room_recent_after(struct chat_room *r, uint64_t since);
+uint32_t room_recent_after(struct chat_rooms *rooms, struct chat_room *r, uint64_t since);
 /* Index of the first message with id >= before..., i.e. the count of
  * recent messages with id < before (before 0: all). */
-uint32_t room_recent_before(struct chat_room *r, uint64_t before);
+uint32_t room_recent_before(struct chat_rooms *rooms, struct chat_room *r, uint64_t before);
 
 static inline struct buf *room_recent_frame(const struct chat_room *r, uint32_t i)
 {
@@ -126,6 +143,6 @@ static inline uint64_t room_recent_id(const struct chat_room *r, uint32_t i)
 /* Does the ring hold every message with id > since? */
 bool room_recent_covers(const struct chat_room *r, uint64_t since);
 
-const struct room_history_stats *room_history_stats(void);
+const struct room_history_stats *room_history_stats(const struct chat_rooms *rooms);
 
 #endif

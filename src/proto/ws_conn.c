@@ -154,7 +154,7 @@ void ws_conn_drained(struct conn *c)
 {
 	struct session *s = session_of(c);
 	if (!(s->ws_flags & WS_F_CLOSE_SENT))
-		chat_drained(&s->member);
+		chat_drained(config.chat, &s->member);
 }
 
 void ws_conn_kick(struct chat_member *m, uint16_t code, const char *reason)
@@ -177,13 +177,13 @@ void ws_conn_open(struct conn *c, const struct chat_identity *who, const char *r
 	ws_parser_init(&s->ws, config.max_message);
 	stats.opened++;
 	conn_set_deadline(c, conn_now() + config.ping_interval);
-	chat_connect(&s->member, who, room, room_len, since);
+	chat_connect(config.chat, &s->member, who, room, room_len, since);
 }
 
 void ws_conn_closing(struct conn *c)
 {
 	struct session *s = session_of(c);
-	chat_disconnect(&s->member);
+	chat_disconnect(config.chat, &s->member);
 	/* a control frame cut short by the close; nothing is read after it */
 	free(s->ctrl);
 	s->ctrl = NULL;
@@ -194,7 +194,7 @@ static void handle_control(struct conn *c, uint8_t opcode, uint8_t *payload, siz
 	struct session *s = session_of(c);
 	if (opcode == WS_OP_PING) {
 		/* every pong costs a send: pings count against the flood limit */
-		if ((s->ws_flags & WS_F_CLOSE_SENT) || !chat_allow(&s->member))
+		if ((s->ws_flags & WS_F_CLOSE_SENT) || !chat_allow(config.chat, &s->member))
 			return;
 		struct buf *pong = control_frame(WS_OP_PONG, payload, len);
 		if (!conn_send(c, pong))
@@ -222,7 +222,7 @@ static void on_message(struct conn *c, const uint8_t *text, size_t len)
 	if (s->ws_flags & WS_F_CLOSE_SENT)
 		return; /* closing: the client's late messages are not chat any more */
 	stats.messages_in++;
-	chat_receive(&s->member, (const char *)text, len);
+	chat_receive(config.chat, &s->member, (const char *)text, len);
 }
 
 static void on_data_event(struct conn *c, const struct ws_event *ev)

@@ -5,7 +5,8 @@
 #define RINGCAST_METRICS_H
 
 struct buf;
+struct chat;
 
-struct buf *metrics_render(void);
+struct buf *metrics_render(struct chat *chat);
 
 #endif

@@ -36,6 +36,7 @@
 
 static struct static_site site;
 static struct store *store;
+static struct chat *chat;
 static struct tls_server *tls;
 static bool shutting_down;
 static uint64_t shutdown_deadline_ms;
@@ -188,7 +189,12 @@ static size_t catchup_bytes(uint64_t max_queue)
 static void on_store_ready(void *arg)
 {
 	(void)arg;
-	chat_store_ready();
+	chat_store_ready(chat);
+}
+
+static struct buf *render_metrics(void)
+{
+	return metrics_render(chat);
 }
 
 static int open_signalfd(void)
@@ -224,7 +230,7 @@ int server_run(const struct config *cfg)
 			return 1;
 		}
 	}
-	chat_init(&(struct chat_config){
+	chat = chat_new(&(struct chat_config){
 		.send = ws_conn_deliver,
 		.send_own = ws_conn_deliver_own,
 		.backlog = ws_conn_backlog,
@@ -238,7 +244,7 @@ int server_run(const struct config *cfg)
 		.max_rooms = cfg->max_rooms,
 		.rate = { .per_second = cfg->rate_per_second, .burst = cfg->rate_burst },
 	});
-	if (chat_load_history() < 0) {
+	if (chat_load_history(chat) < 0) {
 		log_error("cannot read history from %s", cfg->db_path);
 		return 1;
 	}
@@ -247,11 +253,12 @@ int server_run(const struct config *cfg)
 		.ping_interval = cfg->ping_interval,
 		.idle_timeout = cfg->idle_timeout,
 		.close_timeout = cfg->close_timeout,
+		.chat = chat,
 	});
 	http_conn_init(&(struct http_conn_config){
 		.site = &site,
 		.header_timeout = cfg->header_timeout,
-		.metrics = metrics_render,
+		.metrics = render_metrics,
 		.jwt_secret = (const uint8_t *)cfg->jwt_secret,
 		.jwt_secret_len = cfg->jwt_secret_len,
 		.allow_origin = cfg->allow_origin,
@@ -346,7 +353,7 @@ int server_run(const struct config *cfg)
 	 * so no one took them as acknowledged */
 	if (store)
 		store_close(store);
-	chat_shutdown();
+	chat_free(chat);
 	static_site_free(&site);
 	tls_server_free(tls);
 	close(sfd);

@@ -38,21 +38,21 @@ static void check_frame(struct chat_member *m, struct buf *frame)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct chat_member members[3];
-	chat_init(&(struct chat_config){ .send = check_frame, .history_memory = 16,
-					  .history_bytes = 64 * 1024 });
+	struct chat *chat = chat_new(&(struct chat_config){ .send = check_frame, .history_memory = 16,
+							     .history_bytes = 64 * 1024 });
 	for (int i = 0; i < 3; i++)
-		chat_connect(&members[i], NULL, "lobby", 5, NULL);
+		chat_connect(chat, &members[i], NULL, "lobby", 5, NULL);
 	size_t start = 0, who = 0;
 	for (size_t i = 0; i <= size; i++) {
 		if (i < size && data[i] != 0)
 			continue;
 		size_t len = i - start;
 		if (utf8_valid(data + start, len))
-			chat_receive(&members[who++ % 3], (const char *)data + start, len);
+			chat_receive(chat, &members[who++ % 3], (const char *)data + start, len);
 		start = i + 1;
 	}
 	for (int i = 0; i < 3; i++)
-		chat_disconnect(&members[i]);
-	chat_shutdown();
+		chat_disconnect(chat, &members[i]);
+	chat_free(chat);
 	return 0;
 }

@@ -8,7 +8,7 @@
  * transport does.
  *
  * Members come from a pool that the teardown disconnects, so a case that
- * fails half-way still leaves nothing allocated. chat_init starts member
+ * fails half-way still leaves nothing allocated. chat_new starts member
  * ids and stats afresh, but the cases compare ids with the members' own
  * and stats with their values before the case anyway. */
 #include <stdarg.h>
@@ -41,8 +41,14 @@ static size_t nsent, sent_cap;
 
 #define POOL_MAX 64
 
+static struct chat *chat; /* the one each case's setup makes */
 static struct chat_member pool[POOL_MAX];
 static size_t npool;
+/* A second chat beside it, for the case that two are independent: its
+ * members come from the same pool, marked, and the teardown disconnects
+ * them from it and frees it. */
+static struct chat *second;
+static bool of_second[POOL_MAX];
 
 struct closed {
 	struct chat_member *m;
@@ -67,12 +73,17 @@ static size_t fake_backlog(struct chat_member *m)
 	return queued[m - pool];
 }
 
-static void fake_send(struct chat_member *m, struct buf *frame)
+/* from_second: the second chat's hook handed it over. */
+static void record_send(struct chat_member *m, struct buf *frame, bool from_second)
 {
 	struct sent *s;
 	size_t n;
 	json_error_t err;
 	const char *p = buf_payload(frame, &n);
+
+	if (of_second[m - pool] != from_second && !bad_frame[0])
+		snprintf(bad_frame, sizeof(bad_frame), "member %u of one chat got a frame from the other",
+			 m->id);
 
 	if (nsent == sent_cap) {
 		sent_cap = sent_cap ? 2 * sent_cap : 1024;
@@ -102,6 +113,16 @@ static void fake_send(struct chat_member *m, struct buf *frame)
 	else
 		ws_frame_text_in_place(frame);
 	queued[m - pool] += buf_out_len(frame);
+}
+
+static void fake_send(struct chat_member *m, struct buf *frame)
+{
+	record_send(m, frame, false);
+}
+
+static void fake_send_second(struct chat_member *m, struct buf *frame)
+{
+	record_send(m, frame, true);
 }
 
 static void check_frames(void)
@@ -152,7 +173,8 @@ static int start(struct chat_config cfg)
 	npool = 0;
 	bad_frame[0] = '\0';
 	memset(pool, 0, sizeof(pool));
-	chat_init(&cfg);
+	memset(of_second, 0, sizeof(of_second));
+	chat = chat_new(&cfg);
 	return 0;
 }
 
@@ -211,9 +233,16 @@ static int setup_rate_0(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	for (size_t i = 0; i < npool; i++)
-		chat_disconnect(&pool[i]);
-	chat_shutdown();
+	for (size_t i = 0; i < npool; i++) {
+		if (!of_second[i])
+			chat_disconnect(chat, &pool[i]);
+		else if (second)
+			chat_disconnect(second, &pool[i]);
+	}
+	chat_free(chat);
+	chat = NULL;
+	chat_free(second);
+	second = NULL;
 	bad_frame[0] = '\0';
 	forget_sent();
 	free(sent);
@@ -421,17 +450,17 @@ static void expect_user(json_t *user, const struct chat_member *m)
 
 static void join(struct chat_member *m, const char *room)
 {
-	chat_connect(m, NULL, room, strlen(room), NULL);
+	chat_connect(chat, m, NULL, room, strlen(room), NULL);
 }
 
 static void join_since(struct chat_member *m, const char *room, uint64_t since)
 {
-	chat_connect(m, NULL, room, strlen(room), &since);
+	chat_connect(chat, m, NULL, room, strlen(room), &since);
 }
 
 static void say(struct chat_member *m, const char *text)
 {
-	chat_receive(m, text, strlen(text));
+	chat_receive(chat, m, text, strlen(text));
 }
 
 /* m sends a command, written printf-style. */
@@ -444,7 +473,7 @@ static void cmdf(struct chat_member *m, const char *fmt, ...)
 	int n = vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
 	assert_true(n > 0 && (size_t)n < sizeof(text));
-	chat_receive(m, text, (size_t)n);
+	chat_receive(chat, m, text, (size_t)n);
 }
 
 static void say_n(struct chat_member *m, int n)
@@ -462,7 +491,7 @@ static void expect_error(struct chat_member *m, struct chat_member *other, const
 			 size_t len, const char *code)
 {
 	forget_sent();
-	chat_receive(m, text, len);
+	chat_receive(chat, m, text, len);
 	if (nsent != 1)
 		fail_msg("%s: %zu frames sent, want 1 error", text, nsent);
 	const struct sent *s = only_frame_to(m);
@@ -596,7 +625,7 @@ static void test_signed_in_member_is_known_by_its_user_id_and_token_name(void **
 	(void)state;
 	join(b, "lobby");
 	forget_sent();
-	chat_connect(a, &who, "lobby", 5, NULL);
+	chat_connect(chat, a, &who, "lobby", 5, NULL);
 	assert_string_equal(types_to(a), "welcome presence join history");
 	assert_int_equal(sent_to(a, s, 4), 4);
 	assert_string_equal(str(s[0]->json, "id"), "u-42");
@@ -1062,7 +1091,7 @@ static void test_nick_while_signed_in_is_name_locked(void **state)
 
 	(void)state;
 	join(b, "lobby");
-	chat_connect(a, &who, "lobby", 5, NULL);
+	chat_connect(chat, a, &who, "lobby", 5, NULL);
 	EXPECT_ERROR(a, b, "{\"type\":\"nick\",\"name\":\"mallory\"}", "name_locked");
 	forget_sent();
 	say(a, "hi");
@@ -1192,7 +1221,7 @@ static void test_join_of_an_invalid_room_name_is_bad_room(void **state)
 	/* 64 is still fine. */
 	n = snprintf(cmd, sizeof(cmd), "{\"type\":\"join\",\"room\":\"%064d\"}", 0);
 	forget_sent();
-	chat_receive(a, cmd, (size_t)n);
+	chat_receive(chat, a, cmd, (size_t)n);
 	assert_string_equal(types_to(a), "presence join history");
 }
 
@@ -1396,7 +1425,7 @@ static void test_disconnect_sends_leave_with_the_new_count_to_the_rest(void **st
 	for (int k = 0; k < 3; k++)
 		join(m[k], "lobby");
 	forget_sent();
-	chat_disconnect(m[1]);
+	chat_disconnect(chat, m[1]);
 	expect_nothing_to(m[1]);
 	for (int k = 0; k < 3; k += 2) {
 		const struct sent *s = only_frame_to(m[k]);
@@ -1418,7 +1447,7 @@ static void test_disconnect_leaves_every_room(void **state)
 	join(d, "dev");
 	cmdf(a, "{\"type\":\"join\",\"room\":\"dev\"}");
 	forget_sent();
-	chat_disconnect(a);
+	chat_disconnect(chat, a);
 	assert_string_equal(types_to(l), "leave");
 	assert_string_equal(types_to(d), "leave");
 	assert_int_equal(num(only_frame_to(d)->json, "count"), 1);
@@ -1431,11 +1460,11 @@ static void test_disconnected_member_gets_nothing_more(void **state)
 	(void)state;
 	for (int k = 0; k < 3; k++)
 		join(m[k], "lobby");
-	chat_disconnect(m[1]);
+	chat_disconnect(chat, m[1]);
 	forget_sent();
 	say(m[0], "after");
 	join(late, "lobby");
-	chat_disconnect(m[2]);
+	chat_disconnect(chat, m[2]);
 	expect_nothing_to(m[1]);
 	/* Its presence is gone from the snapshot too. */
 	assert_string_equal(types_to(late), "welcome presence join history leave");
@@ -1449,7 +1478,7 @@ static void test_room_keeps_its_history_and_ids_after_everyone_leaves(void **sta
 	(void)state;
 	join(a, "lobby");
 	say_n(a, 3);
-	chat_disconnect(a);
+	chat_disconnect(chat, a);
 	forget_sent();
 	join(b, "lobby");
 	expect_history(nth_of_type(b, "history", 0), "lobby", 1, 3, false);
@@ -1735,7 +1764,7 @@ static void test_connect_with_since_at_or_past_the_last_id_gets_only_resumed(voi
 static void drain(struct chat_member *m)
 {
 	queued[m - pool] = 0;
-	chat_drained(m);
+	chat_drained(chat, m);
 }
 
 /* A replay fills the member's queue to the high-water mark (256 KiB) and
@@ -1782,8 +1811,8 @@ static void test_control_characters_are_bad_text(void **state)
 	join(a, "lobby");
 	join(b, "lobby");
 	forget_sent();
-	chat_receive(a, "bell\a", 6);
-	chat_receive(a, "nul\0x", 5);
+	chat_receive(chat, a, "bell\a", 6);
+	chat_receive(chat, a, "nul\0x", 5);
 	cmdf(a, "{\"type\":\"message\",\"text\":\"esc \\u001b[2J\"}");
 	assert_int_equal(sent_to(b, NULL, 0), 0);
 	assert_int_equal(count_of_type(a, "error"), 3);
@@ -1921,9 +1950,9 @@ static void test_history_dropped_by_the_byte_bound_is_gone_without_a_store(void 
 	say_n(a, 5);
 	join(b, "busy");
 	say_n(b, 200);
-	assert_true(chat_stats()->history_bytes <= 4096);
-	assert_int_equal(chat_stats()->history_bytes_limit, 4096);
-	assert_true(chat_stats()->history_evicted >= 5);
+	assert_true(chat_stats(chat)->history_bytes <= 4096);
+	assert_int_equal(chat_stats(chat)->history_bytes_limit, 4096);
+	assert_true(chat_stats(chat)->history_evicted >= 5);
 	forget_sent();
 
 	join(c, "quiet");
@@ -1952,7 +1981,7 @@ static void test_message_over_the_burst_is_rate_limited_and_not_broadcast(void *
 	struct chat_member *a = member(), *b = member();
 
 	(void)state;
-	uint64_t limited = chat_stats()->rate_limited;
+	uint64_t limited = chat_stats(chat)->rate_limited;
 	join(a, "lobby");
 	join(b, "lobby");
 	forget_sent();
@@ -1961,7 +1990,7 @@ static void test_message_over_the_burst_is_rate_limited_and_not_broadcast(void *
 	say(a, "3");
 	expect_message_ids(b, 1, 3);
 	EXPECT_ERROR(a, b, "4", "rate_limited");
-	assert_int_equal(chat_stats()->rate_limited, limited + 1);
+	assert_int_equal(chat_stats(chat)->rate_limited, limited + 1);
 	assert_int_equal(ncloses, 0);
 }
 
@@ -2023,29 +2052,29 @@ static void test_stats_count_messages_errors_and_rooms(void **state)
 	struct chat_member *a = member(), *b = member(), *c = member();
 
 	(void)state;
-	uint64_t messages = chat_stats()->messages;
-	uint64_t errors = chat_stats()->errors;
-	assert_int_equal(chat_stats()->rooms, 0);
+	uint64_t messages = chat_stats(chat)->messages;
+	uint64_t errors = chat_stats(chat)->errors;
+	assert_int_equal(chat_stats(chat)->rooms, 0);
 
 	join(a, "lobby");
 	join(b, "lobby");
 	join(c, "dev");
-	assert_int_equal(chat_stats()->rooms, 2);
+	assert_int_equal(chat_stats(chat)->rooms, 2);
 
 	say(a, "one");
 	say(c, "{\"type\":\"message\",\"text\":\"two\"}");
 	say(b, "{bad");
 	say(b, "");
 	say(c, "{\"type\":\"nope\"}");
-	assert_int_equal(chat_stats()->messages, messages + 2);
-	assert_int_equal(chat_stats()->errors, errors + 3);
-	assert_int_equal(chat_stats()->pending, 0);
+	assert_int_equal(chat_stats(chat)->messages, messages + 2);
+	assert_int_equal(chat_stats(chat)->errors, errors + 3);
+	assert_int_equal(chat_stats(chat)->pending, 0);
 
 	/* rooms counts active rooms: with everyone gone, none */
-	chat_disconnect(c);
-	chat_disconnect(a);
-	chat_disconnect(b);
-	assert_int_equal(chat_stats()->rooms, 0);
+	chat_disconnect(chat, c);
+	chat_disconnect(chat, a);
+	chat_disconnect(chat, b);
+	assert_int_equal(chat_stats(chat)->rooms, 0);
 }
 
 static void test_empty_rooms_do_not_count_against_max_rooms(void **state)
@@ -2072,14 +2101,119 @@ static void test_an_idle_room_without_a_store_keeps_its_history_and_ids(void **s
 	join(a, "dev");
 	say(a, "first");
 	say(a, "second");
-	chat_disconnect(a);
-	assert_int_equal(chat_stats()->rooms, 0);
+	chat_disconnect(chat, a);
+	assert_int_equal(chat_stats(chat)->rooms, 0);
 	forget_sent();
 	join(b, "dev");
 	expect_history(nth_of_type(b, "history", 0), "dev", 1, 2, false);
 	forget_sent();
 	say(b, "third");
 	assert_int_equal(json_integer_value(json_object_get(nth_of_type(b, "message", 0)->json, "id")), 3);
+}
+
+/* ---- instances ---- */
+
+/* A member slot for the second chat. */
+static struct chat_member *member_of_second(void)
+{
+	struct chat_member *m = member();
+
+	of_second[m - pool] = true;
+	return m;
+}
+
+/* The one message frame sent to m since the last forget_sent(). */
+static const struct sent *only_message_to(const struct chat_member *m)
+{
+	const struct sent *s = only_frame_to(m);
+
+	assert_string_equal(type_of(s), "message");
+	return s;
+}
+
+/* Two chats in one process share nothing: each has its own rooms (the same
+ * name is two rooms), member ids, message ids, presence, stats and history
+ * accounting, and each hook sees only its own members (record_send notes
+ * any frame to a member of the other). One can go while the other runs. */
+static void test_two_chats_in_one_process_are_independent(void **state)
+{
+	struct chat_member *a1 = member(), *a2 = member();
+	struct chat_member *b1 = member_of_second(), *b2 = member_of_second();
+	const struct sent *s[4];
+
+	(void)state;
+	second = chat_new(&(struct chat_config){ .send = fake_send_second, .backlog = fake_backlog,
+						 .close = fake_close, .history_bytes = 1 << 20 });
+	/* Interleaved, so one shared counter would number them 1 to 4. */
+	join(a1, "lobby");
+	chat_connect(second, b1, NULL, "lobby", 5, NULL);
+	join(a2, "lobby");
+	forget_sent();
+	chat_connect(second, b2, NULL, "lobby", 5, NULL);
+	assert_int_equal(a1->id, 1);
+	assert_int_equal(b1->id, 1);
+	assert_int_equal(a2->id, 2);
+	assert_int_equal(b2->id, 2);
+	/* b2 sees its own room: two members, not four. */
+	assert_int_equal(sent_to(b2, s, 4), 4);
+	assert_string_equal(type_of(s[1]), "presence");
+	assert_int_equal(num(s[1]->json, "count"), 2);
+	assert_int_equal(json_array_size(json_object_get(s[1]->json, "users")), 2);
+	assert_int_equal(num(only_frame_to(b1)->json, "count"), 2); /* its join event */
+	expect_nothing_to(a1);
+	expect_nothing_to(a2);
+
+	/* A message in one reaches that one's room only, and each room's ids
+	 * start at 1. */
+	forget_sent();
+	say(a1, "to the first");
+	assert_int_equal(nsent, 2);
+	assert_int_equal(num(only_message_to(a1)->json, "id"), 1);
+	assert_int_equal(num(only_message_to(a2)->json, "id"), 1);
+	expect_nothing_to(b1);
+	expect_nothing_to(b2);
+	assert_int_equal(chat_stats(chat)->messages, 1);
+	assert_int_equal(chat_stats(second)->messages, 0);
+	uint64_t first_bytes = chat_stats(chat)->history_bytes;
+	assert_true(first_bytes > 0);
+	assert_int_equal(chat_stats(second)->history_bytes, 0);
+
+	forget_sent();
+	chat_receive(second, b2, "to the second", 13);
+	chat_receive(second, b2, "{", 1); /* an error, counted by the second only */
+	assert_int_equal(nsent, 3);
+	assert_int_equal(num(only_message_to(b1)->json, "id"), 1);
+	assert_string_equal(str(only_message_to(b1)->json, "text"), "to the second");
+	assert_int_equal(count_of_type(b2, "message"), 1);
+	assert_int_equal(num(nth_of_type(b2, "message", 0)->json, "id"), 1);
+	expect_nothing_to(a1);
+	expect_nothing_to(a2);
+
+	const struct chat_stats *st = chat_stats(second);
+	assert_int_equal(st->messages, 1);
+	assert_int_equal(st->errors, 1);
+	assert_int_equal(st->rooms, 1);
+	assert_true(st->history_bytes > 0);
+	assert_int_equal(st->history_bytes_limit, 1 << 20);
+	st = chat_stats(chat);
+	assert_int_equal(st->messages, 1);
+	assert_int_equal(st->errors, 0);
+	assert_int_equal(st->rooms, 1);
+	assert_int_equal(st->history_bytes, first_bytes);
+	assert_int_equal(st->history_bytes_limit, HISTORY_BYTES_UNBOUNDED);
+
+	/* The second goes; the first goes on, its history whole. */
+	chat_disconnect(second, b1);
+	chat_disconnect(second, b2);
+	chat_free(second);
+	second = NULL;
+	forget_sent();
+	say(a2, "still here");
+	assert_int_equal(num(only_message_to(a1)->json, "id"), 2);
+	forget_sent();
+	cmdf(a1, "{\"type\":\"history\"}");
+	assert_int_equal(json_array_size(json_object_get(only_frame_to(a1)->json, "messages")), 2);
+	assert_int_equal(chat_stats(chat)->messages, 2);
 }
 
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -2090,6 +2224,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		T(test_connect_sends_welcome_presence_join_then_history),
 		T(test_member_ids_are_consecutive_and_unique),
+		T(test_two_chats_in_one_process_are_independent),
 		T(test_presence_lists_every_member_with_the_count),
 		T(test_join_goes_to_every_member_with_the_new_count),
 		T(test_signed_in_member_is_known_by_its_user_id_and_token_name),

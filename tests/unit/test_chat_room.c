@@ -21,21 +21,23 @@
 
 #define SLOT_BYTES (sizeof(struct buf *) + sizeof(uint64_t))
 
+static struct chat_rooms table; /* each case's own: start() clears it */
+
 static void start(uint32_t history_memory, uint64_t history_bytes)
 {
-	room_table_init(history_memory, 100, false, history_bytes);
+	room_table_init(&table, history_memory, 100, false, history_bytes);
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	room_table_free();
+	room_table_free(&table);
 	return 0;
 }
 
 static struct chat_room *room(const char *name)
 {
-	return room_load(name, strlen(name));
+	return room_load(&table, name, strlen(name));
 }
 
 /* Room r gets its next message, with a frame of len bytes. */
@@ -45,7 +47,7 @@ static void post(struct chat_room *r, size_t len)
 
 	memset(frame->data, 'x', len);
 	r->last_id = r->last_sent = r->last_id + 1;
-	room_remember(r, r->last_id, frame);
+	room_remember(&table, r, r->last_id, frame);
 	buf_unref(frame);
 }
 
@@ -70,7 +72,7 @@ static void expect_ring_is_a_suffix(const struct chat_room *r)
 
 static void expect_invariants(struct chat_room **rooms, size_t n)
 {
-	const struct room_history_stats *h = room_history_stats();
+	const struct room_history_stats *h = room_history_stats(&table);
 	uint64_t total = 0;
 
 	for (size_t i = 0; i < n; i++) {
@@ -104,8 +106,8 @@ static void test_byte_bound_holds_after_many_messages_over_several_rooms(void **
 		assert_true(r->recent_len >= 1); /* the newest is always kept */
 		expect_invariants(rooms, 6);
 	}
-	assert_true(room_history_stats()->bytes > 32 * 1024); /* it is used, not just emptied */
-	assert_true(room_history_stats()->evicted > 0);
+	assert_true(room_history_stats(&table)->bytes > 32 * 1024); /* it is used, not just emptied */
+	assert_true(room_history_stats(&table)->evicted > 0);
 }
 
 /* Rooms a, b and c hold 10 messages each, a's history is read, then c
@@ -125,15 +127,15 @@ static void test_least_recently_used_room_loses_its_history_first(void **state)
 		post(b, 1000);
 		post(c, 1000);
 	}
-	assert_int_equal(room_history_stats()->evicted, 0);
-	assert_int_equal(room_recent_before(a, 0), 10); /* a join's history reads a */
+	assert_int_equal(room_history_stats(&table)->evicted, 0);
+	assert_int_equal(room_recent_before(&table, a, 0), 10); /* a join's history reads a */
 
 	for (int i = 0; b->recent_len; i++) {
 		assert_true(i < 100); /* the bound must make b give way */
 		post(c, 1000);
 		assert_int_equal(a->recent_len, 10);
 	}
-	assert_int_equal(room_history_stats()->evicted, 10);
+	assert_int_equal(room_history_stats(&table)->evicted, 10);
 	assert_false(b->recent_complete);
 	assert_true(a->recent_complete);
 
@@ -163,7 +165,7 @@ static void test_a_room_that_gets_messages_keeps_them_and_the_idle_one_loses_its
 		post(busy, 1000);
 	assert_int_equal(idle->recent_len, 0);
 	assert_true(busy->recent_len >= 15);
-	assert_int_equal(room_history_stats()->evicted, 5 + 30 - busy->recent_len);
+	assert_int_equal(room_history_stats(&table)->evicted, 5 + 30 - busy->recent_len);
 	expect_invariants((struct chat_room *[]){ idle, busy }, 2);
 }
 
@@ -185,7 +187,7 @@ static void test_eviction_keeps_ids_increasing_and_the_ring_incomplete(void **st
 	/* a replay from 0 needs the store: the ring does not reach back */
 	assert_false(room_recent_covers(r, 0));
 	assert_true(room_recent_covers(r, room_recent_id(r, 0) - 1));
-	assert_int_equal(room_recent_after(r, 49), r->recent_len - 1);
+	assert_int_equal(room_recent_after(&table, r, 49), r->recent_len - 1);
 	post(r, 1000);
 	assert_int_equal(room_recent_id(r, r->recent_len - 1), 51);
 	expect_invariants(&r, 1);
@@ -209,7 +211,7 @@ static void test_a_frame_larger_than_the_bound_empties_its_room(void **state)
 	assert_int_equal(r->recent_len, 0);
 	assert_false(r->recent_complete);
 	assert_int_equal(other->recent_len, 1);
-	assert_int_equal(room_history_stats()->evicted, 2);
+	assert_int_equal(room_history_stats(&table)->evicted, 2);
 	post(r, 1000);
 	assert_int_equal(r->recent_len, 1);
 	assert_int_equal(room_recent_id(r, 0), 4);
@@ -228,7 +230,7 @@ static void test_a_bound_of_zero_keeps_nothing(void **state)
 	post(r, 10);
 	assert_int_equal(r->recent_len, 0);
 	assert_false(r->recent_complete);
-	assert_int_equal(room_history_stats()->bytes, 0);
+	assert_int_equal(room_history_stats(&table)->bytes, 0);
 }
 
 /* ---- the per-room bound and releasing ---- */
@@ -247,8 +249,8 @@ static void test_count_bound_still_holds_and_is_not_counted_as_eviction(void **s
 	assert_int_equal(r->recent_len, 10);
 	assert_int_equal(room_recent_id(r, 0), 16);
 	assert_false(r->recent_complete);
-	assert_int_equal(room_history_stats()->evicted, 0);
-	assert_int_equal(room_history_stats()->bytes, 10 * 100 + 10 * SLOT_BYTES);
+	assert_int_equal(room_history_stats(&table)->evicted, 0);
+	assert_int_equal(room_history_stats(&table)->bytes, 10 * 100 + 10 * SLOT_BYTES);
 }
 
 /* An idle room lets its ring go (the store has it); the bytes come back
@@ -263,9 +265,9 @@ static void test_an_idle_room_gives_its_bytes_back(void **state)
 	busy = room("busy");
 	for (int i = 0; i < 5; i++)
 		post(idle, 1000);
-	room_settle(idle);
+	room_settle(&table, idle);
 	assert_int_equal(idle->recent_len, 0);
-	assert_int_equal(room_history_stats()->bytes, 0);
+	assert_int_equal(room_history_stats(&table)->bytes, 0);
 	for (int i = 0; i < 60; i++)
 		post(busy, 1000);
 	assert_int_equal(idle->last_id, 5);

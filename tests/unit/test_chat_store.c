@@ -55,6 +55,7 @@ static char bad_frame[512];
 
 #define POOL_MAX 32
 
+static struct chat *chat; /* the fixture's, made again by restart() */
 static struct chat_member pool[POOL_MAX];
 static size_t npool;
 
@@ -152,7 +153,7 @@ static int start(uint32_t history_memory, uint64_t history_bytes)
 	npool = 0;
 	bad_frame[0] = '\0';
 	memset(pool, 0, sizeof(pool));
-	chat_init(&fx.cfg);
+	chat = chat_new(&fx.cfg);
 	return 0;
 }
 
@@ -179,7 +180,7 @@ static int setup_history_bytes_16k(void **state)
 static void disconnect_all(void)
 {
 	for (size_t i = 0; i < npool; i++)
-		chat_disconnect(&pool[i]);
+		chat_disconnect(chat, &pool[i]);
 }
 
 /* Chat first: what it still waits for is freed, and the store then drops
@@ -188,7 +189,8 @@ static int teardown(void **state)
 {
 	(void)state;
 	disconnect_all();
-	chat_shutdown();
+	chat_free(chat);
+	chat = NULL;
 	if (fx.store)
 		store_close(fx.store);
 	fx.store = NULL;
@@ -204,13 +206,13 @@ static int teardown(void **state)
 static void restart(void)
 {
 	disconnect_all();
-	chat_shutdown();
+	chat_free(chat);
 	store_close(fx.store);
 	fx.store = open_store();
 	assert_non_null(fx.store);
 	fx.cfg.store = fx.store;
-	chat_init(&fx.cfg);
-	assert_int_equal(chat_load_history(), 0);
+	chat = chat_new(&fx.cfg);
+	assert_int_equal(chat_load_history(chat), 0);
 }
 
 /* ---- waiting for the store ---- */
@@ -236,7 +238,7 @@ static bool pump_until(bool (*done)(const void *arg), const void *arg, int timeo
 		if (left <= 0)
 			return false;
 		if (poll(&p, 1, (int)left) > 0)
-			chat_store_ready();
+			chat_store_ready(chat);
 	}
 	return true;
 }
@@ -427,17 +429,17 @@ static bool has_frames(const void *arg)
 
 static void join(struct chat_member *m, const char *room)
 {
-	chat_connect(m, NULL, room, strlen(room), NULL);
+	chat_connect(chat, m, NULL, room, strlen(room), NULL);
 }
 
 static void join_since(struct chat_member *m, const char *room, uint64_t since)
 {
-	chat_connect(m, NULL, room, strlen(room), &since);
+	chat_connect(chat, m, NULL, room, strlen(room), &since);
 }
 
 static void say(struct chat_member *m, const char *text)
 {
-	chat_receive(m, text, strlen(text));
+	chat_receive(chat, m, text, strlen(text));
 }
 
 static void cmdf(struct chat_member *m, const char *fmt, ...)
@@ -449,7 +451,7 @@ static void cmdf(struct chat_member *m, const char *fmt, ...)
 	int n = vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
 	assert_true(n > 0 && (size_t)n < sizeof(text));
-	chat_receive(m, text, (size_t)n);
+	chat_receive(chat, m, text, (size_t)n);
 }
 
 static void say_n(struct chat_member *m, int from, int to)
@@ -478,13 +480,13 @@ static void test_message_is_broadcast_only_once_the_store_has_committed_it(void 
 	struct chat_member *a = member(), *b = member();
 
 	(void)state;
-	uint64_t pending = chat_stats()->pending;
+	uint64_t pending = chat_stats(chat)->pending;
 	join(a, "lobby");
 	join(b, "lobby");
 	forget_sent();
 	say(a, "hi");
 	assert_int_equal(nsent, 0);
-	assert_int_equal(chat_stats()->pending, pending + 1);
+	assert_int_equal(chat_stats(chat)->pending, pending + 1);
 
 	/* Committed (the store says so), but not broadcast until the loop
 	 * runs the result. */
@@ -492,14 +494,14 @@ static void test_message_is_broadcast_only_once_the_store_has_committed_it(void 
 	assert_int_equal(poll(&p, 1, WAIT_MS), 1);
 	assert_int_equal(nsent, 0);
 
-	chat_store_ready();
+	chat_store_ready(chat);
 	const struct sent *to_a = nth_of_type(a, "message", 0);
 	const struct sent *to_b = nth_of_type(b, "message", 0);
 	assert_int_equal(nsent, 2);
 	assert_ptr_equal(to_a->frame, to_b->frame);
 	assert_int_equal(num(to_b->json, "id"), 1);
 	assert_string_equal(str(to_b->json, "text"), "hi");
-	assert_int_equal(chat_stats()->pending, pending);
+	assert_int_equal(chat_stats(chat)->pending, pending);
 }
 
 static void test_burst_of_200_is_broadcast_in_id_order(void **state)
@@ -521,7 +523,7 @@ static void test_burst_of_200_is_broadcast_in_id_order(void **state)
 		assert_string_equal(str(s->json, "text"), text);
 		assert_ptr_equal(s->frame, nth_of_type(a, "message", i)->frame);
 	}
-	assert_int_equal(chat_stats()->pending, 0);
+	assert_int_equal(chat_stats(chat)->pending, 0);
 }
 
 /* ---- store failures ---- */
@@ -531,7 +533,7 @@ static void test_failed_commit_is_not_saved_to_the_sender_and_sent_to_nobody(voi
 	struct chat_member *a = member(), *b = member();
 
 	(void)state;
-	uint64_t failures = chat_stats()->store_failures;
+	uint64_t failures = chat_stats(chat)->store_failures;
 	join(a, "lobby");
 	join(b, "lobby");
 	post_committed(a, 1, 1);
@@ -543,7 +545,7 @@ static void test_failed_commit_is_not_saved_to_the_sender_and_sent_to_nobody(voi
 	assert_string_equal(types_to(a), "error");
 	assert_string_equal(str(nth_of_type(a, "error", 0)->json, "code"), "not_saved");
 	assert_int_equal(frames_to(b), 0);
-	assert_int_equal(chat_stats()->store_failures, failures + 1);
+	assert_int_equal(chat_stats(chat)->store_failures, failures + 1);
 
 	/* The failed message's id is skipped, never reused. */
 	store_inject_failure(fx.store, 0);
@@ -647,7 +649,7 @@ static void test_restart_keeps_history_and_ids_continue(void **state)
 
 	(void)state;
 	join(guest, "lobby");
-	chat_connect(signed_in, &who, "lobby", 5, NULL);
+	chat_connect(chat, signed_in, &who, "lobby", 5, NULL);
 	join(d, "dev");
 	cmdf(guest, "{\"type\":\"nick\",\"name\":\"Zo\\u00eb\"}");
 	forget_sent();
@@ -726,8 +728,8 @@ static void test_an_idle_room_frees_memory_and_keeps_ids_and_history(void **stat
 	(void)state;
 	join(a, "dev");
 	post_committed(a, 1, 3);
-	chat_disconnect(a);
-	assert_int_equal(chat_stats()->rooms, 0);
+	chat_disconnect(chat, a);
+	assert_int_equal(chat_stats(chat)->rooms, 0);
 	forget_sent();
 	join(b, "dev");
 	PUMP_UNTIL_GOT(b, "history", 1);
@@ -754,9 +756,9 @@ static void test_restart_loads_no_history_and_the_store_answers_for_every_room(v
 			cmdf(a, "{\"type\":\"join\",\"room\":\"%s\"}", room);
 		post_committed(a, 30 * k + 1, 30 * k + 30);
 	}
-	assert_true(chat_stats()->history_bytes > 0);
+	assert_true(chat_stats(chat)->history_bytes > 0);
 	restart();
-	assert_int_equal(chat_stats()->history_bytes, 0);
+	assert_int_equal(chat_stats(chat)->history_bytes, 0);
 	forget_sent();
 
 	struct chat_member *b = member(), *c = member(), *d = member();
@@ -798,9 +800,9 @@ static void test_history_dropped_by_the_byte_bound_comes_from_the_store(void **s
 	post_committed(a, 1, 20);
 	join(b, "busy");
 	post_committed(b, 1, 300);
-	assert_true(chat_stats()->history_bytes <= 16 * 1024);
-	assert_int_equal(chat_stats()->history_bytes_limit, 16 * 1024);
-	assert_true(chat_stats()->history_evicted >= 20);
+	assert_true(chat_stats(chat)->history_bytes <= 16 * 1024);
+	assert_int_equal(chat_stats(chat)->history_bytes_limit, 16 * 1024);
+	assert_true(chat_stats(chat)->history_evicted >= 20);
 	forget_sent();
 
 	struct chat_member *c = member(), *d = member(), *e = member();
@@ -996,7 +998,7 @@ static void test_sender_who_disconnects_before_the_commit_is_no_trouble(void **s
 	join(b, "lobby");
 	forget_sent();
 	say(a, "bye");
-	chat_disconnect(a);
+	chat_disconnect(chat, a);
 	free(a);
 	PUMP_UNTIL_GOT(b, "message", 1);
 	assert_string_equal(str(nth_of_type(b, "message", 0)->json, "text"), "bye");
@@ -1012,7 +1014,7 @@ static void test_sender_who_disconnects_before_a_failed_commit_is_no_trouble(voi
 	join(b, "lobby");
 	store_inject_failure(fx.store, -ENOSPC);
 	say(a, "bye");
-	chat_disconnect(a);
+	chat_disconnect(chat, a);
 	free(a);
 	forget_sent();
 	pump_for(200);
@@ -1033,7 +1035,7 @@ static void test_member_who_disconnects_during_a_store_replay_is_no_trouble(void
 	post_committed(a, 1, 40);
 	join_since(b, "lobby", 5);
 	forget_sent();
-	chat_disconnect(b);
+	chat_disconnect(chat, b);
 	free(b);
 	assert_int_equal(num(nth_of_type(a, "leave", 0)->json, "count"), 1);
 	say(a, "41");
@@ -1052,7 +1054,7 @@ static void test_member_who_disconnects_during_a_store_history_is_no_trouble(voi
 	post_committed(a, 1, 30);
 	join(b, "lobby");
 	cmdf(b, "{\"type\":\"history\",\"before\":21}");
-	chat_disconnect(b);
+	chat_disconnect(chat, b);
 	free(b);
 	forget_sent();
 	say(a, "31");
