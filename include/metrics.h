@@ -5,7 +5,8 @@
 #define RINGCAST_METRICS_H
 
 struct buf;
+struct loop;
 
-struct buf *metrics_render(void);
+struct buf *metrics_render(const struct loop *loop);
 
 #endif
