@@ -110,7 +110,10 @@ struct conn_config {
 	size_t refusal_len;
 };
 
-int conn_init(const struct conn_config *cfg, const struct conn_handlers *h);
+struct loop;
+
+/* Connections live on loop (loop.h), until conn_destroy. */
+int conn_init(struct loop *loop, const struct conn_config *cfg, const struct conn_handlers *h);
 void conn_destroy(void);
 
 /* Start accepting on a listening socket. */
@@ -184,12 +187,12 @@ uint32_t conn_count(void);
 
 const struct conn_stats *conn_stats(void);
 
-/* Handlers for the loop (loop.h). */
-void conn_on_accept(int res, bool more);
-void conn_on_recv(uint32_t slot, uint32_t gen, int res, uint8_t *data, bool more);
-void conn_on_send(uint32_t slot, uint32_t gen, int res, bool held);
-void conn_on_send_released(uint32_t slot, uint32_t gen);
-void conn_on_shutdown(uint32_t slot, uint32_t gen, int res);
+/* Handlers for the loop (loop.h); ctx is not used yet. */
+void conn_on_accept(void *ctx, int res, bool more);
+void conn_on_recv(void *ctx, uint32_t slot, uint32_t gen, int res, uint8_t *data, bool more);
+void conn_on_send(void *ctx, uint32_t slot, uint32_t gen, int res, bool held);
+void conn_on_send_released(void *ctx, uint32_t slot, uint32_t gen);
+void conn_on_shutdown(void *ctx, uint32_t slot, uint32_t gen, int res);
 bool conn_before_wait(void);
 
 #endif

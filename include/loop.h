@@ -1,9 +1,12 @@
-/* loop.h: the one io_uring ring and its submission/completion loop.
+/* loop.h: an io_uring ring and its submission/completion loop.
  *
- * The loop knows sockets and operations, not protocols: completions are handed
- * to the handlers registered by the connection layer, and every operation the
- * layers above want is an SQE prepared here and submitted in one batch per
- * loop iteration. */
+ * A struct loop is one ring with everything that goes with it (provided
+ * buffers, tick, watches, counters); nothing is shared between two loops, so
+ * a process may run several, one per thread. The loop knows sockets and
+ * operations, not protocols: completions are handed to the handlers
+ * registered by the connection layer, together with the context it gave
+ * loop_new, and every operation the layers above want is an SQE prepared
+ * here and submitted in one batch per loop iteration. */
 #ifndef RINGCAST_LOOP_H
 #define RINGCAST_LOOP_H
 
@@ -47,21 +50,22 @@ static inline uint32_t loop_unpack_slot(uint64_t ud)
 	return (uint32_t)ud;
 }
 
-/* Completion handlers, supplied by the layer above. res is the CQE result. */
+/* Completion handlers, supplied by the layer above. ctx is the pointer given
+ * to loop_new; res is the CQE result. */
 struct loop_handlers {
-	void (*on_accept)(int res, bool more);
+	void (*on_accept)(void *ctx, int res, bool more);
 	/* data is valid only during the call: its buffer goes back to the ring after */
-	void (*on_recv)(uint32_t slot, uint32_t gen, int res, uint8_t *data, bool more);
+	void (*on_recv)(void *ctx, uint32_t slot, uint32_t gen, int res, uint8_t *data, bool more);
 	/* held: a zero-copy send, whose bytes the kernel still reads after this
 	 * result; on_send_released follows once it has let go of them. */
-	void (*on_send)(uint32_t slot, uint32_t gen, int res, bool held);
-	void (*on_send_released)(uint32_t slot, uint32_t gen);
-	void (*on_shutdown)(uint32_t slot, uint32_t gen, int res);
-	void (*on_tick)(void);
-	void (*on_signal)(int signo);
+	void (*on_send)(void *ctx, uint32_t slot, uint32_t gen, int res, bool held);
+	void (*on_send_released)(void *ctx, uint32_t slot, uint32_t gen);
+	void (*on_shutdown)(void *ctx, uint32_t slot, uint32_t gen, int res);
+	void (*on_tick)(void *ctx);
+	void (*on_signal)(void *ctx, int signo);
 	/* Called once per iteration before waiting: queue this round's sends.
 	 * Returns true when work is left over, so the loop must not block. */
-	bool (*before_wait)(void);
+	bool (*before_wait)(void *ctx);
 };
 
 struct loop_config {
@@ -82,32 +86,40 @@ struct loop_stats {
 	uint64_t zc_copied;       /* ... whose notification said the kernel copied after all */
 };
 
-int loop_init(const struct loop_config *cfg, const struct loop_handlers *h);
-void loop_destroy(void);
+struct loop;
+
+/* A new ring, its buffers and its tick; NULL on failure (logged). Create it
+ * on the thread that will run it: the ring is set up for a single issuer and
+ * its fd is registered for the creating thread only. */
+struct loop *loop_new(const struct loop_config *cfg, const struct loop_handlers *h, void *ctx);
+void loop_free(struct loop *loop);
 
 /* Run until loop_stop(); returns 0, or -1 on a ring failure. */
-int loop_run(void);
-void loop_stop(void);
+int loop_run(struct loop *loop);
+/* From the loop's own thread (a handler): the loop ends after this pass. */
+void loop_stop(struct loop *loop);
 
-void loop_accept(int listen_fd);
-void loop_recv(int fd, uint32_t slot, uint32_t gen);
+void loop_accept(struct loop *loop, int listen_fd);
+void loop_recv(struct loop *loop, int fd, uint32_t slot, uint32_t gen);
 /* zc asks for a zero-copy send (a plain one where the kernel has none): its
  * bytes must then live until on_send_released, not just until on_send. */
-void loop_send(int fd, uint32_t slot, uint32_t gen, const void *data, size_t len, bool zc);
+void loop_send(struct loop *loop, int fd, uint32_t slot, uint32_t gen, const void *data, size_t len,
+	       bool zc);
 /* iov[0..n) is copied by the kernel at submission (IORING_FEAT_SUBMIT_STABLE);
  * the bytes it points to must live until the completion (see zc above). */
-void loop_sendv(int fd, uint32_t slot, uint32_t gen, const struct iovec *iov, unsigned n, bool zc);
-void loop_shutdown(int fd, int how, uint32_t slot, uint32_t gen);
-void loop_close(int fd);
+void loop_sendv(struct loop *loop, int fd, uint32_t slot, uint32_t gen, const struct iovec *iov,
+		unsigned n, bool zc);
+void loop_shutdown(struct loop *loop, int fd, int how, uint32_t slot, uint32_t gen);
+void loop_close(struct loop *loop, int fd);
 /* Send data (static, never freed) on a socket that has no slot, then close
  * it, whatever the send's outcome: for turning connections away. */
-void loop_send_then_close(int fd, const void *data, size_t len);
-void loop_watch_signals(int signal_fd);
+void loop_send_then_close(struct loop *loop, int fd, const void *data, size_t len);
+void loop_watch_signals(struct loop *loop, int signal_fd);
 /* Call on_ready(arg) whenever fd is readable (an eventfd from a worker
  * thread); on_ready must consume what makes it readable. Any number of
  * descriptors; -1 when out of memory. */
-int loop_watch_readable(int fd, void (*on_ready)(void *arg), void *arg);
+int loop_watch_readable(struct loop *loop, int fd, void (*on_ready)(void *arg), void *arg);
 
-const struct loop_stats *loop_stats(void);
+const struct loop_stats *loop_stats(const struct loop *loop);
 
 #endif

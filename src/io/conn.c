@@ -58,6 +58,9 @@
  * kernel's iovec import cheap. */
 #define MAX_IOV 64
 
+/* The ring this layer's connections live on: file-level until the
+ * connection layer gets a context of its own, one per loop. */
+static struct loop *loop;
 static struct conn_config config;
 static struct conn_handlers handlers;
 static struct conn_stats stats;
@@ -92,8 +95,9 @@ static uint32_t read_clock(void)
 	return (uint32_t)(ms / (1000 / CONN_TICKS_PER_SEC));
 }
 
-int conn_init(const struct conn_config *cfg, const struct conn_handlers *h)
+int conn_init(struct loop *lp, const struct conn_config *cfg, const struct conn_handlers *h)
 {
+	loop = lp;
 	config = *cfg;
 	handlers = *h;
 	/* calloc of the whole table costs no memory until slots are used:
@@ -228,7 +232,7 @@ static struct conn *lookup(uint32_t slot, uint32_t gen)
 void conn_listen(int fd)
 {
 	listen_fd = fd;
-	loop_accept(fd);
+	loop_accept(loop, fd);
 }
 
 void conn_stop_listening(void)
@@ -237,7 +241,7 @@ void conn_stop_listening(void)
 		return;
 	/* Closing through the ring also ends the multishot accept. */
 	shutdown(listen_fd, SHUT_RDWR);
-	loop_close(listen_fd);
+	loop_close(loop, listen_fd);
 	listen_fd = -1;
 }
 
@@ -277,8 +281,9 @@ static bool admit_address(int fd, struct in6_addr *addr)
 	return ip_limit_take(per_ip, addr);
 }
 
-void conn_on_accept(int res, bool more)
+void conn_on_accept(void *ctx, int res, bool more)
 {
+	(void)ctx;
 	if (res >= 0) {
 		struct in6_addr addr;
 		bool over_ip = per_ip && !admit_address(res, &addr);
@@ -292,7 +297,7 @@ void conn_on_accept(int res, bool more)
 				stats.refused++;
 			if (per_ip && !over_ip)
 				ip_limit_put(per_ip, &addr);
-			loop_send_then_close(res, config.refusal, config.refusal_len);
+			loop_send_then_close(loop, res, config.refusal, config.refusal_len);
 		} else {
 			if (per_ip)
 				slot_addr[c->slot] = addr;
@@ -306,7 +311,7 @@ void conn_on_accept(int res, bool more)
 				if (per_ip)
 					ip_limit_put(per_ip, &addr);
 				free_slots[free_count++] = c->slot;
-				loop_close(res);
+				loop_close(loop, res);
 				goto rearm;
 			}
 			c->state = CONN_OPEN;
@@ -314,7 +319,7 @@ void conn_on_accept(int res, bool more)
 			stats.current++;
 			stats.total++;
 			c->flags |= CONN_F_RECV_ARMED;
-			loop_recv(c->fd, c->slot, c->gen);
+			loop_recv(loop, c->fd, c->slot, c->gen);
 			handlers.on_open(c);
 		}
 	} else {
@@ -334,7 +339,7 @@ void conn_on_accept(int res, bool more)
 	}
 rearm:
 	if (!more && listen_fd >= 0 && !accept_paused)
-		loop_accept(listen_fd);
+		loop_accept(loop, listen_fd);
 }
 
 /* ---- sending ------------------------------------------------------------ */
@@ -548,9 +553,9 @@ static void start_send(struct conn *c)
 	bool zc = want_zero_copy(c, iov, n);
 	/* One frame: plain send, no msghdr for the kernel to import. */
 	if (n == 1)
-		loop_send(c->fd, c->slot, c->gen, iov[0].iov_base, iov[0].iov_len, zc);
+		loop_send(loop, c->fd, c->slot, c->gen, iov[0].iov_base, iov[0].iov_len, zc);
 	else
-		loop_sendv(c->fd, c->slot, c->gen, iov, n, zc);
+		loop_sendv(loop, c->fd, c->slot, c->gen, iov, n, zc);
 }
 
 static void maybe_shutdown_write(struct conn *c);
@@ -601,8 +606,9 @@ static void send_finished(struct conn *c, uint64_t sent, bool failed)
 	maybe_release(c);
 }
 
-void conn_on_send(uint32_t slot, uint32_t gen, int res, bool held)
+void conn_on_send(void *ctx, uint32_t slot, uint32_t gen, int res, bool held)
 {
+	(void)ctx;
 	struct conn *c = lookup(slot, gen);
 	if (!c)
 		return;
@@ -627,8 +633,9 @@ void conn_on_send(uint32_t slot, uint32_t gen, int res, bool held)
 	maybe_release(c); /* aborted meanwhile: the held bytes must be let go */
 }
 
-void conn_on_send_released(uint32_t slot, uint32_t gen)
+void conn_on_send_released(void *ctx, uint32_t slot, uint32_t gen)
 {
+	(void)ctx;
 	struct conn *c = lookup(slot, gen);
 	if (c)
 		send_finished(c, c->q_sent, false);
@@ -658,8 +665,9 @@ static void tls_input(struct conn *c, const uint8_t *data, size_t len)
 		flush_push(c);
 }
 
-void conn_on_recv(uint32_t slot, uint32_t gen, int res, uint8_t *data, bool more)
+void conn_on_recv(void *ctx, uint32_t slot, uint32_t gen, int res, uint8_t *data, bool more)
 {
+	(void)ctx;
 	struct conn *c = lookup(slot, gen);
 	if (!c)
 		return;
@@ -689,7 +697,7 @@ void conn_on_recv(uint32_t slot, uint32_t gen, int res, uint8_t *data, bool more
 	 * arm it again; buffers go back to the ring before the next submit. */
 	if (!(c->flags & (CONN_F_RECV_ARMED | CONN_F_READ_EOF | CONN_F_ABORT))) {
 		c->flags |= CONN_F_RECV_ARMED;
-		loop_recv(c->fd, c->slot, c->gen);
+		loop_recv(loop, c->fd, c->slot, c->gen);
 	}
 }
 
@@ -728,7 +736,7 @@ static void maybe_shutdown_write(struct conn *c)
 	}
 	c->flags |= CONN_F_WR_SHUT;
 	c->shut_pending++;
-	loop_shutdown(c->fd, SHUT_WR, c->slot, c->gen);
+	loop_shutdown(loop, c->fd, SHUT_WR, c->slot, c->gen);
 }
 
 void conn_close(struct conn *c)
@@ -752,12 +760,13 @@ void conn_abort(struct conn *c)
 	if ((c->flags & (CONN_F_RECV_ARMED | CONN_F_SEND_BUSY)) && !(c->flags & CONN_F_RDWR_SHUT)) {
 		c->flags |= CONN_F_RDWR_SHUT;
 		c->shut_pending++;
-		loop_shutdown(c->fd, SHUT_RDWR, c->slot, c->gen);
+		loop_shutdown(loop, c->fd, SHUT_RDWR, c->slot, c->gen);
 	}
 }
 
-void conn_on_shutdown(uint32_t slot, uint32_t gen, int res)
+void conn_on_shutdown(void *ctx, uint32_t slot, uint32_t gen, int res)
 {
+	(void)ctx;
 	(void)res; /* ENOTCONN after a reset is as good as done */
 	struct conn *c = lookup(slot, gen);
 	if (!c)
@@ -771,7 +780,7 @@ static void release(struct conn *c)
 	tw_cancel(&wheel, &c->timer);
 	free_buffers(c);
 	if (c->fd >= 0)
-		loop_close(c->fd);
+		loop_close(loop, c->fd);
 	if (per_ip)
 		ip_limit_put(per_ip, &slot_addr[c->slot]);
 	c->state = CONN_FREE;
@@ -790,7 +799,7 @@ static void reset_held_send(struct conn *c)
 		return;
 	struct linger now = { .l_onoff = 1, .l_linger = 0 };
 	setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &now, sizeof(now));
-	loop_close(c->fd);
+	loop_close(loop, c->fd);
 	c->fd = -1; /* release() must not close it again */
 }
 
@@ -834,7 +843,7 @@ void conn_tick(void)
 	tw_advance(&wheel, clock_now, on_timer);
 	if (accept_paused && listen_fd >= 0) {
 		accept_paused = false;
-		loop_accept(listen_fd);
+		loop_accept(loop, listen_fd);
 	}
 }
 

@@ -1,5 +1,6 @@
-/* loop.c: the io_uring ring, its provided receive buffers and the one loop
- * that submits and reaps everything. */
+/* loop.c: an io_uring ring, its provided receive buffers and the loop that
+ * submits and reaps everything on it. All of it lives in a struct loop, one
+ * per ring: nothing here is shared between two of them. */
 #include "loop.h"
 
 #include <errno.h>
@@ -32,23 +33,6 @@
 #define ARENA_MSGS 1024
 #define ARENA_IOVS 16384
 
-static struct io_uring ring;
-static struct io_uring_buf_ring *buf_ring;
-static uint8_t *buf_base;
-static struct loop_config cfg;
-static struct loop_handlers handlers;
-static struct loop_stats stats;
-static bool stopping;
-static unsigned bufs_to_return;
-static bool zc_ok;          /* the kernel has SEND_ZC and SENDMSG_ZC */
-static unsigned zc_flags;   /* IORING_SEND_ZC_REPORT_USAGE when the kernel takes it */
-
-static struct msghdr arena_msgs[ARENA_MSGS];
-static struct iovec arena_iovs[ARENA_IOVS];
-static unsigned arena_msgs_used, arena_iovs_used;
-
-static struct __kernel_timespec tick_ts;
-static int signal_fd = -1;
 /* Descriptors watched for readability (eventfds of worker threads, later
  * other rings' wake-ups): the index is the slot in a completion's user_data. */
 struct watch {
@@ -56,33 +40,55 @@ struct watch {
 	void (*on_ready)(void *arg);
 	void *arg;
 };
-static struct watch *watches;
-static uint32_t watch_count;
-static struct signalfd_siginfo signal_info;
 
-static int submit(void)
+struct loop {
+	struct io_uring ring;
+	bool ring_up;               /* ring set up: loop_free must tear it down */
+	struct io_uring_buf_ring *buf_ring;
+	uint8_t *buf_base;
+	struct loop_config cfg;
+	struct loop_handlers handlers;
+	void *ctx;                  /* every handler's first argument */
+	struct loop_stats stats;
+	bool stopping;
+	unsigned bufs_to_return;
+	bool zc_ok;                 /* the kernel has SEND_ZC and SENDMSG_ZC */
+	unsigned zc_flags;          /* IORING_SEND_ZC_REPORT_USAGE when the kernel takes it */
+
+	struct __kernel_timespec tick_ts;
+	int signal_fd;
+	struct signalfd_siginfo signal_info;
+	struct watch *watches;
+	uint32_t watch_count;
+
+	unsigned arena_msgs_used, arena_iovs_used;
+	struct msghdr arena_msgs[ARENA_MSGS];
+	struct iovec arena_iovs[ARENA_IOVS];
+};
+
+static int submit(struct loop *loop)
 {
-	int ret = io_uring_submit(&ring);
-	arena_msgs_used = 0;
-	arena_iovs_used = 0;
-	stats.submits++;
+	int ret = io_uring_submit(&loop->ring);
+	loop->arena_msgs_used = 0;
+	loop->arena_iovs_used = 0;
+	loop->stats.submits++;
 	if (ret < 0 && ret != -EBUSY && ret != -EAGAIN)
 		log_error("io_uring_submit: %s", strerror(-ret));
 	return ret;
 }
 
 /* An SQE, submitting what is queued first when the SQ is full. */
-static struct io_uring_sqe *get_sqe(void)
+static struct io_uring_sqe *get_sqe(struct loop *loop)
 {
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&loop->ring);
 	while (!sqe) {
-		submit();
-		sqe = io_uring_get_sqe(&ring);
+		submit(loop);
+		sqe = io_uring_get_sqe(&loop->ring);
 	}
 	return sqe;
 }
 
-static int setup_ring(void)
+static int setup_ring(struct loop *loop)
 {
 	struct io_uring_params p;
 	/* Best first: one thread submits (SINGLE_ISSUER, 6.0), and completion
@@ -102,8 +108,8 @@ static int setup_ring(void)
 	for (size_t i = 0; i < sizeof(tries) / sizeof(tries[0]); i++) {
 		memset(&p, 0, sizeof(p));
 		p.flags = tries[i].flags | IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL;
-		p.cq_entries = cfg.cq_entries;
-		ret = io_uring_queue_init_params(cfg.sq_entries, &ring, &p);
+		p.cq_entries = loop->cfg.cq_entries;
+		ret = io_uring_queue_init_params(loop->cfg.sq_entries, &loop->ring, &p);
 		if (ret == 0) {
 			log_info("io_uring: %u SQ / %u CQ entries, %s", p.sq_entries, p.cq_entries,
 				 tries[i].name);
@@ -116,12 +122,13 @@ static int setup_ring(void)
 		log_error("io_uring_queue_init: %s", strerror(-ret));
 		return -1;
 	}
+	loop->ring_up = true;
 	if (!(p.features & IORING_FEAT_SUBMIT_STABLE)) {
 		log_error("io_uring: kernel lacks SUBMIT_STABLE (5.5+); sendmsg arrays would not be safe");
 		return -1;
 	}
 	/* A registered ring fd saves an fdget/fdput on every io_uring_enter (5.18). */
-	if (io_uring_register_ring_fd(&ring) < 0)
+	if (io_uring_register_ring_fd(&loop->ring) < 0)
 		log_info("io_uring: could not register the ring fd; continuing without");
 	return 0;
 }
@@ -129,41 +136,43 @@ static int setup_ring(void)
 /* One buffer ring shared by every connection's multishot recv (5.19): an
  * idle connection owns no receive buffer, and buffers go back to the ring as
  * soon as their bytes are consumed, within the same loop iteration. */
-static int setup_buffers(void)
+static int setup_buffers(struct loop *loop)
 {
-	size_t ring_bytes = (size_t)cfg.buf_count * sizeof(struct io_uring_buf);
+	const struct loop_config *cfg = &loop->cfg;
+	size_t ring_bytes = (size_t)cfg->buf_count * sizeof(struct io_uring_buf);
 	void *mem = mmap(NULL, ring_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (mem == MAP_FAILED) {
 		log_error("mmap buffer ring: %s", strerror(errno));
 		return -1;
 	}
-	buf_ring = mem;
+	loop->buf_ring = mem;
 	/* Populated now so the pool is start-up cost, not growth under load. */
-	size_t pool_bytes = (size_t)cfg.buf_count * cfg.buf_size;
-	buf_base = mmap(NULL, pool_bytes, PROT_READ | PROT_WRITE,
-			MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-	if (buf_base == MAP_FAILED) {
+	size_t pool_bytes = (size_t)cfg->buf_count * cfg->buf_size;
+	mem = mmap(NULL, pool_bytes, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	if (mem == MAP_FAILED) {
 		log_error("mmap receive buffers: %s", strerror(errno));
 		return -1;
 	}
+	loop->buf_base = mem;
 	struct io_uring_buf_reg reg = {
-		.ring_addr = (unsigned long)buf_ring,
-		.ring_entries = cfg.buf_count,
+		.ring_addr = (unsigned long)loop->buf_ring,
+		.ring_entries = cfg->buf_count,
 		.bgid = RECV_BUF_GROUP,
 	};
-	int ret = io_uring_register_buf_ring(&ring, &reg, 0);
+	int ret = io_uring_register_buf_ring(&loop->ring, &reg, 0);
 	if (ret < 0) {
 		log_error("io_uring_register_buf_ring (kernel 5.19+): %s", strerror(-ret));
 		return -1;
 	}
-	io_uring_buf_ring_init(buf_ring);
-	unsigned mask = (unsigned)io_uring_buf_ring_mask(cfg.buf_count);
-	for (unsigned i = 0; i < cfg.buf_count; i++)
-		io_uring_buf_ring_add(buf_ring, buf_base + (size_t)i * cfg.buf_size, cfg.buf_size,
-				      (unsigned short)i, mask, (int)i);
-	io_uring_buf_ring_advance(buf_ring, (int)cfg.buf_count);
-	log_info("receive buffers: %u x %u bytes in one provided buffer ring", cfg.buf_count,
-		 cfg.buf_size);
+	io_uring_buf_ring_init(loop->buf_ring);
+	unsigned mask = (unsigned)io_uring_buf_ring_mask(cfg->buf_count);
+	for (unsigned i = 0; i < cfg->buf_count; i++)
+		io_uring_buf_ring_add(loop->buf_ring, loop->buf_base + (size_t)i * cfg->buf_size,
+				      cfg->buf_size, (unsigned short)i, mask, (int)i);
+	io_uring_buf_ring_advance(loop->buf_ring, (int)cfg->buf_count);
+	log_info("receive buffers: %u x %u bytes in one provided buffer ring", cfg->buf_count,
+		 cfg->buf_size);
 	return 0;
 }
 
@@ -171,28 +180,28 @@ static int setup_buffers(void)
  * flags when it prepares the SQE, before it looks at the socket, so a
  * zero-copy send on a unix socket (which cannot do zero-copy) fails with
  * -EINVAL only when the flag is unknown. Runs while the ring is empty. */
-static bool probe_zc_report_usage(void)
+static bool probe_zc_report_usage(struct loop *loop)
 {
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 		return false;
 	static const char byte;
-	struct io_uring_sqe *sqe = get_sqe();
+	struct io_uring_sqe *sqe = get_sqe(loop);
 	io_uring_prep_send_zc(sqe, sv[0], &byte, 1, MSG_DONTWAIT, IORING_SEND_ZC_REPORT_USAGE);
 	io_uring_sqe_set_data64(sqe, 0); /* no operation: dispatch ignores a straggler */
-	io_uring_submit(&ring);
+	io_uring_submit(&loop->ring);
 	int res = -EINVAL;
 	bool more = true;
 	/* the result, then the notification when F_MORE says one follows */
 	while (more) {
 		struct io_uring_cqe *cqe;
 		struct __kernel_timespec wait = { .tv_sec = 1 };
-		if (io_uring_wait_cqe_timeout(&ring, &cqe, &wait) < 0)
+		if (io_uring_wait_cqe_timeout(&loop->ring, &cqe, &wait) < 0)
 			break;
 		if (!(cqe->flags & IORING_CQE_F_NOTIF))
 			res = cqe->res;
 		more = cqe->flags & IORING_CQE_F_MORE;
-		io_uring_cqe_seen(&ring, cqe);
+		io_uring_cqe_seen(&loop->ring, cqe);
 	}
 	close(sv[0]);
 	close(sv[1]);
@@ -203,275 +212,297 @@ static bool probe_zc_report_usage(void)
  * pages instead of a copy of them, and a second CQE, the notification, says
  * when the kernel no longer needs them. Loopback copies anyway, at delivery
  * to the receiving socket; REPORT_USAGE lets us count that. */
-static void probe_send_zc(void)
+static void probe_send_zc(struct loop *loop)
 {
-	struct io_uring_probe *p = io_uring_get_probe_ring(&ring);
-	zc_ok = p && io_uring_opcode_supported(p, IORING_OP_SEND_ZC) &&
-		io_uring_opcode_supported(p, IORING_OP_SENDMSG_ZC);
+	struct io_uring_probe *p = io_uring_get_probe_ring(&loop->ring);
+	loop->zc_ok = p && io_uring_opcode_supported(p, IORING_OP_SEND_ZC) &&
+		      io_uring_opcode_supported(p, IORING_OP_SENDMSG_ZC);
 	if (p)
 		io_uring_free_probe(p);
-	if (!zc_ok) {
+	if (!loop->zc_ok) {
 		log_warn("io_uring: kernel lacks zero-copy send (SENDMSG_ZC, 6.1+); sending plain");
 		return;
 	}
-	if (probe_zc_report_usage())
-		zc_flags = IORING_SEND_ZC_REPORT_USAGE;
+	if (probe_zc_report_usage(loop))
+		loop->zc_flags = IORING_SEND_ZC_REPORT_USAGE;
 	log_info("io_uring: zero-copy send available%s",
-		 zc_flags ? ", copies reported" : "; the kernel cannot report copies (6.2+)");
+		 loop->zc_flags ? ", copies reported" : "; the kernel cannot report copies (6.2+)");
 }
 
-static void return_buffer(unsigned bid)
+static void return_buffer(struct loop *loop, unsigned bid)
 {
-	io_uring_buf_ring_add(buf_ring, buf_base + (size_t)bid * cfg.buf_size, cfg.buf_size,
-			      (unsigned short)bid, (unsigned)io_uring_buf_ring_mask(cfg.buf_count),
-			      (int)bufs_to_return);
-	bufs_to_return++;
+	unsigned size = loop->cfg.buf_size;
+	io_uring_buf_ring_add(loop->buf_ring, loop->buf_base + (size_t)bid * size, size,
+			      (unsigned short)bid, (unsigned)io_uring_buf_ring_mask(loop->cfg.buf_count),
+			      (int)loop->bufs_to_return);
+	loop->bufs_to_return++;
 }
 
-static void arm_tick(void)
+static void arm_tick(struct loop *loop)
 {
-	struct io_uring_sqe *sqe = get_sqe();
-	io_uring_prep_timeout(sqe, &tick_ts, 0, 0);
+	struct io_uring_sqe *sqe = get_sqe(loop);
+	io_uring_prep_timeout(sqe, &loop->tick_ts, 0, 0);
 	io_uring_sqe_set_data64(sqe, loop_pack(LOOP_OP_TICK, 0, 0));
 }
 
-static void arm_signal_read(void)
+static void arm_signal_read(struct loop *loop)
 {
-	struct io_uring_sqe *sqe = get_sqe();
-	io_uring_prep_read(sqe, signal_fd, &signal_info, sizeof(signal_info), 0);
+	struct io_uring_sqe *sqe = get_sqe(loop);
+	io_uring_prep_read(sqe, loop->signal_fd, &loop->signal_info, sizeof(loop->signal_info), 0);
 	io_uring_sqe_set_data64(sqe, loop_pack(LOOP_OP_SIGNAL, 0, 0));
 }
 
-int loop_init(const struct loop_config *c, const struct loop_handlers *h)
+struct loop *loop_new(const struct loop_config *cfg, const struct loop_handlers *h, void *ctx)
 {
-	cfg = *c;
-	handlers = *h;
-	stopping = false;
-	if (setup_ring() < 0 || setup_buffers() < 0)
-		return -1;
-	if (cfg.send_zc)
-		probe_send_zc();
-	tick_ts.tv_sec = cfg.tick_ms / 1000;
-	tick_ts.tv_nsec = (long long)(cfg.tick_ms % 1000) * 1000000;
-	arm_tick();
-	return 0;
+	/* One allocation, arenas included (about 300 KiB, untouched until a
+	 * batch needs it): nothing on the hot path allocates. */
+	struct loop *loop = calloc(1, sizeof(*loop));
+	if (!loop) {
+		log_error("cannot allocate a loop");
+		return NULL;
+	}
+	loop->cfg = *cfg;
+	loop->handlers = *h;
+	loop->ctx = ctx;
+	loop->signal_fd = -1;
+	if (setup_ring(loop) < 0 || setup_buffers(loop) < 0) {
+		loop_free(loop);
+		return NULL;
+	}
+	if (cfg->send_zc)
+		probe_send_zc(loop);
+	loop->tick_ts.tv_sec = cfg->tick_ms / 1000;
+	loop->tick_ts.tv_nsec = (long long)(cfg->tick_ms % 1000) * 1000000;
+	arm_tick(loop);
+	return loop;
 }
 
-void loop_destroy(void)
+void loop_free(struct loop *loop)
 {
-	io_uring_queue_exit(&ring);
-	free(watches);
-	watches = NULL;
-	watch_count = 0;
+	if (!loop)
+		return;
+	/* the ring first: it lets go of the buffers registered with it */
+	if (loop->ring_up)
+		io_uring_queue_exit(&loop->ring);
+	if (loop->buf_ring)
+		munmap(loop->buf_ring, (size_t)loop->cfg.buf_count * sizeof(struct io_uring_buf));
+	if (loop->buf_base)
+		munmap(loop->buf_base, (size_t)loop->cfg.buf_count * loop->cfg.buf_size);
+	free(loop->watches);
+	free(loop);
 }
 
-void loop_stop(void)
+void loop_stop(struct loop *loop)
 {
-	stopping = true;
+	loop->stopping = true;
 }
 
-const struct loop_stats *loop_stats(void)
+const struct loop_stats *loop_stats(const struct loop *loop)
 {
-	return &stats;
+	return &loop->stats;
 }
 
-void loop_accept(int listen_fd)
+void loop_accept(struct loop *loop, int listen_fd)
 {
 	/* Multishot accept (5.19): one SQE keeps accepting until it fails. */
-	struct io_uring_sqe *sqe = get_sqe();
+	struct io_uring_sqe *sqe = get_sqe(loop);
 	io_uring_prep_multishot_accept(sqe, listen_fd, NULL, NULL, SOCK_CLOEXEC);
 	io_uring_sqe_set_data64(sqe, loop_pack(LOOP_OP_ACCEPT, 0, 0));
 }
 
-void loop_recv(int fd, uint32_t slot, uint32_t gen)
+void loop_recv(struct loop *loop, int fd, uint32_t slot, uint32_t gen)
 {
 	/* Multishot recv (6.0) drawing from the shared buffer ring. */
-	struct io_uring_sqe *sqe = get_sqe();
+	struct io_uring_sqe *sqe = get_sqe(loop);
 	io_uring_prep_recv_multishot(sqe, fd, NULL, 0, 0);
 	sqe->flags |= IOSQE_BUFFER_SELECT;
 	sqe->buf_group = RECV_BUF_GROUP;
 	io_uring_sqe_set_data64(sqe, loop_pack(LOOP_OP_RECV, slot, gen));
 }
 
-void loop_send(int fd, uint32_t slot, uint32_t gen, const void *data, size_t len, bool zc)
+void loop_send(struct loop *loop, int fd, uint32_t slot, uint32_t gen, const void *data, size_t len,
+	       bool zc)
 {
-	struct io_uring_sqe *sqe = get_sqe();
-	if (zc && zc_ok) {
-		io_uring_prep_send_zc(sqe, fd, data, len, MSG_NOSIGNAL, zc_flags);
-		stats.zc_sends++;
+	struct io_uring_sqe *sqe = get_sqe(loop);
+	if (zc && loop->zc_ok) {
+		io_uring_prep_send_zc(sqe, fd, data, len, MSG_NOSIGNAL, loop->zc_flags);
+		loop->stats.zc_sends++;
 	} else {
 		io_uring_prep_send(sqe, fd, data, len, MSG_NOSIGNAL);
 	}
 	io_uring_sqe_set_data64(sqe, loop_pack(LOOP_OP_SEND, slot, gen));
 }
 
-void loop_sendv(int fd, uint32_t slot, uint32_t gen, const struct iovec *iov, unsigned n, bool zc)
+void loop_sendv(struct loop *loop, int fd, uint32_t slot, uint32_t gen, const struct iovec *iov,
+		unsigned n, bool zc)
 {
-	if (arena_msgs_used == ARENA_MSGS || arena_iovs_used + n > ARENA_IOVS)
-		submit();
-	struct io_uring_sqe *sqe = get_sqe();
-	struct msghdr *msg = &arena_msgs[arena_msgs_used++];
-	struct iovec *dst = &arena_iovs[arena_iovs_used];
-	arena_iovs_used += n;
+	if (loop->arena_msgs_used == ARENA_MSGS || loop->arena_iovs_used + n > ARENA_IOVS)
+		submit(loop);
+	struct io_uring_sqe *sqe = get_sqe(loop);
+	struct msghdr *msg = &loop->arena_msgs[loop->arena_msgs_used++];
+	struct iovec *dst = &loop->arena_iovs[loop->arena_iovs_used];
+	loop->arena_iovs_used += n;
 	memcpy(dst, iov, n * sizeof(*iov));
 	memset(msg, 0, sizeof(*msg));
 	msg->msg_iov = dst;
 	msg->msg_iovlen = n;
-	if (zc && zc_ok) {
+	if (zc && loop->zc_ok) {
 		io_uring_prep_sendmsg_zc(sqe, fd, msg, MSG_NOSIGNAL);
-		sqe->ioprio |= (uint16_t)zc_flags;
-		stats.zc_sends++;
+		sqe->ioprio |= (uint16_t)loop->zc_flags;
+		loop->stats.zc_sends++;
 	} else {
 		io_uring_prep_sendmsg(sqe, fd, msg, MSG_NOSIGNAL);
 	}
 	io_uring_sqe_set_data64(sqe, loop_pack(LOOP_OP_SEND, slot, gen));
 }
 
-void loop_shutdown(int fd, int how, uint32_t slot, uint32_t gen)
+void loop_shutdown(struct loop *loop, int fd, int how, uint32_t slot, uint32_t gen)
 {
-	struct io_uring_sqe *sqe = get_sqe();
+	struct io_uring_sqe *sqe = get_sqe(loop);
 	io_uring_prep_shutdown(sqe, fd, how);
 	io_uring_sqe_set_data64(sqe, loop_pack(LOOP_OP_SHUTDOWN, slot, gen));
 }
 
-void loop_close(int fd)
+void loop_close(struct loop *loop, int fd)
 {
-	struct io_uring_sqe *sqe = get_sqe();
+	struct io_uring_sqe *sqe = get_sqe(loop);
 	io_uring_prep_close(sqe, fd);
 	io_uring_sqe_set_data64(sqe, loop_pack(LOOP_OP_CLOSE, 0, 0));
 }
 
-static void arm_readable(uint32_t i)
+static void arm_readable(struct loop *loop, uint32_t i)
 {
 	/* Multishot poll (5.13): one SQE reports every time fd turns readable. */
-	struct io_uring_sqe *sqe = get_sqe();
-	io_uring_prep_poll_multishot(sqe, watches[i].fd, POLLIN);
+	struct io_uring_sqe *sqe = get_sqe(loop);
+	io_uring_prep_poll_multishot(sqe, loop->watches[i].fd, POLLIN);
 	io_uring_sqe_set_data64(sqe, loop_pack(LOOP_OP_READABLE, i, 0));
 }
 
-int loop_watch_readable(int fd, void (*on_ready)(void *arg), void *arg)
+int loop_watch_readable(struct loop *loop, int fd, void (*on_ready)(void *arg), void *arg)
 {
-	struct watch *grown = realloc(watches, (watch_count + 1) * sizeof(*watches));
+	struct watch *grown = realloc(loop->watches, (loop->watch_count + 1) * sizeof(*grown));
 	if (!grown)
 		return -1;
-	watches = grown;
-	watches[watch_count] = (struct watch){ .fd = fd, .on_ready = on_ready, .arg = arg };
-	arm_readable(watch_count++);
+	loop->watches = grown;
+	grown[loop->watch_count] = (struct watch){ .fd = fd, .on_ready = on_ready, .arg = arg };
+	arm_readable(loop, loop->watch_count++);
 	return 0;
 }
 
-void loop_send_then_close(int fd, const void *data, size_t len)
+void loop_send_then_close(struct loop *loop, int fd, const void *data, size_t len)
 {
-	if (io_uring_sq_space_left(&ring) < 2)
-		submit();
-	struct io_uring_sqe *sqe = get_sqe();
+	if (io_uring_sq_space_left(&loop->ring) < 2)
+		submit(loop);
+	struct io_uring_sqe *sqe = get_sqe(loop);
 	io_uring_prep_send(sqe, fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
 	/* a hard link: the close runs even when the send fails */
 	sqe->flags |= IOSQE_IO_HARDLINK;
 	io_uring_sqe_set_data64(sqe, loop_pack(LOOP_OP_CLOSE, 0, 0));
-	sqe = get_sqe();
+	sqe = get_sqe(loop);
 	io_uring_prep_close(sqe, fd);
 	io_uring_sqe_set_data64(sqe, loop_pack(LOOP_OP_CLOSE, 0, 0));
 }
 
-void loop_watch_signals(int fd)
+void loop_watch_signals(struct loop *loop, int fd)
 {
-	signal_fd = fd;
-	arm_signal_read();
+	loop->signal_fd = fd;
+	arm_signal_read(loop);
 }
 
 /* A zero-copy send's notification: the kernel is done with its bytes. The
  * kernel posts it after the send's own CQE. */
-static void send_released(uint32_t slot, uint32_t gen, int res)
+static void send_released(struct loop *loop, uint32_t slot, uint32_t gen, int res)
 {
-	if (zc_flags && ((uint32_t)res & IORING_NOTIF_USAGE_ZC_COPIED))
-		stats.zc_copied++;
-	handlers.on_send_released(slot, gen);
+	if (loop->zc_flags && ((uint32_t)res & IORING_NOTIF_USAGE_ZC_COPIED))
+		loop->stats.zc_copied++;
+	loop->handlers.on_send_released(loop->ctx, slot, gen);
 }
 
-static void dispatch(struct io_uring_cqe *cqe)
+static void dispatch(struct loop *loop, struct io_uring_cqe *cqe)
 {
+	const struct loop_handlers *h = &loop->handlers;
 	uint64_t ud = io_uring_cqe_get_data64(cqe);
 	uint32_t slot = loop_unpack_slot(ud), gen = loop_unpack_gen(ud);
 	bool more = cqe->flags & IORING_CQE_F_MORE;
 
 	switch (loop_unpack_op(ud)) {
 	case LOOP_OP_ACCEPT:
-		handlers.on_accept(cqe->res, more);
+		h->on_accept(loop->ctx, cqe->res, more);
 		break;
 	case LOOP_OP_RECV:
 		if (cqe->flags & IORING_CQE_F_BUFFER) {
 			unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
-			handlers.on_recv(slot, gen, cqe->res, buf_base + (size_t)bid * cfg.buf_size, more);
-			return_buffer(bid);
+			h->on_recv(loop->ctx, slot, gen, cqe->res,
+				   loop->buf_base + (size_t)bid * loop->cfg.buf_size, more);
+			return_buffer(loop, bid);
 		} else {
 			if (cqe->res == -ENOBUFS)
-				stats.enobufs++;
-			handlers.on_recv(slot, gen, cqe->res, NULL, more);
+				loop->stats.enobufs++;
+			h->on_recv(loop->ctx, slot, gen, cqe->res, NULL, more);
 		}
 		break;
 	case LOOP_OP_SEND:
 		if (cqe->flags & IORING_CQE_F_NOTIF)
-			send_released(slot, gen, cqe->res);
+			send_released(loop, slot, gen, cqe->res);
 		else
-			handlers.on_send(slot, gen, cqe->res, more);
+			h->on_send(loop->ctx, slot, gen, cqe->res, more);
 		break;
 	case LOOP_OP_SHUTDOWN:
-		handlers.on_shutdown(slot, gen, cqe->res);
+		h->on_shutdown(loop->ctx, slot, gen, cqe->res);
 		break;
 	case LOOP_OP_CLOSE:
 		break;
 	case LOOP_OP_TICK:
-		handlers.on_tick();
-		if (!stopping)
-			arm_tick();
+		h->on_tick(loop->ctx);
+		if (!loop->stopping)
+			arm_tick(loop);
 		break;
 	case LOOP_OP_READABLE:
 		if (cqe->res > 0)
-			watches[slot].on_ready(watches[slot].arg);
-		if (!more && !stopping)
-			arm_readable(slot);
+			loop->watches[slot].on_ready(loop->watches[slot].arg);
+		if (!more && !loop->stopping)
+			arm_readable(loop, slot);
 		break;
 	case LOOP_OP_SIGNAL:
-		if (cqe->res == (int)sizeof(signal_info))
-			handlers.on_signal((int)signal_info.ssi_signo);
-		if (!stopping)
-			arm_signal_read();
+		if (cqe->res == (int)sizeof(loop->signal_info))
+			h->on_signal(loop->ctx, (int)loop->signal_info.ssi_signo);
+		if (!loop->stopping)
+			arm_signal_read(loop);
 		break;
 	}
 }
 
-int loop_run(void)
+int loop_run(struct loop *loop)
 {
-	while (!stopping) {
-		bool busy = handlers.before_wait();
+	while (!loop->stopping) {
+		bool busy = loop->handlers.before_wait(loop->ctx);
 		int ret;
 		/* With sends left for the next round, only collect what has
 		 * completed; otherwise sleep until something does. */
 		if (busy)
-			ret = io_uring_submit_and_get_events(&ring);
+			ret = io_uring_submit_and_get_events(&loop->ring);
 		else
-			ret = io_uring_submit_and_wait(&ring, 1);
-		arena_msgs_used = 0;
-		arena_iovs_used = 0;
-		stats.submits++;
+			ret = io_uring_submit_and_wait(&loop->ring, 1);
+		loop->arena_msgs_used = 0;
+		loop->arena_iovs_used = 0;
+		loop->stats.submits++;
 		if (ret < 0 && ret != -EINTR && ret != -ETIME && ret != -EBUSY && ret != -EAGAIN) {
 			log_error("io_uring_submit_and_wait: %s", strerror(-ret));
 			return -1;
 		}
-		stats.iterations++;
+		loop->stats.iterations++;
 
 		struct io_uring_cqe *cqe;
 		unsigned head, seen = 0;
-		io_uring_for_each_cqe(&ring, head, cqe) {
-			dispatch(cqe);
+		io_uring_for_each_cqe(&loop->ring, head, cqe) {
+			dispatch(loop, cqe);
 			seen++;
 		}
-		io_uring_cq_advance(&ring, seen);
-		stats.completions += seen;
-		if (bufs_to_return) {
-			io_uring_buf_ring_advance(buf_ring, (int)bufs_to_return);
-			bufs_to_return = 0;
+		io_uring_cq_advance(&loop->ring, seen);
+		loop->stats.completions += seen;
+		if (loop->bufs_to_return) {
+			io_uring_buf_ring_advance(loop->buf_ring, (int)loop->bufs_to_return);
+			loop->bufs_to_return = 0;
 		}
 	}
 	return 0;

@@ -6,7 +6,8 @@
 
 struct buf;
 struct chat;
+struct loop;
 
-struct buf *metrics_render(struct chat *chat);
+struct buf *metrics_render(const struct loop *loop, struct chat *chat);
 
 #endif

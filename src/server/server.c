@@ -38,6 +38,7 @@ static struct static_site site;
 static struct store *store;
 static struct chat *chat;
 static struct tls_server *tls;
+static struct loop *loop;
 static bool shutting_down;
 static uint64_t shutdown_deadline_ms;
 
@@ -96,8 +97,9 @@ static void say_goodbye(struct conn *c)
 		conn_close(c);
 }
 
-static void begin_shutdown(int signo)
+static void begin_shutdown(void *ctx, int signo)
 {
+	(void)ctx;
 	if (shutting_down)
 		return;
 	shutting_down = true;
@@ -107,20 +109,22 @@ static void begin_shutdown(int signo)
 	conn_for_each(say_goodbye);
 }
 
-static void on_tick(void)
+static void on_tick(void *ctx)
 {
+	(void)ctx;
 	conn_tick();
 	if (shutting_down && monotonic_ms() >= shutdown_deadline_ms) {
 		log_info("shutdown: %u connections did not finish closing in time", conn_count());
-		loop_stop();
+		loop_stop(loop);
 	}
 }
 
-static bool before_wait(void)
+static bool before_wait(void *ctx)
 {
+	(void)ctx;
 	bool busy = conn_before_wait();
 	if (shutting_down && conn_count() == 0)
-		loop_stop();
+		loop_stop(loop);
 	return busy;
 }
 
@@ -194,7 +198,7 @@ static void on_store_ready(void *arg)
 
 static struct buf *render_metrics(void)
 {
-	return metrics_render(chat);
+	return metrics_render(loop, chat);
 }
 
 static int open_signalfd(void)
@@ -273,7 +277,29 @@ int server_run(const struct config *cfg)
 	}
 	if (session_init(cfg->max_connections) < 0)
 		return 1;
-	if (conn_init(&(struct conn_config){
+	/* No context for the handlers yet: the connection layer and this file
+	 * keep theirs at file level, one loop per process. */
+	unsigned sq = 4096;
+	loop = loop_new(&(struct loop_config){
+		.sq_entries = sq,
+		.cq_entries = sq * 16,
+		.buf_count = cfg->recv_buffers,
+		.buf_size = cfg->recv_buffer_size,
+		.tick_ms = TICK_MS,
+		.send_zc = cfg->send_zc != 0,
+	}, &(struct loop_handlers){
+		.on_accept = conn_on_accept,
+		.on_recv = conn_on_recv,
+		.on_send = conn_on_send,
+		.on_send_released = conn_on_send_released,
+		.on_shutdown = conn_on_shutdown,
+		.on_tick = on_tick,
+		.on_signal = begin_shutdown,
+		.before_wait = before_wait,
+	}, NULL);
+	if (!loop)
+		return 1;
+	if (conn_init(loop, &(struct conn_config){
 		    .max_connections = cfg->max_connections,
 		    .max_per_ip = cfg->max_per_ip,
 		    .max_queue = cfg->max_queue,
@@ -309,27 +335,8 @@ int server_run(const struct config *cfg)
 	if (lfd < 0)
 		return 1;
 
-	unsigned sq = 4096;
-	if (loop_init(&(struct loop_config){
-		    .sq_entries = sq,
-		    .cq_entries = sq * 16,
-		    .buf_count = cfg->recv_buffers,
-		    .buf_size = cfg->recv_buffer_size,
-		    .tick_ms = TICK_MS,
-		    .send_zc = cfg->send_zc != 0,
-	    }, &(struct loop_handlers){
-		    .on_accept = conn_on_accept,
-		    .on_recv = conn_on_recv,
-		    .on_send = conn_on_send,
-		    .on_send_released = conn_on_send_released,
-		    .on_shutdown = conn_on_shutdown,
-		    .on_tick = on_tick,
-		    .on_signal = begin_shutdown,
-		    .before_wait = before_wait,
-	    }) < 0)
-		return 1;
-	loop_watch_signals(sfd);
-	if (store && loop_watch_readable(store_event_fd(store), on_store_ready, NULL) < 0)
+	loop_watch_signals(loop, sfd);
+	if (store && loop_watch_readable(loop, store_event_fd(store), on_store_ready, NULL) < 0)
 		return 1;
 	conn_listen(lfd);
 	log_info("serving %s (%zu files), up to %u connections", cfg->static_dir, site.count,
@@ -344,9 +351,9 @@ int server_run(const struct config *cfg)
 	log_info("listening on http%s://%s/ (WebSocket: ws%s://%s/ and ws%s://%s/ws)", s, shown, s, shown, s,
 		 shown);
 
-	int rc = loop_run() == 0 ? 0 : 1;
+	int rc = loop_run(loop) == 0 ? 0 : 1;
 	log_info("stopped");
-	loop_destroy();
+	loop_free(loop);
 	conn_destroy();
 	session_destroy(); /* after conn_destroy's last on_closing calls */
 	/* commits what is still queued; those messages were never broadcast,
