@@ -1,11 +1,14 @@
 /* conn.h: connection slots, their send queues and their lifecycle.
  *
- * A connection is a slot in one table. The connection layer turns ring
- * completions into calls on the protocol handlers above it, keeps each
- * connection's queue of shared frame buffers with one send in flight, and
- * frees a slot only once nothing in the kernel refers to it any more. It
- * knows no protocol: what a protocol keeps per connection lives above it,
- * found by the connection's slot (session.h). */
+ * A connection is a slot in the table of one struct conns: one per ring,
+ * holding everything this layer keeps (the slots, free list, flush and
+ * closing lists, timer wheel, clock, listener and counters). Two instances
+ * share nothing, so a process may run one per thread. The connection layer
+ * turns ring completions into calls on the protocol handlers above it,
+ * keeps each connection's queue of shared frame buffers with one send in
+ * flight, and frees a slot only once nothing in the kernel refers to it any
+ * more. It knows no protocol: what a protocol keeps per connection lives
+ * beside it in the same slot (conn_user, session.h). */
 #ifndef RINGCAST_CONN_H
 #define RINGCAST_CONN_H
 
@@ -31,10 +34,13 @@ struct conn {
 	int fd;              /* -1 once reset early (a held zero-copy send) */
 	uint32_t slot;
 	uint32_t gen;
-	uint8_t state;       /* enum conn_state */
-	uint16_t flags;      /* CONN_F_* (conn.c) */
-	uint8_t shut_pending; /* shutdown SQEs in flight */
 	uint32_t last_rx;    /* tick of the last received byte */
+	uint8_t state;       /* enum conn_state */
+	uint8_t shut_pending; /* shutdown SQEs in flight */
+	uint16_t flags;      /* CONN_F_* (conn.c) */
+	/* Bytes from one slot to the next: with slot, how a connection finds
+	 * its struct conns without a pointer back (this was padding). */
+	uint32_t stride;
 
 	/* Send queue: a ring of frame references, sent in order with one send
 	 * in flight. q_sent is how much of the head frame already went out (while
@@ -66,18 +72,19 @@ struct conn {
  * too. Large enough that a reader is never starved between two loop passes. */
 #define CONN_LOW_WATER (64 * 1024)
 
-/* What the protocol layer does with a connection's events. */
+/* What the protocol layer does with a connection's events. ctx is the
+ * pointer given to conns_new: the layer above's own state for this ring. */
 struct conn_handlers {
-	void (*on_open)(struct conn *c);
+	void (*on_open)(void *ctx, struct conn *c);
 	/* data is writable and valid only during the call */
-	void (*on_data)(struct conn *c, uint8_t *data, size_t len);
-	void (*on_deadline)(struct conn *c);
+	void (*on_data)(void *ctx, struct conn *c, uint8_t *data, size_t len);
+	void (*on_deadline)(void *ctx, struct conn *c);
 	/* A send finished and at most CONN_LOW_WATER bytes are still queued:
 	 * a reader paused for output may go on, a catch-up may queue more. */
-	void (*on_drained)(struct conn *c);
+	void (*on_drained)(void *ctx, struct conn *c);
 	/* The connection is closing: release protocol state. Called once, never
 	 * from inside another handler's call stack. */
-	void (*on_closing)(struct conn *c);
+	void (*on_closing)(void *ctx, struct conn *c);
 };
 
 struct conn_stats {
@@ -108,18 +115,27 @@ struct conn_config {
 	 * than a silent reset. Static storage: the send outlives the call. */
 	const void *refusal;
 	size_t refusal_len;
+	/* Bytes the layer above keeps per slot (its session), right after the
+	 * connection in the same slot: conn_user. Aligned like struct conn. */
+	size_t user_size;
 };
 
+struct conns;
 struct loop;
 
-/* Connections live on loop (loop.h), until conn_destroy. */
-int conn_init(struct loop *loop, const struct conn_config *cfg, const struct conn_handlers *h);
-void conn_destroy(void);
+/* The connections of one ring: cfg and h are copied, ctx is handed back to
+ * every handler. NULL when out of memory (logged). */
+struct conns *conns_new(const struct conn_config *cfg, const struct conn_handlers *h, void *ctx);
+/* Closes what is still open (on_closing for those not yet told) and frees
+ * everything; the loop may be gone already. NULL is fine. */
+void conns_free(struct conns *cs);
 
-/* Start accepting on a listening socket. */
-void conn_listen(int listen_fd);
+/* Start accepting on a listening socket through loop, which must have been
+ * made with cs as its ctx and the conn_on_* handlers below: the connections
+ * live on that ring from now on. */
+void conns_listen(struct conns *cs, struct loop *loop, int listen_fd);
 /* Stop accepting: the listener is closed. */
-void conn_stop_listening(void);
+void conns_stop_listening(struct conns *cs);
 
 /* Queue a reference to frame b for c. Returns false, queueing nothing, when
  * c is a slow consumer (the caller decides what it gets) or is closing. A
@@ -138,6 +154,18 @@ bool conn_send_unbounded(struct conn *c, struct buf *b);
 static inline uint32_t conn_queued(const struct conn *c)
 {
 	return c->q_bytes;
+}
+
+/* The layer above's storage in c's slot (conn_config.user_size bytes), and
+ * back: a fixed offset either way, no table to look up. */
+static inline void *conn_user(struct conn *c)
+{
+	return c + 1;
+}
+
+static inline struct conn *conn_of_user(void *user)
+{
+	return (struct conn *)user - 1;
 }
 
 /* Keep what is queued now through conn_drop_queue: a dropped connection
@@ -166,33 +194,33 @@ void conn_abort(struct conn *c);
  * second boundary. */
 #define CONN_TICKS_PER_SEC 10
 
-/* Set the connection's one deadline, in ticks (conn_now()). */
+/* Set the connection's one deadline, in ticks (conn_now). */
 void conn_set_deadline(struct conn *c, uint32_t deadline);
 
-/* The clock in ticks since start, updated by the loop's periodic timer. */
-uint32_t conn_now(void);
+/* The clock of c's connections in ticks since their start, updated by the
+ * loop's periodic timer (conns_tick). */
+uint32_t conn_now(const struct conn *c);
 
 /* Advance the clock and fire due deadlines; called from the loop's tick. */
-void conn_tick(void);
+void conns_tick(struct conns *cs);
 
-/* The connection in slot (below --max-connections), open or not: the
- * layers above keep their own state per slot and come back by it. */
-struct conn *conn_at(uint32_t slot);
-
-/* Call fn on every open connection (shutdown). */
-void conn_for_each(void (*fn)(struct conn *c));
+/* Call fn(ctx, c) on every open connection (shutdown); ctx as for the
+ * handlers. */
+void conns_for_each(struct conns *cs, void (*fn)(void *ctx, struct conn *c));
 
 /* Number of connections not yet freed. */
-uint32_t conn_count(void);
+uint32_t conns_count(const struct conns *cs);
 
-const struct conn_stats *conn_stats(void);
+const struct conn_stats *conns_stats(const struct conns *cs);
 
-/* Handlers for the loop (loop.h); ctx is not used yet. */
+/* Handlers for the loop (loop.h); ctx is the struct conns. */
 void conn_on_accept(void *ctx, int res, bool more);
 void conn_on_recv(void *ctx, uint32_t slot, uint32_t gen, int res, uint8_t *data, bool more);
 void conn_on_send(void *ctx, uint32_t slot, uint32_t gen, int res, bool held);
 void conn_on_send_released(void *ctx, uint32_t slot, uint32_t gen);
 void conn_on_shutdown(void *ctx, uint32_t slot, uint32_t gen, int res);
-bool conn_before_wait(void);
+/* The loop's before_wait (or called from it): tell the layer above of
+ * closing connections, then start this pass's sends. */
+bool conns_before_wait(struct conns *cs);
 
 #endif

@@ -2,16 +2,18 @@
  *
  * The connection layer knows sockets, queues and lifecycles. Which protocol
  * reads a connection's bytes, and that protocol's state, is a session: one
- * per connection slot, in a table beside the connection table. */
+ * per connection slot, kept by the connection layer right after the
+ * connection as its user storage (conn_config.user_size, conn_user), so
+ * each ring's struct conns holds its own sessions and finding one from the
+ * other is a fixed offset. */
 #ifndef RINGCAST_SESSION_H
 #define RINGCAST_SESSION_H
 
 #include <stdint.h>
 
 #include "chat.h"
+#include "conn.h"
 #include "ws.h"
-
-struct conn;
 
 /* Which protocol reads the connection's bytes. */
 enum session_proto {
@@ -31,15 +33,23 @@ struct session {
 	struct chat_member member;
 };
 
-/* One session for each of max_connections slots. */
-int session_init(uint32_t max_connections);
-void session_destroy(void);
+/* The slot keeps it right after struct conn, aligned as that is. */
+_Static_assert(_Alignof(struct session) <= _Alignof(struct conn),
+	       "a session must fit the alignment of the slot it lives in");
 
 /* A new connection speaks HTTP and has nothing gathered. */
 void session_open(struct session *s);
 
-/* The session of connection c, and the connection of session s. */
-struct session *session_of(const struct conn *c);
-struct conn *session_conn(const struct session *s);
+/* The session of connection c (conn_config.user_size is sizeof(struct
+ * session)), and the connection of session s. */
+static inline struct session *session_of(struct conn *c)
+{
+	return conn_user(c);
+}
+
+static inline struct conn *session_conn(struct session *s)
+{
+	return conn_of_user(s);
+}
 
 #endif

@@ -58,66 +58,109 @@
  * kernel's iovec import cheap. */
 #define MAX_IOV 64
 
-/* The ring this layer's connections live on: file-level until the
- * connection layer gets a context of its own, one per loop. */
-static struct loop *loop;
-static struct conn_config config;
-static struct conn_handlers handlers;
-static struct conn_stats stats;
+/* Everything this layer keeps for one ring: handed to the loop as its ctx,
+ * found from a connection by conns_of. Nothing here is shared with another
+ * instance. */
+struct conns {
+	struct loop *loop;           /* set by conns_listen */
+	struct conn_config config;
+	struct conn_handlers handlers;
+	void *ctx;                   /* the handlers' */
+	struct conn_stats stats;
 
-static struct conn *table;
-static uint32_t *free_slots;
-/* --max-per-ip: connections per client address, and each slot's address
- * (kept beside the table, so struct conn grows only when the limit is on). */
-static struct ip_limit *per_ip;
-static struct in6_addr *slot_addr;
-static uint32_t free_count, next_unused;
+	uint32_t *free_slots;
+	uint32_t free_count, next_unused;
+	/* --max-per-ip: connections per client address, and each slot's address
+	 * (kept beside the table, so struct conn grows only when the limit is on). */
+	struct ip_limit *per_ip;
+	struct in6_addr *slot_addr;
 
-static struct conn *flush_head, *flush_tail;
-static uint32_t flush_len;
+	struct conn *flush_head, *flush_tail;
+	uint32_t flush_len;
 
-static struct conn **closing;
-static size_t closing_len, closing_cap;
+	struct conn **closing;
+	size_t closing_len, closing_cap;
 
-static struct timer_wheel wheel;
-static struct timespec started;
-static uint32_t clock_now;
+	struct timer_wheel wheel;
+	struct timespec started;
+	uint32_t clock_now;
 
-static int listen_fd = -1;
-static bool accept_paused;   /* until the next tick */
-static bool accept_starved;  /* out of descriptors or memory since the last success */
+	int listen_fd;
+	bool accept_paused;          /* until the next tick */
+	bool accept_starved;         /* out of descriptors or memory since the last success */
 
-static uint32_t read_clock(void)
+	uint8_t tls_plain[TLS_PLAIN_CHUNK]; /* one decrypted record, handed up */
+
+	/* The slots, max_connections of them, stride bytes apart: each a struct
+	 * conn and the layer above's storage after it (conn_user). Allocated
+	 * with the rest in one calloc, so pages are faulted in only as slots
+	 * are used, and a connection finds this struct from its own address. */
+	size_t stride;
+	_Alignas(struct conn) unsigned char slots[];
+};
+
+static struct conn *slot_conn(const struct conns *cs, uint32_t slot)
+{
+	return (struct conn *)(cs->slots + (size_t)slot * cs->stride);
+}
+
+/* The instance a connection belongs to: its slot 0 lies slot strides back.
+ * This is what lets conn_send, conn_close and the rest take only the
+ * connection, for callers (chat's send callbacks) that have nothing else. */
+static struct conns *conns_of(const struct conn *c)
+{
+	const unsigned char *slot0 = (const unsigned char *)c - (size_t)c->slot * c->stride;
+	return (struct conns *)(slot0 - offsetof(struct conns, slots));
+}
+
+static uint32_t read_clock(const struct conns *cs)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	int64_t ms = (int64_t)(ts.tv_sec - started.tv_sec) * 1000 + (ts.tv_nsec - started.tv_nsec) / 1000000;
+	int64_t ms = (int64_t)(ts.tv_sec - cs->started.tv_sec) * 1000 +
+		     (ts.tv_nsec - cs->started.tv_nsec) / 1000000;
 	return (uint32_t)(ms / (1000 / CONN_TICKS_PER_SEC));
 }
 
-int conn_init(struct loop *lp, const struct conn_config *cfg, const struct conn_handlers *h)
+struct conns *conns_new(const struct conn_config *cfg, const struct conn_handlers *h, void *ctx)
 {
-	loop = lp;
-	config = *cfg;
-	handlers = *h;
+	/* a slot is the connection, then the user's bytes, then padding to
+	 * keep the next connection aligned */
+	size_t align = _Alignof(struct conn);
+	size_t stride = (sizeof(struct conn) + cfg->user_size + align - 1) / align * align;
+	if (stride > UINT32_MAX) {
+		log_error("%zu bytes per connection slot is too many", stride);
+		return NULL;
+	}
 	/* calloc of the whole table costs no memory until slots are used:
 	 * untouched pages are never faulted in. */
-	table = calloc(config.max_connections, sizeof(*table));
-	free_slots = calloc(config.max_connections, sizeof(*free_slots));
-	if (!table || !free_slots) {
-		log_error("cannot allocate %u connection slots", config.max_connections);
-		return -1;
+	struct conns *cs = calloc(1, offsetof(struct conns, slots) + (size_t)cfg->max_connections * stride);
+	if (!cs) {
+		log_error("cannot allocate %u connection slots", cfg->max_connections);
+		return NULL;
 	}
-	if (config.max_per_ip &&
-	    (!(per_ip = ip_limit_new(config.max_per_ip, config.max_connections)) ||
-	     !(slot_addr = calloc(config.max_connections, sizeof(*slot_addr))))) {
+	cs->config = *cfg;
+	cs->handlers = *h;
+	cs->ctx = ctx;
+	cs->stride = stride;
+	cs->listen_fd = -1;
+	cs->free_slots = calloc(cfg->max_connections, sizeof(*cs->free_slots));
+	if (!cs->free_slots) {
+		log_error("cannot allocate %u connection slots", cfg->max_connections);
+		conns_free(cs);
+		return NULL;
+	}
+	if (cfg->max_per_ip &&
+	    (!(cs->per_ip = ip_limit_new(cfg->max_per_ip, cfg->max_connections)) ||
+	     !(cs->slot_addr = calloc(cfg->max_connections, sizeof(*cs->slot_addr))))) {
 		log_error("cannot allocate the per-address table");
-		return -1;
+		conns_free(cs);
+		return NULL;
 	}
-	clock_gettime(CLOCK_MONOTONIC, &started);
-	clock_now = 0;
-	tw_init(&wheel, 0);
-	return 0;
+	clock_gettime(CLOCK_MONOTONIC, &cs->started);
+	cs->clock_now = 0;
+	tw_init(&cs->wheel, 0);
+	return cs;
 }
 
 static void queue_clear(struct conn *c, uint16_t keep)
@@ -168,60 +211,56 @@ void conn_drop_input(struct conn *c)
 	c->in_len = c->in_cap = 0;
 }
 
-void conn_destroy(void)
+void conns_free(struct conns *cs)
 {
-	for (uint32_t i = 0; i < next_unused; i++) {
-		struct conn *c = &table[i];
+	if (!cs)
+		return;
+	for (uint32_t i = 0; i < cs->next_unused; i++) {
+		struct conn *c = slot_conn(cs, i);
 		if (c->state == CONN_FREE)
 			continue;
 		if (!(c->flags & CONN_F_NOTIFIED))
-			handlers.on_closing(c); /* stopped before it finished closing */
+			cs->handlers.on_closing(cs->ctx, c); /* stopped before it finished closing */
 		free_buffers(c);
 		if (c->fd >= 0)
 			close(c->fd);
 	}
-	free(table);
-	free(free_slots);
-	free(closing);
-	ip_limit_free(per_ip);
-	free(slot_addr);
-	per_ip = NULL;
-	slot_addr = NULL;
-	table = NULL;
+	free(cs->free_slots);
+	free(cs->closing);
+	ip_limit_free(cs->per_ip);
+	free(cs->slot_addr);
+	free(cs);
 }
 
-uint32_t conn_now(void)
+uint32_t conn_now(const struct conn *c)
 {
-	return clock_now;
+	return conns_of(c)->clock_now;
 }
 
-uint32_t conn_count(void)
+uint32_t conns_count(const struct conns *cs)
 {
-	return (uint32_t)stats.current;
+	return (uint32_t)cs->stats.current;
 }
 
-const struct conn_stats *conn_stats(void)
+const struct conn_stats *conns_stats(const struct conns *cs)
 {
-	return &stats;
+	return &cs->stats;
 }
 
-void conn_for_each(void (*fn)(struct conn *c))
+void conns_for_each(struct conns *cs, void (*fn)(void *ctx, struct conn *c))
 {
-	for (uint32_t i = 0; i < next_unused; i++)
-		if (table[i].state == CONN_OPEN)
-			fn(&table[i]);
+	for (uint32_t i = 0; i < cs->next_unused; i++) {
+		struct conn *c = slot_conn(cs, i);
+		if (c->state == CONN_OPEN)
+			fn(cs->ctx, c);
+	}
 }
 
-struct conn *conn_at(uint32_t slot)
+static struct conn *lookup(struct conns *cs, uint32_t slot, uint32_t gen)
 {
-	return &table[slot];
-}
-
-static struct conn *lookup(uint32_t slot, uint32_t gen)
-{
-	if (slot >= next_unused)
+	if (slot >= cs->next_unused)
 		return NULL;
-	struct conn *c = &table[slot];
+	struct conn *c = slot_conn(cs, slot);
 	if (c->state == CONN_FREE || c->gen != gen)
 		return NULL;
 	return c;
@@ -229,32 +268,33 @@ static struct conn *lookup(uint32_t slot, uint32_t gen)
 
 /* ---- listening ---------------------------------------------------------- */
 
-void conn_listen(int fd)
+void conns_listen(struct conns *cs, struct loop *loop, int fd)
 {
-	listen_fd = fd;
+	cs->loop = loop;
+	cs->listen_fd = fd;
 	loop_accept(loop, fd);
 }
 
-void conn_stop_listening(void)
+void conns_stop_listening(struct conns *cs)
 {
-	if (listen_fd < 0)
+	if (cs->listen_fd < 0)
 		return;
 	/* Closing through the ring also ends the multishot accept. */
-	shutdown(listen_fd, SHUT_RDWR);
-	loop_close(loop, listen_fd);
-	listen_fd = -1;
+	shutdown(cs->listen_fd, SHUT_RDWR);
+	loop_close(cs->loop, cs->listen_fd);
+	cs->listen_fd = -1;
 }
 
-static struct conn *slot_alloc(void)
+static struct conn *slot_alloc(struct conns *cs)
 {
 	uint32_t slot;
-	if (free_count)
-		slot = free_slots[--free_count];
-	else if (next_unused < config.max_connections)
-		slot = next_unused++;
+	if (cs->free_count)
+		slot = cs->free_slots[--cs->free_count];
+	else if (cs->next_unused < cs->config.max_connections)
+		slot = cs->next_unused++;
 	else
 		return NULL;
-	struct conn *c = &table[slot];
+	struct conn *c = slot_conn(cs, slot);
 	uint32_t gen = c->gen;
 	/* A freed slot may still sit on the flush list: its place there (flag
 	 * and link) stays with the slot, so it is never listed twice. */
@@ -262,6 +302,7 @@ static struct conn *slot_alloc(void)
 	struct conn *flush_next = c->flush_next;
 	memset(c, 0, sizeof(*c));
 	c->slot = slot;
+	c->stride = (uint32_t)cs->stride;
 	c->gen = gen;
 	c->flags = flush_flag;
 	c->flush_next = flush_next;
@@ -272,7 +313,7 @@ static struct conn *slot_alloc(void)
 
 /* --max-per-ip: count the peer's address; false when it holds its share.
  * The address is asked of the socket only when the limit is on. */
-static bool admit_address(int fd, struct in6_addr *addr)
+static bool admit_address(struct ip_limit *per_ip, int fd, struct in6_addr *addr)
 {
 	struct sockaddr_storage sa;
 	socklen_t len = sizeof(sa);
@@ -283,90 +324,90 @@ static bool admit_address(int fd, struct in6_addr *addr)
 
 void conn_on_accept(void *ctx, int res, bool more)
 {
-	(void)ctx;
+	struct conns *cs = ctx;
 	if (res >= 0) {
 		struct in6_addr addr;
-		bool over_ip = per_ip && !admit_address(res, &addr);
-		struct conn *c = !over_ip && stats.current < config.max_connections ? slot_alloc() : NULL;
+		bool over_ip = cs->per_ip && !admit_address(cs->per_ip, res, &addr);
+		struct conn *c = !over_ip && cs->stats.current < cs->config.max_connections ? slot_alloc(cs) : NULL;
 		if (!c) {
 			/* Over --max-connections or --max-per-ip: a clear answer,
 			 * not a silent reset. */
 			if (over_ip)
-				stats.refused_per_ip++;
+				cs->stats.refused_per_ip++;
 			else
-				stats.refused++;
-			if (per_ip && !over_ip)
-				ip_limit_put(per_ip, &addr);
-			loop_send_then_close(loop, res, config.refusal, config.refusal_len);
+				cs->stats.refused++;
+			if (cs->per_ip && !over_ip)
+				ip_limit_put(cs->per_ip, &addr);
+			loop_send_then_close(cs->loop, res, cs->config.refusal, cs->config.refusal_len);
 		} else {
-			if (per_ip)
-				slot_addr[c->slot] = addr;
-			if (accept_starved) {
+			if (cs->per_ip)
+				cs->slot_addr[c->slot] = addr;
+			if (cs->accept_starved) {
 				log_info("accepting connections again");
-				accept_starved = false;
+				cs->accept_starved = false;
 			}
 			c->fd = res;
-			if (config.tls && !(c->tls = tls_session_new(config.tls))) {
-				stats.refused++;
-				if (per_ip)
-					ip_limit_put(per_ip, &addr);
-				free_slots[free_count++] = c->slot;
-				loop_close(loop, res);
+			if (cs->config.tls && !(c->tls = tls_session_new(cs->config.tls))) {
+				cs->stats.refused++;
+				if (cs->per_ip)
+					ip_limit_put(cs->per_ip, &addr);
+				cs->free_slots[cs->free_count++] = c->slot;
+				loop_close(cs->loop, res);
 				goto rearm;
 			}
 			c->state = CONN_OPEN;
-			c->last_rx = clock_now;
-			stats.current++;
-			stats.total++;
+			c->last_rx = cs->clock_now;
+			cs->stats.current++;
+			cs->stats.total++;
 			c->flags |= CONN_F_RECV_ARMED;
-			loop_recv(loop, c->fd, c->slot, c->gen);
-			handlers.on_open(c);
+			loop_recv(cs->loop, c->fd, c->slot, c->gen);
+			cs->handlers.on_open(cs->ctx, c);
 		}
 	} else {
-		stats.accept_errors++;
+		cs->stats.accept_errors++;
 		if (res == -EMFILE || res == -ENFILE || res == -ENOBUFS || res == -ENOMEM) {
 			/* Out of descriptors or memory: existing connections keep
 			 * working; accepting is retried every tick, and said once. */
-			if (!accept_starved)
+			if (!cs->accept_starved)
 				log_warn("accept: %s; new connections wait until some close (retrying every %d ms)",
 					 strerror(-res), 1000 / CONN_TICKS_PER_SEC);
-			accept_starved = true;
-			accept_paused = true;
+			cs->accept_starved = true;
+			cs->accept_paused = true;
 			return;
 		}
 		if (res != -ECANCELED && res != -EBADF && res != -EINVAL)
 			log_warn("accept: %s", strerror(-res));
 	}
 rearm:
-	if (!more && listen_fd >= 0 && !accept_paused)
-		loop_accept(loop, listen_fd);
+	if (!more && cs->listen_fd >= 0 && !cs->accept_paused)
+		loop_accept(cs->loop, cs->listen_fd);
 }
 
 /* ---- sending ------------------------------------------------------------ */
 
-static void flush_push(struct conn *c)
+static void flush_push(struct conns *cs, struct conn *c)
 {
 	if (c->flags & CONN_F_IN_FLUSH)
 		return;
 	c->flags |= CONN_F_IN_FLUSH;
 	c->flush_next = NULL;
-	if (flush_tail)
-		flush_tail->flush_next = c;
+	if (cs->flush_tail)
+		cs->flush_tail->flush_next = c;
 	else
-		flush_head = c;
-	flush_tail = c;
-	flush_len++;
+		cs->flush_head = c;
+	cs->flush_tail = c;
+	cs->flush_len++;
 }
 
-static struct conn *flush_pop(void)
+static struct conn *flush_pop(struct conns *cs)
 {
-	struct conn *c = flush_head;
-	flush_head = c->flush_next;
-	if (!flush_head)
-		flush_tail = NULL;
+	struct conn *c = cs->flush_head;
+	cs->flush_head = c->flush_next;
+	if (!cs->flush_head)
+		cs->flush_tail = NULL;
 	c->flush_next = NULL;
 	c->flags &= (uint16_t)~CONN_F_IN_FLUSH;
-	flush_len--;
+	cs->flush_len--;
 	return c;
 }
 
@@ -401,28 +442,29 @@ static bool has_output(const struct conn *c)
 }
 
 /* Has c taken none of its queued bytes for --send-timeout? */
-static bool stalled(const struct conn *c)
+static bool stalled(const struct conns *cs, const struct conn *c)
 {
-	return c->q_bytes && clock_now - c->q_progress >= config.send_timeout * CONN_TICKS_PER_SEC;
+	return c->q_bytes && cs->clock_now - c->q_progress >= cs->config.send_timeout * CONN_TICKS_PER_SEC;
 }
 
 static bool enqueue(struct conn *c, struct buf *b, bool bounded)
 {
 	if (c->state != CONN_OPEN)
 		return false;
+	struct conns *cs = conns_of(c);
 	uint64_t after = (uint64_t)c->q_bytes + buf_out_len(b);
 	bool full = c->q_len == UINT16_MAX / 2 || after > UINT32_MAX;
-	if (full || (bounded && (after > config.max_queue || stalled(c)))) {
-		stats.slow_consumers++;
-		if (!full && stalled(c))
-			stats.slow_stalled++;
+	if (full || (bounded && (after > cs->config.max_queue || stalled(cs, c)))) {
+		cs->stats.slow_consumers++;
+		if (!full && stalled(cs, c))
+			cs->stats.slow_stalled++;
 		return false;
 	}
 	if (!c->q_bytes)
-		c->q_progress = clock_now; /* the stall clock starts with the first byte waiting */
+		c->q_progress = cs->clock_now; /* the stall clock starts with the first byte waiting */
 	queue_push(c, buf_ref(b));
 	if (!(c->flags & CONN_F_SEND_BUSY))
-		flush_push(c);
+		flush_push(cs, c);
 	return true;
 }
 
@@ -520,18 +562,19 @@ static void seal(struct conn *c)
  * until the peer's ACK only when a send is large (--send-zc). Not for TLS:
  * its ciphertext is this connection's own buffer, just written by the
  * encryption, so the copy saved is a small part of what the send costs. */
-static bool want_zero_copy(const struct conn *c, const struct iovec *iov, uint16_t n)
+static bool want_zero_copy(const struct conns *cs, const struct conn *c, const struct iovec *iov,
+			   uint16_t n)
 {
-	if (!config.send_zc || c->tls)
+	if (!cs->config.send_zc || c->tls)
 		return false;
 	uint64_t total = 0;
 	for (uint16_t i = 0; i < n; i++)
 		total += iov[i].iov_len;
 	/* while the send is held, q_sent carries its result (conn_on_send) */
-	return total >= config.send_zc && c->q_sent + total <= UINT32_MAX;
+	return total >= cs->config.send_zc && c->q_sent + total <= UINT32_MAX;
 }
 
-static void start_send(struct conn *c)
+static void start_send(struct conns *cs, struct conn *c)
 {
 	if (c->tls)
 		seal(c);
@@ -549,22 +592,22 @@ static void start_send(struct conn *c)
 	}
 	c->q_inflight = n;
 	c->flags |= CONN_F_SEND_BUSY;
-	stats.send_ops++;
-	bool zc = want_zero_copy(c, iov, n);
+	cs->stats.send_ops++;
+	bool zc = want_zero_copy(cs, c, iov, n);
 	/* One frame: plain send, no msghdr for the kernel to import. */
 	if (n == 1)
-		loop_send(loop, c->fd, c->slot, c->gen, iov[0].iov_base, iov[0].iov_len, zc);
+		loop_send(cs->loop, c->fd, c->slot, c->gen, iov[0].iov_base, iov[0].iov_len, zc);
 	else
-		loop_sendv(loop, c->fd, c->slot, c->gen, iov, n, zc);
+		loop_sendv(cs->loop, c->fd, c->slot, c->gen, iov, n, zc);
 }
 
-static void maybe_shutdown_write(struct conn *c);
-static void maybe_release(struct conn *c);
+static void maybe_shutdown_write(struct conns *cs, struct conn *c);
+static void maybe_release(struct conns *cs, struct conn *c);
 
 /* Unreference the in-flight frames that `sent` bytes, counted from the head
  * frame's start, cover; a frame cut short stays at the head, q_sent saying
  * how far it got. */
-static void release_sent(struct conn *c, uint64_t sent)
+static void release_sent(struct conns *cs, struct conn *c, uint64_t sent)
 {
 	uint16_t mask = (uint16_t)(c->q_cap - 1);
 	while (c->q_inflight && sent >= buf_out_len(c->q[c->q_head])) {
@@ -578,17 +621,17 @@ static void release_sent(struct conn *c, uint64_t sent)
 		if (c->q_pinned)
 			c->q_pinned--;
 		c->q_inflight--;
-		stats.frames_out++;
+		cs->stats.frames_out++;
 	}
 	c->q_sent = (uint32_t)sent;
 	c->q_inflight = 0;
 }
 
 /* The send is over and the kernel reads none of its bytes any more. */
-static void send_finished(struct conn *c, uint64_t sent, bool failed)
+static void send_finished(struct conns *cs, struct conn *c, uint64_t sent, bool failed)
 {
 	c->flags &= (uint16_t)~(CONN_F_SEND_BUSY | CONN_F_ZC_HELD);
-	release_sent(c, sent);
+	release_sent(cs, c, sent);
 	if (failed) {
 		conn_abort(c); /* EPIPE, ECONNRESET, or our own shutdown: the peer is gone */
 	} else if (c->flags & CONN_F_ABORT) {
@@ -597,30 +640,30 @@ static void send_finished(struct conn *c, uint64_t sent, bool failed)
 		/* Below the low-water mark the protocol may queue more; what it
 		 * queues goes out with the next flush. */
 		if (c->state == CONN_OPEN && c->q_bytes <= CONN_LOW_WATER)
-			handlers.on_drained(c);
+			cs->handlers.on_drained(cs->ctx, c);
 		if (has_output(c))
-			flush_push(c);
+			flush_push(cs, c);
 		else if (c->state == CONN_CLOSING)
-			maybe_shutdown_write(c);
+			maybe_shutdown_write(cs, c);
 	}
-	maybe_release(c);
+	maybe_release(cs, c);
 }
 
 void conn_on_send(void *ctx, uint32_t slot, uint32_t gen, int res, bool held)
 {
-	(void)ctx;
-	struct conn *c = lookup(slot, gen);
+	struct conns *cs = ctx;
+	struct conn *c = lookup(cs, slot, gen);
 	if (!c)
 		return;
 	uint64_t sent = c->q_sent;
 	if (res > 0) {
-		stats.bytes_out += (uint64_t)res;
+		cs->stats.bytes_out += (uint64_t)res;
 		c->q_bytes -= (uint32_t)res;
-		c->q_progress = clock_now;
+		c->q_progress = cs->clock_now;
 		sent += (uint64_t)res;
 	}
 	if (!held) {
-		send_finished(c, sent, res <= 0);
+		send_finished(cs, c, sent, res <= 0);
 		return;
 	}
 	/* Zero-copy: the frames stay referenced and the send in flight until
@@ -630,98 +673,97 @@ void conn_on_send(void *ctx, uint32_t slot, uint32_t gen, int res, bool held)
 	c->q_sent = (uint32_t)sent;
 	if (res <= 0)
 		conn_abort(c);
-	maybe_release(c); /* aborted meanwhile: the held bytes must be let go */
+	maybe_release(cs, c); /* aborted meanwhile: the held bytes must be let go */
 }
 
 void conn_on_send_released(void *ctx, uint32_t slot, uint32_t gen)
 {
-	(void)ctx;
-	struct conn *c = lookup(slot, gen);
+	struct conns *cs = ctx;
+	struct conn *c = lookup(cs, slot, gen);
 	if (c)
-		send_finished(c, c->q_sent, false);
+		send_finished(cs, c, c->q_sent, false);
 }
 
 /* ---- receiving ---------------------------------------------------------- */
 
 /* TLS: ciphertext in, records decrypted and handed up one at a time. The
  * engine's own replies (handshake, alerts) go out with the next flush. */
-static void tls_input(struct conn *c, const uint8_t *data, size_t len)
+static void tls_input(struct conns *cs, struct conn *c, const uint8_t *data, size_t len)
 {
-	static uint8_t plain[TLS_PLAIN_CHUNK];
 	int rc = tls_feed(c->tls, data, len);
 	while (rc == 0 && c->state == CONN_OPEN) {
-		ssize_t n = tls_read(c->tls, plain, sizeof(plain));
+		ssize_t n = tls_read(c->tls, cs->tls_plain, sizeof(cs->tls_plain));
 		if (n < 0)
 			rc = -1;
 		if (n <= 0)
 			break;
-		handlers.on_data(c, plain, (size_t)n);
+		cs->handlers.on_data(cs->ctx, c, cs->tls_plain, (size_t)n);
 	}
 	if (rc < 0) {
-		stats.tls_failures++;
+		cs->stats.tls_failures++;
 		conn_close(c); /* after the alert has gone out */
 	}
 	if (tls_output_pending(c->tls) && !(c->flags & CONN_F_SEND_BUSY))
-		flush_push(c);
+		flush_push(cs, c);
 }
 
 void conn_on_recv(void *ctx, uint32_t slot, uint32_t gen, int res, uint8_t *data, bool more)
 {
-	(void)ctx;
-	struct conn *c = lookup(slot, gen);
+	struct conns *cs = ctx;
+	struct conn *c = lookup(cs, slot, gen);
 	if (!c)
 		return;
 	if (!more)
 		c->flags &= (uint16_t)~CONN_F_RECV_ARMED;
 	if (res > 0) {
-		c->last_rx = clock_now;
+		c->last_rx = cs->clock_now;
 		if (c->state == CONN_OPEN && c->tls)
-			tls_input(c, data, (size_t)res);
+			tls_input(cs, c, data, (size_t)res);
 		else if (c->state == CONN_OPEN)
-			handlers.on_data(c, data, (size_t)res);
+			cs->handlers.on_data(cs->ctx, c, data, (size_t)res);
 		/* while closing, input is read and discarded until the FIN */
 	} else if (res == 0) {
 		/* The peer's FIN: what is queued still goes out (a client may
 		 * half-close after its request), then our side closes too. */
 		c->flags |= CONN_F_READ_EOF;
 		conn_close(c);
-		maybe_release(c);
+		maybe_release(cs, c);
 		return;
 	} else if (res != -ENOBUFS) {
 		c->flags |= CONN_F_READ_EOF; /* reset or error: nothing more comes */
 		conn_abort(c);
-		maybe_release(c);
+		maybe_release(cs, c);
 		return;
 	}
 	/* The multishot recv ended (out of buffers, or the kernel stopped it):
 	 * arm it again; buffers go back to the ring before the next submit. */
 	if (!(c->flags & (CONN_F_RECV_ARMED | CONN_F_READ_EOF | CONN_F_ABORT))) {
 		c->flags |= CONN_F_RECV_ARMED;
-		loop_recv(loop, c->fd, c->slot, c->gen);
+		loop_recv(cs->loop, c->fd, c->slot, c->gen);
 	}
 }
 
 /* ---- closing ------------------------------------------------------------ */
 
-static void closing_push(struct conn *c)
+static void closing_push(struct conns *cs, struct conn *c)
 {
-	if (closing_len == closing_cap) {
-		closing_cap = closing_cap ? closing_cap * 2 : 64;
-		closing = realloc(closing, closing_cap * sizeof(*closing));
-		if (!closing)
+	if (cs->closing_len == cs->closing_cap) {
+		cs->closing_cap = cs->closing_cap ? cs->closing_cap * 2 : 64;
+		cs->closing = realloc(cs->closing, cs->closing_cap * sizeof(*cs->closing));
+		if (!cs->closing)
 			abort();
 	}
-	closing[closing_len++] = c;
+	cs->closing[cs->closing_len++] = c;
 }
 
-static void begin_closing(struct conn *c)
+static void begin_closing(struct conns *cs, struct conn *c)
 {
 	c->state = CONN_CLOSING;
-	tw_schedule(&wheel, &c->timer, clock_now + config.close_timeout * CONN_TICKS_PER_SEC);
-	closing_push(c);
+	tw_schedule(&cs->wheel, &c->timer, cs->clock_now + cs->config.close_timeout * CONN_TICKS_PER_SEC);
+	closing_push(cs, c);
 }
 
-static void maybe_shutdown_write(struct conn *c)
+static void maybe_shutdown_write(struct conns *cs, struct conn *c)
 {
 	if (has_output(c) || (c->flags & (CONN_F_SEND_BUSY | CONN_F_WR_SHUT | CONN_F_RDWR_SHUT)))
 		return;
@@ -730,29 +772,31 @@ static void maybe_shutdown_write(struct conn *c)
 		c->flags |= CONN_F_TLS_BYE;
 		tls_shutdown(c->tls);
 		if (tls_output_pending(c->tls)) {
-			flush_push(c);
+			flush_push(cs, c);
 			return;
 		}
 	}
 	c->flags |= CONN_F_WR_SHUT;
 	c->shut_pending++;
-	loop_shutdown(loop, c->fd, SHUT_WR, c->slot, c->gen);
+	loop_shutdown(cs->loop, c->fd, SHUT_WR, c->slot, c->gen);
 }
 
 void conn_close(struct conn *c)
 {
 	if (c->state != CONN_OPEN)
 		return;
-	begin_closing(c);
-	maybe_shutdown_write(c);
+	struct conns *cs = conns_of(c);
+	begin_closing(cs, c);
+	maybe_shutdown_write(cs, c);
 }
 
 void conn_abort(struct conn *c)
 {
 	if (c->state == CONN_FREE)
 		return;
+	struct conns *cs = conns_of(c);
 	if (c->state == CONN_OPEN)
-		begin_closing(c);
+		begin_closing(cs, c);
 	c->flags |= CONN_F_ABORT;
 	queue_trim(c, c->q_inflight); /* nothing more goes out, pinned or not */
 	/* Wake whatever is still in flight; with nothing in flight there is
@@ -760,50 +804,50 @@ void conn_abort(struct conn *c)
 	if ((c->flags & (CONN_F_RECV_ARMED | CONN_F_SEND_BUSY)) && !(c->flags & CONN_F_RDWR_SHUT)) {
 		c->flags |= CONN_F_RDWR_SHUT;
 		c->shut_pending++;
-		loop_shutdown(loop, c->fd, SHUT_RDWR, c->slot, c->gen);
+		loop_shutdown(cs->loop, c->fd, SHUT_RDWR, c->slot, c->gen);
 	}
 }
 
 void conn_on_shutdown(void *ctx, uint32_t slot, uint32_t gen, int res)
 {
-	(void)ctx;
+	struct conns *cs = ctx;
 	(void)res; /* ENOTCONN after a reset is as good as done */
-	struct conn *c = lookup(slot, gen);
+	struct conn *c = lookup(cs, slot, gen);
 	if (!c)
 		return;
 	c->shut_pending--;
-	maybe_release(c);
+	maybe_release(cs, c);
 }
 
-static void release(struct conn *c)
+static void release(struct conns *cs, struct conn *c)
 {
-	tw_cancel(&wheel, &c->timer);
+	tw_cancel(&cs->wheel, &c->timer);
 	free_buffers(c);
 	if (c->fd >= 0)
-		loop_close(loop, c->fd);
-	if (per_ip)
-		ip_limit_put(per_ip, &slot_addr[c->slot]);
+		loop_close(cs->loop, c->fd);
+	if (cs->per_ip)
+		ip_limit_put(cs->per_ip, &cs->slot_addr[c->slot]);
 	c->state = CONN_FREE;
 	c->gen = (c->gen + 1) & LOOP_GEN_MASK;
-	free_slots[free_count++] = c->slot;
-	stats.current--;
+	cs->free_slots[cs->free_count++] = c->slot;
+	cs->stats.current--;
 }
 
 /* An aborted connection whose zero-copy send the kernel still holds: the
  * notification comes once the peer has acknowledged every byte, which a
  * peer that stopped reading never does. Reset the connection instead
  * (SO_LINGER 0, then close): the kernel drops what it held and notifies. */
-static void reset_held_send(struct conn *c)
+static void reset_held_send(struct conns *cs, struct conn *c)
 {
 	if (c->fd < 0)
 		return;
 	struct linger now = { .l_onoff = 1, .l_linger = 0 };
 	setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &now, sizeof(now));
-	loop_close(loop, c->fd);
+	loop_close(cs->loop, c->fd);
 	c->fd = -1; /* release() must not close it again */
 }
 
-static void maybe_release(struct conn *c)
+static void maybe_release(struct conns *cs, struct conn *c)
 {
 	if (c->state != CONN_CLOSING || !(c->flags & CONN_F_NOTIFIED))
 		return;
@@ -815,57 +859,60 @@ static void maybe_release(struct conn *c)
 	    !((c->flags & CONN_F_READ_EOF) && (c->flags & CONN_F_WR_SHUT)))
 		return;
 	if (c->flags & CONN_F_ZC_HELD)
-		reset_held_send(c);
+		reset_held_send(cs, c);
 	if (c->flags & CONN_F_SEND_BUSY)
 		return;
-	release(c);
+	release(cs, c);
 }
 
 void conn_set_deadline(struct conn *c, uint32_t deadline)
 {
-	tw_schedule(&wheel, &c->timer, deadline);
+	tw_schedule(&conns_of(c)->wheel, &c->timer, deadline);
 }
 
+/* The wheel hands back only the node: its connection, and that one's
+ * owner, are found from it. */
 static void on_timer(struct tw_node *n)
 {
 	struct conn *c = (struct conn *)((char *)n - offsetof(struct conn, timer));
+	struct conns *cs = conns_of(c);
 	if (c->state == CONN_CLOSING) {
 		conn_abort(c); /* the peer never finished closing */
-		maybe_release(c);
+		maybe_release(cs, c);
 	} else if (c->state == CONN_OPEN) {
-		handlers.on_deadline(c);
+		cs->handlers.on_deadline(cs->ctx, c);
 	}
 }
 
-void conn_tick(void)
+void conns_tick(struct conns *cs)
 {
-	clock_now = read_clock();
-	tw_advance(&wheel, clock_now, on_timer);
-	if (accept_paused && listen_fd >= 0) {
-		accept_paused = false;
-		loop_accept(loop, listen_fd);
+	cs->clock_now = read_clock(cs);
+	tw_advance(&cs->wheel, cs->clock_now, on_timer);
+	if (cs->accept_paused && cs->listen_fd >= 0) {
+		cs->accept_paused = false;
+		loop_accept(cs->loop, cs->listen_fd);
 	}
 }
 
-bool conn_before_wait(void)
+bool conns_before_wait(struct conns *cs)
 {
 	/* Tell the protocol layer about connections that began closing; its
 	 * goodbyes may queue frames for others or close more connections. */
-	for (size_t i = 0; i < closing_len; i++) {
-		struct conn *c = closing[i];
+	for (size_t i = 0; i < cs->closing_len; i++) {
+		struct conn *c = cs->closing[i];
 		c->flags |= CONN_F_NOTIFIED;
-		handlers.on_closing(c);
+		cs->handlers.on_closing(cs->ctx, c);
 		if (!(c->flags & CONN_F_ABORT))
-			maybe_shutdown_write(c);
-		maybe_release(c);
+			maybe_shutdown_write(cs, c);
+		maybe_release(cs, c);
 	}
-	closing_len = 0;
+	cs->closing_len = 0;
 
-	for (uint32_t budget = config.flush_batch; flush_len && budget; budget--) {
-		struct conn *c = flush_pop();
+	for (uint32_t budget = cs->config.flush_batch; cs->flush_len && budget; budget--) {
+		struct conn *c = flush_pop(cs);
 		if (c->state == CONN_FREE || (c->flags & CONN_F_SEND_BUSY) || !has_output(c))
 			continue;
-		start_send(c);
+		start_send(cs, c);
 	}
-	return flush_len > 0;
+	return cs->flush_len > 0;
 }

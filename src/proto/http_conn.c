@@ -61,7 +61,7 @@ const struct http_conn_stats *http_conn_stats(void)
 
 void http_conn_open(struct conn *c)
 {
-	conn_set_deadline(c, conn_now() + config.header_timeout);
+	conn_set_deadline(c, conn_now(c) + config.header_timeout);
 }
 
 static void queue(struct conn *c, struct buf *b)
@@ -368,7 +368,7 @@ void http_conn_data(struct conn *c, uint8_t *data, size_t len)
 			return;
 		}
 		if (c->state == CONN_OPEN)
-			conn_set_deadline(c, conn_now() + config.header_timeout);
+			conn_set_deadline(c, conn_now(c) + config.header_timeout);
 	}
 	if (c->state != CONN_OPEN || off == len) {
 		if (from_in)

@@ -106,7 +106,7 @@ void ws_conn_close(struct conn *c, uint16_t code, const char *reason)
 		return;
 	send_close_frame(c, code, reason, true);
 	/* Keep reading for the client's close, up to --close-timeout. */
-	conn_set_deadline(c, conn_now() + config.close_timeout);
+	conn_set_deadline(c, conn_now(c) + config.close_timeout);
 }
 
 void ws_conn_deliver(struct chat_member *m, struct buf *frame)
@@ -176,7 +176,7 @@ void ws_conn_open(struct conn *c, const struct chat_identity *who, const char *r
 	conn_pin_queue(c); /* the 101 goes out even if c is dropped in this pass */
 	ws_parser_init(&s->ws, config.max_message);
 	stats.opened++;
-	conn_set_deadline(c, conn_now() + config.ping_interval);
+	conn_set_deadline(c, conn_now(c) + config.ping_interval);
 	chat_connect(config.chat, &s->member, who, room, room_len, since);
 }
 
@@ -291,7 +291,7 @@ void ws_conn_data(struct conn *c, uint8_t *data, size_t len)
 void ws_conn_deadline(struct conn *c)
 {
 	struct session *s = session_of(c);
-	uint32_t now = conn_now();
+	uint32_t now = conn_now(c);
 	if (s->ws_flags & WS_F_CLOSE_SENT) {
 		conn_abort(c); /* the client never answered our close */
 		return;

@@ -35,11 +35,11 @@ static void metric(struct out *o, const char *name, const char *type, const char
 	    type, name, value);
 }
 
-struct buf *metrics_render(const struct loop *loop, struct chat *chat)
+struct buf *metrics_render(const struct loop *loop, const struct conns *conns, struct chat *chat)
 {
 	static struct out o;
 	o.len = 0;
-	const struct conn_stats *cs = conn_stats();
+	const struct conn_stats *cs = conns_stats(conns);
 	const struct loop_stats *ls = loop_stats(loop);
 	const struct chat_stats *ch = chat_stats(chat);
 	const struct ws_conn_stats *ws = ws_conn_stats();

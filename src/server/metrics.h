@@ -6,8 +6,9 @@
 
 struct buf;
 struct chat;
+struct conns;
 struct loop;
 
-struct buf *metrics_render(const struct loop *loop, struct chat *chat);
+struct buf *metrics_render(const struct loop *loop, const struct conns *conns, struct chat *chat);
 
 #endif

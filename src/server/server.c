@@ -39,6 +39,7 @@ static struct store *store;
 static struct chat *chat;
 static struct tls_server *tls;
 static struct loop *loop;
+static struct conns *conns;
 static bool shutting_down;
 static uint64_t shutdown_deadline_ms;
 
@@ -51,79 +52,89 @@ static uint64_t monotonic_ms(void)
 
 /* ---- connection handlers: dispatch by protocol phase --------------------- */
 
-static void on_open(struct conn *c)
+/* ctx is unused: the protocol layers still keep their configuration at file
+ * level, and find everything of the connection layer from the connection. */
+
+static void on_open(void *ctx, struct conn *c)
 {
+	(void)ctx;
 	session_open(session_of(c)); /* every connection starts as HTTP */
 	http_conn_open(c);
 }
 
-static void on_data(struct conn *c, uint8_t *data, size_t len)
+static void on_data(void *ctx, struct conn *c, uint8_t *data, size_t len)
 {
+	(void)ctx;
 	if (session_of(c)->proto == PROTO_WS)
 		ws_conn_data(c, data, len);
 	else
 		http_conn_data(c, data, len);
 }
 
-static void on_deadline(struct conn *c)
+static void on_deadline(void *ctx, struct conn *c)
 {
+	(void)ctx;
 	if (session_of(c)->proto == PROTO_WS)
 		ws_conn_deadline(c);
 	else
 		http_conn_deadline(c);
 }
 
-static void on_drained(struct conn *c)
+static void on_drained(void *ctx, struct conn *c)
 {
+	(void)ctx;
 	if (session_of(c)->proto == PROTO_HTTP)
 		http_conn_drained(c);
 	else
 		ws_conn_drained(c);
 }
 
-static void on_closing(struct conn *c)
+static void on_closing(void *ctx, struct conn *c)
 {
+	(void)ctx;
 	if (session_of(c)->proto == PROTO_WS)
 		ws_conn_closing(c);
 }
 
 /* ---- shutdown ------------------------------------------------------------ */
 
-static void say_goodbye(struct conn *c)
+static void say_goodbye(void *ctx, struct conn *c)
 {
+	(void)ctx;
 	if (session_of(c)->proto == PROTO_WS)
 		ws_conn_close(c, WS_CLOSE_GOING_AWAY, "server shutting down");
 	else
 		conn_close(c);
 }
 
+/* The loop's ctx is the ring's struct conns. */
 static void begin_shutdown(void *ctx, int signo)
 {
-	(void)ctx;
+	struct conns *cs = ctx;
 	if (shutting_down)
 		return;
 	shutting_down = true;
 	shutdown_deadline_ms = monotonic_ms() + SHUTDOWN_GRACE_MS;
-	log_info("%s: closing %u connections", strsignal(signo), conn_count());
-	conn_stop_listening();
-	conn_for_each(say_goodbye);
+	log_info("%s: closing %u connections", strsignal(signo), conns_count(cs));
+	conns_stop_listening(cs);
+	conns_for_each(cs, say_goodbye);
 }
 
 static void on_tick(void *ctx)
 {
-	(void)ctx;
-	conn_tick();
+	struct conns *cs = ctx;
+	conns_tick(cs);
 	if (shutting_down && monotonic_ms() >= shutdown_deadline_ms) {
-		log_info("shutdown: %u connections did not finish closing in time", conn_count());
+		log_info("shutdown: %u connections did not finish closing in time", conns_count(cs));
 		loop_stop(loop);
 	}
 }
 
 static bool before_wait(void *ctx)
 {
-	(void)ctx;
-	bool busy = conn_before_wait();
-	if (shutting_down && conn_count() == 0)
+	struct conns *cs = ctx;
+	bool busy = conns_before_wait(cs);
+	if (shutting_down && conns_count(cs) == 0)
 		loop_stop(loop);
 	return busy;
 }
@@ -198,7 +209,7 @@ static void on_store_ready(void *arg)
 
 static struct buf *render_metrics(void)
 {
-	return metrics_render(loop, chat);
+	return metrics_render(loop, conns, chat);
 }
 
 static int open_signalfd(void)
@@ -275,10 +286,29 @@ int server_run(const struct config *cfg)
 		log_error("cannot set up TLS with --tls-cert %s --tls-key %s", cfg->tls_cert, cfg->tls_key);
 		return 1;
 	}
-	if (session_init(cfg->max_connections) < 0)
+	/* The connections (and their sessions, in the same slots) first: they
+	 * are the loop's ctx, which hands every completion back to them. */
+	conns = conns_new(&(struct conn_config){
+		.max_connections = cfg->max_connections,
+		.max_per_ip = cfg->max_per_ip,
+		.max_queue = cfg->max_queue,
+		.send_timeout = cfg->send_timeout,
+		.flush_batch = cfg->flush_batch,
+		.close_timeout = cfg->close_timeout,
+		.send_zc = cfg->send_zc,
+		.tls = tls,
+		.refusal = http_conn_refusal,
+		.refusal_len = http_conn_refusal_len,
+		.user_size = sizeof(struct session),
+	}, &(struct conn_handlers){
+		.on_open = on_open,
+		.on_data = on_data,
+		.on_deadline = on_deadline,
+		.on_drained = on_drained,
+		.on_closing = on_closing,
+	}, NULL);
+	if (!conns)
 		return 1;
-	/* No context for the handlers yet: the connection layer and this file
-	 * keep theirs at file level, one loop per process. */
 	unsigned sq = 4096;
 	loop = loop_new(&(struct loop_config){
 		.sq_entries = sq,
@@ -296,27 +326,8 @@ int server_run(const struct config *cfg)
 		.on_tick = on_tick,
 		.on_signal = begin_shutdown,
 		.before_wait = before_wait,
-	}, NULL);
+	}, conns);
 	if (!loop)
-		return 1;
-	if (conn_init(loop, &(struct conn_config){
-		    .max_connections = cfg->max_connections,
-		    .max_per_ip = cfg->max_per_ip,
-		    .max_queue = cfg->max_queue,
-		    .send_timeout = cfg->send_timeout,
-		    .flush_batch = cfg->flush_batch,
-		    .close_timeout = cfg->close_timeout,
-		    .send_zc = cfg->send_zc,
-		    .tls = tls,
-		    .refusal = http_conn_refusal,
-		    .refusal_len = http_conn_refusal_len,
-	    }, &(struct conn_handlers){
-		    .on_open = on_open,
-		    .on_data = on_data,
-		    .on_deadline = on_deadline,
-		    .on_drained = on_drained,
-		    .on_closing = on_closing,
-	    }) < 0)
 		return 1;
 
 	/* The first handshake pulls about 2 MB of libcrypto code into memory
@@ -338,7 +349,7 @@ int server_run(const struct config *cfg)
 	loop_watch_signals(loop, sfd);
 	if (store && loop_watch_readable(loop, store_event_fd(store), on_store_ready, NULL) < 0)
 		return 1;
-	conn_listen(lfd);
+	conns_listen(conns, loop, lfd);
 	log_info("serving %s (%zu files), up to %u connections", cfg->static_dir, site.count,
 		 cfg->max_connections);
 	if (store)
@@ -354,8 +365,7 @@ int server_run(const struct config *cfg)
 	int rc = loop_run(loop) == 0 ? 0 : 1;
 	log_info("stopped");
 	loop_free(loop);
-	conn_destroy();
-	session_destroy(); /* after conn_destroy's last on_closing calls */
+	conns_free(conns); /* its last on_closing calls release the sessions' chat members */
 	/* commits what is still queued; those messages were never broadcast,
 	 * so no one took them as acknowledged */
 	if (store)
