@@ -364,8 +364,12 @@ int server_run(const struct config *cfg)
 
 	int rc = loop_run(loop) == 0 ? 0 : 1;
 	log_info("stopped");
+	/* The connections go first: their last on_closing calls release the
+	 * sessions' chat members, whose leave events may close others, which
+	 * queues shutdowns on the ring: it must still exist. The ring's exit
+	 * then cancels whatever is in flight. */
+	conns_free(conns);
 	loop_free(loop);
-	conns_free(conns); /* its last on_closing calls release the sessions' chat members */
 	/* commits what is still queued; those messages were never broadcast,
 	 * so no one took them as acknowledged */
 	if (store)
