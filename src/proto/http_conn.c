@@ -155,7 +155,7 @@ static const char *find_cookie(const struct http_request *req, const char *name,
 static enum jwt_status check_token(const struct http_request *req, const char *query, size_t query_len,
 				   struct jwt_claims *claims)
 {
-	static char token[8192];
+	char token[8192]; /* a request head is at most 8 KiB */
 	int n = http_query_param(query, query_len, "token", token, sizeof(token));
 	const char *t = token;
 	size_t len = n > 0 ? (size_t)n : 0;

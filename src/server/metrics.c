@@ -37,7 +37,7 @@ static void metric(struct out *o, const char *name, const char *type, const char
 
 struct buf *metrics_render(const struct loop *loop, const struct conns *conns, struct chat *chat)
 {
-	static struct out o;
+	struct out o;
 	o.len = 0;
 	const struct conn_stats *cs = conns_stats(conns);
 	const struct loop_stats *ls = loop_stats(loop);
