@@ -204,6 +204,10 @@ uint32_t conn_now(const struct conn *c);
 /* Advance the clock and fire due deadlines; called from the loop's tick. */
 void conns_tick(struct conns *cs);
 
+/* The ctx given to conns_new for c's ring: what the layer above keeps
+ * per ring, found from any of its connections. */
+void *conn_ctx(const struct conn *c);
+
 /* Call fn(ctx, c) on every open connection (shutdown); ctx as for the
  * handlers. */
 void conns_for_each(struct conns *cs, void (*fn)(void *ctx, struct conn *c));

@@ -42,13 +42,18 @@ struct http_conn_stats {
 extern const char http_conn_refusal[];
 extern const size_t http_conn_refusal_len;
 
-void http_conn_init(const struct http_conn_config *cfg);
+/* The HTTP side of one ring (its settings and counters), found by each
+ * connection through its ring's sessions (session.h). */
+struct http_transport;
+
+struct http_transport *http_transport_new(const struct http_conn_config *cfg);
+void http_transport_free(struct http_transport *t);
+const struct http_conn_stats *http_transport_stats(const struct http_transport *t);
 void http_conn_open(struct conn *c);
 void http_conn_data(struct conn *c, uint8_t *data, size_t len);
 void http_conn_deadline(struct conn *c);
 /* The answers sent so far have gone out: read on in pipelined requests. */
 void http_conn_drained(struct conn *c);
 
-const struct http_conn_stats *http_conn_stats(void);
 
 #endif

@@ -37,6 +37,18 @@ struct session {
 _Static_assert(_Alignof(struct session) <= _Alignof(struct conn),
 	       "a session must fit the alignment of the slot it lives in");
 
+/* What the protocols keep per ring (their settings and counters): the
+ * ctx of the ring's struct conns, so every connection finds it. */
+struct sessions {
+	struct http_transport *http;
+	struct ws_transport *ws;
+};
+
+static inline struct sessions *sessions_of(const struct conn *c)
+{
+	return conn_ctx(c);
+}
+
 /* A new connection speaks HTTP and has nothing gathered. */
 void session_open(struct session *s);
 

@@ -17,8 +17,7 @@ struct ws_conn_config {
 	uint32_t ping_interval;
 	uint32_t idle_timeout;
 	uint32_t close_timeout;
-	/* The chat every member here belongs to. ws_conn.c keeps it in its
-	 * file-level config for now; a connection context is a later step. */
+	/* The chat every member on this ring belongs to. */
 	struct chat *chat;
 };
 
@@ -32,7 +31,13 @@ struct ws_conn_stats {
 	uint64_t closes[WS_CLOSE_CODES_COUNTED]; /* index: ws_close_code_index() */
 };
 
-void ws_conn_init(const struct ws_conn_config *cfg);
+/* The WebSocket side of one ring (its settings and counters), found by
+ * each connection through its ring's sessions (session.h). */
+struct ws_transport;
+
+struct ws_transport *ws_transport_new(const struct ws_conn_config *cfg);
+void ws_transport_free(struct ws_transport *t);
+const struct ws_conn_stats *ws_transport_stats(const struct ws_transport *t);
 
 /* Switch c to WebSocket after the 101 was queued; join the room (replaying
  * what was missed after *since, when given). who is NULL for a guest. */
@@ -59,7 +64,6 @@ void ws_conn_drained(struct conn *c);
 /* chat's close function: close the member's connection with code. */
 void ws_conn_kick(struct chat_member *m, uint16_t code, const char *reason);
 
-const struct ws_conn_stats *ws_conn_stats(void);
 /* The close codes counted, in index order, and the index of one. */
 extern const uint16_t ws_close_codes_counted[WS_CLOSE_CODES_COUNTED];
 

@@ -232,6 +232,11 @@ void conns_free(struct conns *cs)
 	free(cs);
 }
 
+void *conn_ctx(const struct conn *c)
+{
+	return conns_of(c)->ctx;
+}
+
 uint32_t conn_now(const struct conn *c)
 {
 	return conns_of(c)->clock_now;

@@ -40,28 +40,46 @@ const char http_conn_refusal[] = "HTTP/1.1 503 Service Unavailable\r\n"
 				 "Retry-After: 5\r\n\r\n";
 const size_t http_conn_refusal_len = sizeof(http_conn_refusal) - 1;
 
-static struct http_conn_config config;
-static struct http_conn_stats stats;
-static bool host_check; /* listening on loopback: Host names are checked */
+/* The HTTP side of one ring: its settings and counters. Every connection
+ * finds it through its ring's sessions (session.h). */
+struct http_transport {
+	struct http_conn_config config;
+	struct http_conn_stats stats;
+	bool host_check; /* listening on loopback: Host names are checked */
+};
 
-void http_conn_init(const struct http_conn_config *cfg)
+static struct http_transport *transport_of(const struct conn *c)
 {
-	config = *cfg;
-	config.header_timeout *= CONN_TICKS_PER_SEC; /* seconds to clock ticks */
-	host_check = cfg->listen_host && origin_listen_is_loopback(cfg->listen_host);
-	if (host_check)
-		log_debug("loopback listener: serving Host localhost, 127.x.x.x, [::1] and %zu --allow-host",
-			  cfg->allow_host_count);
+	return sessions_of(c)->http;
 }
 
-const struct http_conn_stats *http_conn_stats(void)
+struct http_transport *http_transport_new(const struct http_conn_config *cfg)
 {
-	return &stats;
+	struct http_transport *t = calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	t->config = *cfg;
+	t->config.header_timeout *= CONN_TICKS_PER_SEC; /* seconds to clock ticks */
+	t->host_check = cfg->listen_host && origin_listen_is_loopback(cfg->listen_host);
+	if (t->host_check)
+		log_debug("loopback listener: serving Host localhost, 127.x.x.x, [::1] and %zu --allow-host",
+			  cfg->allow_host_count);
+	return t;
+}
+
+void http_transport_free(struct http_transport *t)
+{
+	free(t);
+}
+
+const struct http_conn_stats *http_transport_stats(const struct http_transport *t)
+{
+	return &t->stats;
 }
 
 void http_conn_open(struct conn *c)
 {
-	conn_set_deadline(c, conn_now(c) + config.header_timeout);
+	conn_set_deadline(c, conn_now(c) + transport_of(c)->config.header_timeout);
 }
 
 static void queue(struct conn *c, struct buf *b)
@@ -85,7 +103,7 @@ static void respond_text(struct conn *c, int status, bool keep_alive, const char
 	if (!head_only)
 		memcpy(b->data + hlen, body, (size_t)blen);
 	if (status >= 400)
-		stats.errors++;
+		transport_of(c)->stats.errors++;
 	queue(c, b);
 	if (!keep_alive)
 		conn_close(c);
@@ -152,7 +170,8 @@ static const char *find_cookie(const struct http_request *req, const char *name,
 }
 
 /* Sign-in: the token comes in ?token= or the ringcast_token cookie. */
-static enum jwt_status check_token(const struct http_request *req, const char *query, size_t query_len,
+static enum jwt_status check_token(const struct http_conn_config *config, const struct http_request *req,
+				   const char *query, size_t query_len,
 				   struct jwt_claims *claims)
 {
 	char token[8192]; /* a request head is at most 8 KiB */
@@ -163,12 +182,13 @@ static enum jwt_status check_token(const struct http_request *req, const char *q
 		t = find_cookie(req, "ringcast_token", &len);
 	if (!t || !len)
 		return JWT_MALFORMED;
-	return jwt_verify_hs256(t, len, config.jwt_secret, config.jwt_secret_len, (int64_t)time(NULL), 30,
+	return jwt_verify_hs256(t, len, config->jwt_secret, config->jwt_secret_len, (int64_t)time(NULL), 30,
 				claims);
 }
 
 static bool upgrade(struct conn *c, const struct http_request *req, const char *query, size_t query_len)
 {
+	struct http_transport *t = transport_of(c);
 	const char *key;
 	size_t key_len;
 	int status = ws_upgrade_check(req, &key, &key_len);
@@ -187,9 +207,9 @@ static bool upgrade(struct conn *c, const struct http_request *req, const char *
 	const struct http_header *origin = http_find_header(req, "origin");
 	const struct http_header *host = http_find_header(req, "host");
 	if (!origin_allowed(origin ? origin->value : NULL, origin ? origin->value_len : 0,
-			    host ? host->value : NULL, host ? host->value_len : 0, config.allow_origin,
-			    config.allow_origin_count)) {
-		stats.origin_refused++;
+			    host ? host->value : NULL, host ? host->value_len : 0, t->config.allow_origin,
+			    t->config.allow_origin_count)) {
+		t->stats.origin_refused++;
 		respond_error(c, 403);
 		return false;
 	}
@@ -208,10 +228,10 @@ static bool upgrade(struct conn *c, const struct http_request *req, const char *
 	}
 	struct jwt_claims claims;
 	struct chat_identity who = { 0 };
-	if (config.jwt_secret) {
-		enum jwt_status st = check_token(req, query, query_len, &claims);
+	if (t->config.jwt_secret) {
+		enum jwt_status st = check_token(&t->config, req, query, query_len, &claims);
 		if (st != JWT_OK) {
-			stats.auth_refused++;
+			t->stats.auth_refused++;
 			log_debug("upgrade refused: %s", jwt_status_text(st));
 			respond_text(c, 401, false, "WWW-Authenticate: Bearer\r\n", false);
 			return false;
@@ -224,21 +244,22 @@ static bool upgrade(struct conn *c, const struct http_request *req, const char *
 	queue(c, buf_from(head, hlen));
 	if (c->state != CONN_OPEN)
 		return false;
-	stats.upgrades++;
-	ws_conn_open(c, config.jwt_secret ? &who : NULL, room, (size_t)room_len,
+	t->stats.upgrades++;
+	ws_conn_open(c, t->config.jwt_secret ? &who : NULL, room, (size_t)room_len,
 		     since_given ? &since : NULL);
 	return true;
 }
 
 static void serve(struct conn *c, const struct http_request *req, const char *path)
 {
+	struct http_transport *t = transport_of(c);
 	bool head_only = http_method_is(req, "HEAD");
 	if (!head_only && !http_method_is(req, "GET")) {
 		respond_text(c, 405, req->keep_alive, "Allow: GET, HEAD\r\n", false);
 		return;
 	}
-	if (strcmp(path, "/metrics") == 0 && config.metrics) {
-		struct buf *body = config.metrics();
+	if (strcmp(path, "/metrics") == 0 && t->config.metrics) {
+		struct buf *body = t->config.metrics();
 		char head[1024];
 		size_t hlen = http_format_head(head, sizeof(head), 200,
 					       "text/plain; version=0.0.4; charset=utf-8", body->len,
@@ -255,7 +276,7 @@ static void serve(struct conn *c, const struct http_request *req, const char *pa
 			     head_only);
 		return;
 	} else {
-		const struct static_file *f = static_site_find(config.site, path);
+		const struct static_file *f = static_site_find(t->config.site, path);
 		if (!f) {
 			respond_text(c, 404, req->keep_alive, NULL, head_only);
 			return;
@@ -270,31 +291,32 @@ static void serve(struct conn *c, const struct http_request *req, const char *pa
  * reaches a loopback listener as that name's own site, Origin and all; only
  * the Host header tells. 421: this server does not answer for that name,
  * while the request itself was well formed (so not 400). */
-static bool host_allowed(const struct http_request *req)
+static bool host_allowed(const struct http_transport *t, const struct http_request *req)
 {
-	if (!host_check)
+	if (!t->host_check)
 		return true;
 	const struct http_header *host = http_find_header(req, "host");
-	return origin_host_allowed(host ? host->value : NULL, host ? host->value_len : 0, config.allow_host,
-				   config.allow_host_count);
+	return origin_host_allowed(host ? host->value : NULL, host ? host->value_len : 0, t->config.allow_host,
+				   t->config.allow_host_count);
 }
 
 /* Handle one complete request head. Returns true when the connection
  * became a WebSocket. */
 static bool handle_request(struct conn *c, const struct http_request *req)
 {
+	struct http_transport *t = transport_of(c);
 	char path[HTTP_MAX_PATH];
 	const char *query;
 	size_t query_len;
-	stats.requests++;
+	t->stats.requests++;
 	if (http_decode_path(req->target, req->target_len, path, sizeof(path), &query, &query_len) < 0) {
 		respond_error(c, 400);
 		return false;
 	}
 	/* before anything is served or upgraded; after the checks every
 	 * malformed request gets, so that it is 400 whatever its Host */
-	if (!host_allowed(req)) {
-		stats.host_refused++;
+	if (!host_allowed(t, req)) {
+		t->stats.host_refused++;
 		respond_error(c, 421);
 		return false;
 	}
@@ -312,6 +334,7 @@ static bool handle_request(struct conn *c, const struct http_request *req)
 
 void http_conn_data(struct conn *c, uint8_t *data, size_t len)
 {
+	struct http_transport *t = transport_of(c);
 	/* Parse straight from the receive buffer when nothing is pending;
 	 * copy only what is left over. */
 	bool from_in = c->in_len > 0;
@@ -368,7 +391,7 @@ void http_conn_data(struct conn *c, uint8_t *data, size_t len)
 			return;
 		}
 		if (c->state == CONN_OPEN)
-			conn_set_deadline(c, conn_now(c) + config.header_timeout);
+			conn_set_deadline(c, conn_now(c) + t->config.header_timeout);
 	}
 	if (c->state != CONN_OPEN || off == len) {
 		if (from_in)

@@ -20,32 +20,50 @@
 #define WS_F_CLOSE_SENT 0x01
 #define WS_F_CLOSE_RCVD 0x02
 
-static struct ws_conn_config config;
-static struct ws_conn_stats stats;
+/* The WebSocket side of one ring: its settings and counters. Every
+ * connection finds it through its ring's sessions (session.h). */
+struct ws_transport {
+	struct ws_conn_config config;
+	struct ws_conn_stats stats;
+};
+
+static struct ws_transport *transport_of(const struct conn *c)
+{
+	return sessions_of(c)->ws;
+}
 
 const uint16_t ws_close_codes_counted[WS_CLOSE_CODES_COUNTED] = {
 	1000, 1001, 1002, 1003, 1007, 1008, 1009, 1011,
 };
 
-static void count_close(uint16_t code)
+static void count_close(struct ws_transport *t, uint16_t code)
 {
 	for (int i = 0; i < WS_CLOSE_CODES_COUNTED; i++)
 		if (ws_close_codes_counted[i] == code)
-			stats.closes[i]++;
+			t->stats.closes[i]++;
 }
 
-void ws_conn_init(const struct ws_conn_config *cfg)
+struct ws_transport *ws_transport_new(const struct ws_conn_config *cfg)
 {
-	config = *cfg;
+	struct ws_transport *t = calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	t->config = *cfg;
 	/* from seconds to the connection clock's ticks */
-	config.ping_interval *= CONN_TICKS_PER_SEC;
-	config.idle_timeout *= CONN_TICKS_PER_SEC;
-	config.close_timeout *= CONN_TICKS_PER_SEC;
+	t->config.ping_interval *= CONN_TICKS_PER_SEC;
+	t->config.idle_timeout *= CONN_TICKS_PER_SEC;
+	t->config.close_timeout *= CONN_TICKS_PER_SEC;
+	return t;
 }
 
-const struct ws_conn_stats *ws_conn_stats(void)
+void ws_transport_free(struct ws_transport *t)
 {
-	return &stats;
+	free(t);
+}
+
+const struct ws_conn_stats *ws_transport_stats(const struct ws_transport *t)
+{
+	return &t->stats;
 }
 
 static struct session *session_of_member(struct chat_member *m)
@@ -89,7 +107,7 @@ static void send_close_frame(struct conn *c, uint16_t code, const char *reason, 
 		buf_unref(b);
 	}
 	session_of(c)->ws_flags |= WS_F_CLOSE_SENT;
-	count_close(code);
+	count_close(transport_of(c), code);
 }
 
 /* A protocol violation: say why, then close without waiting for a reply. */
@@ -106,7 +124,7 @@ void ws_conn_close(struct conn *c, uint16_t code, const char *reason)
 		return;
 	send_close_frame(c, code, reason, true);
 	/* Keep reading for the client's close, up to --close-timeout. */
-	conn_set_deadline(c, conn_now(c) + config.close_timeout);
+	conn_set_deadline(c, conn_now(c) + transport_of(c)->config.close_timeout);
 }
 
 void ws_conn_deliver(struct chat_member *m, struct buf *frame)
@@ -154,7 +172,7 @@ void ws_conn_drained(struct conn *c)
 {
 	struct session *s = session_of(c);
 	if (!(s->ws_flags & WS_F_CLOSE_SENT))
-		chat_drained(config.chat, &s->member);
+		chat_drained(transport_of(c)->config.chat, &s->member);
 }
 
 void ws_conn_kick(struct chat_member *m, uint16_t code, const char *reason)
@@ -171,19 +189,20 @@ void ws_conn_open(struct conn *c, const struct chat_identity *who, const char *r
 		  const uint64_t *since)
 {
 	struct session *s = session_of(c);
+	struct ws_transport *t = transport_of(c);
 	s->proto = PROTO_WS;
 	s->ws_flags = 0;
 	conn_pin_queue(c); /* the 101 goes out even if c is dropped in this pass */
-	ws_parser_init(&s->ws, config.max_message);
-	stats.opened++;
-	conn_set_deadline(c, conn_now(c) + config.ping_interval);
-	chat_connect(config.chat, &s->member, who, room, room_len, since);
+	ws_parser_init(&s->ws, t->config.max_message);
+	t->stats.opened++;
+	conn_set_deadline(c, conn_now(c) + t->config.ping_interval);
+	chat_connect(t->config.chat, &s->member, who, room, room_len, since);
 }
 
 void ws_conn_closing(struct conn *c)
 {
 	struct session *s = session_of(c);
-	chat_disconnect(config.chat, &s->member);
+	chat_disconnect(transport_of(c)->config.chat, &s->member);
 	/* a control frame cut short by the close; nothing is read after it */
 	free(s->ctrl);
 	s->ctrl = NULL;
@@ -194,7 +213,7 @@ static void handle_control(struct conn *c, uint8_t opcode, uint8_t *payload, siz
 	struct session *s = session_of(c);
 	if (opcode == WS_OP_PING) {
 		/* every pong costs a send: pings count against the flood limit */
-		if ((s->ws_flags & WS_F_CLOSE_SENT) || !chat_allow(config.chat, &s->member))
+		if ((s->ws_flags & WS_F_CLOSE_SENT) || !chat_allow(transport_of(c)->config.chat, &s->member))
 			return;
 		struct buf *pong = control_frame(WS_OP_PONG, payload, len);
 		if (!conn_send(c, pong))
@@ -221,8 +240,9 @@ static void on_message(struct conn *c, const uint8_t *text, size_t len)
 	struct session *s = session_of(c);
 	if (s->ws_flags & WS_F_CLOSE_SENT)
 		return; /* closing: the client's late messages are not chat any more */
-	stats.messages_in++;
-	chat_receive(config.chat, &s->member, (const char *)text, len);
+	struct ws_transport *t = transport_of(c);
+	t->stats.messages_in++;
+	chat_receive(t->config.chat, &s->member, (const char *)text, len);
 }
 
 static void on_data_event(struct conn *c, const struct ws_event *ev)
@@ -291,25 +311,26 @@ void ws_conn_data(struct conn *c, uint8_t *data, size_t len)
 void ws_conn_deadline(struct conn *c)
 {
 	struct session *s = session_of(c);
+	struct ws_transport *t = transport_of(c);
 	uint32_t now = conn_now(c);
 	if (s->ws_flags & WS_F_CLOSE_SENT) {
 		conn_abort(c); /* the client never answered our close */
 		return;
 	}
 	uint32_t quiet = now - c->last_rx;
-	if (quiet >= config.idle_timeout) {
+	if (quiet >= t->config.idle_timeout) {
 		/* Presumed gone (half-open): say why, but do not wait for it. */
 		send_close_frame(c, WS_CLOSE_GOING_AWAY, "idle timeout", true);
 		conn_close(c);
 		return;
 	}
-	if (quiet >= config.ping_interval) {
+	if (quiet >= t->config.ping_interval) {
 		struct buf *ping = control_frame(WS_OP_PING, NULL, 0);
 		ws_conn_deliver(&s->member, ping); /* a client stalled since is dropped here */
 		buf_unref(ping);
-		stats.pings_sent++;
-		conn_set_deadline(c, c->last_rx + config.idle_timeout);
+		t->stats.pings_sent++;
+		conn_set_deadline(c, c->last_rx + t->config.idle_timeout);
 		return;
 	}
-	conn_set_deadline(c, c->last_rx + config.ping_interval);
+	conn_set_deadline(c, c->last_rx + t->config.ping_interval);
 }

@@ -10,6 +10,7 @@
 #include "conn.h"
 #include "http_conn.h"
 #include "loop.h"
+#include "session.h"
 #include "ws_conn.h"
 
 struct out {
@@ -35,15 +36,16 @@ static void metric(struct out *o, const char *name, const char *type, const char
 	    type, name, value);
 }
 
-struct buf *metrics_render(const struct loop *loop, const struct conns *conns, struct chat *chat)
+struct buf *metrics_render(const struct loop *loop, const struct conns *conns, struct chat *chat,
+			   const struct sessions *sessions)
 {
 	struct out o;
 	o.len = 0;
 	const struct conn_stats *cs = conns_stats(conns);
 	const struct loop_stats *ls = loop_stats(loop);
 	const struct chat_stats *ch = chat_stats(chat);
-	const struct ws_conn_stats *ws = ws_conn_stats();
-	const struct http_conn_stats *hs = http_conn_stats();
+	const struct ws_conn_stats *ws = ws_transport_stats(sessions->ws);
+	const struct http_conn_stats *hs = http_transport_stats(sessions->http);
 
 	metric(&o, "connections", "gauge", "Open connections, HTTP and WebSocket.", (double)cs->current);
 	metric(&o, "connections_total", "counter", "Connections accepted.", (double)cs->total);

@@ -9,6 +9,9 @@ struct chat;
 struct conns;
 struct loop;
 
-struct buf *metrics_render(const struct loop *loop, const struct conns *conns, struct chat *chat);
+struct sessions;
+
+struct buf *metrics_render(const struct loop *loop, const struct conns *conns, struct chat *chat,
+			   const struct sessions *sessions);
 
 #endif

@@ -40,6 +40,7 @@ static struct chat *chat;
 static struct tls_server *tls;
 static struct loop *loop;
 static struct conns *conns;
+static struct sessions sessions; /* the protocols' settings and counters: the conns' ctx */
 static bool shutting_down;
 static uint64_t shutdown_deadline_ms;
 
@@ -52,8 +53,9 @@ static uint64_t monotonic_ms(void)
 
 /* ---- connection handlers: dispatch by protocol phase --------------------- */
 
-/* ctx is unused: the protocol layers still keep their configuration at file
- * level, and find everything of the connection layer from the connection. */
+/* ctx is the ring's struct sessions; the protocol layers find it (and so
+ * their settings and counters) from the connection itself, so it is not
+ * passed on. */
 
 static void on_open(void *ctx, struct conn *c)
 {
@@ -209,7 +211,7 @@ static void on_store_ready(void *arg)
 
 static struct buf *render_metrics(void)
 {
-	return metrics_render(loop, conns, chat);
+	return metrics_render(loop, conns, chat, &sessions);
 }
 
 static int open_signalfd(void)
@@ -263,14 +265,14 @@ int server_run(const struct config *cfg)
 		log_error("cannot read history from %s", cfg->db_path);
 		return 1;
 	}
-	ws_conn_init(&(struct ws_conn_config){
+	sessions.ws = ws_transport_new(&(struct ws_conn_config){
 		.max_message = cfg->max_message,
 		.ping_interval = cfg->ping_interval,
 		.idle_timeout = cfg->idle_timeout,
 		.close_timeout = cfg->close_timeout,
 		.chat = chat,
 	});
-	http_conn_init(&(struct http_conn_config){
+	sessions.http = http_transport_new(&(struct http_conn_config){
 		.site = &site,
 		.header_timeout = cfg->header_timeout,
 		.metrics = render_metrics,
@@ -282,6 +284,10 @@ int server_run(const struct config *cfg)
 		.allow_host = cfg->allow_host,
 		.allow_host_count = cfg->allow_host_count,
 	});
+	if (!sessions.ws || !sessions.http) {
+		log_error("out of memory");
+		return 1;
+	}
 	if (cfg->tls_cert && !(tls = tls_server_new(cfg->tls_cert, cfg->tls_key))) {
 		log_error("cannot set up TLS with --tls-cert %s --tls-key %s", cfg->tls_cert, cfg->tls_key);
 		return 1;
@@ -306,7 +312,7 @@ int server_run(const struct config *cfg)
 		.on_deadline = on_deadline,
 		.on_drained = on_drained,
 		.on_closing = on_closing,
-	}, NULL);
+	}, &sessions);
 	if (!conns)
 		return 1;
 	unsigned sq = 4096;
@@ -370,6 +376,8 @@ int server_run(const struct config *cfg)
 	 * then cancels whatever is in flight. */
 	conns_free(conns);
 	loop_free(loop);
+	ws_transport_free(sessions.ws);     /* after the last on_closing */
+	http_transport_free(sessions.http);
 	/* commits what is still queued; those messages were never broadcast,
 	 * so no one took them as acknowledged */
 	if (store)
