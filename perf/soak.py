@@ -929,6 +929,14 @@ class Soak:
             self.failures.append(reason)
             self.log("FAIL: " + reason)
 
+    def fail_unless_excused(self, reason, excused):
+        """A symptom the driver may have caused itself when it fell behind
+        (excused): a note then, a failure otherwise."""
+        if excused:
+            self.notes.append("driver fell behind: " + reason)
+        else:
+            self.fail(reason)
+
     def fatal(self, reason):
         self.fail(reason)
         self.stop_event.set()
@@ -1856,17 +1864,11 @@ class Soak:
                 codes[code] = codes.get(code, 0) + 1
             desc = "%d healthy clients disconnected by the server during the run (close codes %s), first at %.0f s" % (
                 len(self.base_lost), codes, self.base_lost[0][0])
-            if behind and set(codes) <= {1008}:
-                self.notes.append("driver fell behind: " + desc)
-            else:
-                self.fail(desc)
+            self.fail_unless_excused(desc, behind and set(codes) <= {1008})
         if getattr(self, "pending_unread", None):
             desc = "%d healthy clients had not caught up after %.0f s of drain, with bytes still unread: %s" % (
                 len(self.pending_unread), self.drain_s, self.pending_unread[0])
-            if behind:
-                self.notes.append("driver fell behind: " + desc)
-            else:
-                self.fail(desc)
+            self.fail_unless_excused(desc, behind)
         if self.churn_proto_errors:
             self.fail("%d churn clients got a wrong join sequence, e.g. %s"
                       % (self.churn.get("proto_bad", 0), self.churn_proto_errors[0]))
@@ -1874,10 +1876,7 @@ class Soak:
         if errs:
             desc = "churn: %d connects failed or timed out (%s, timeouts %d, closed early %d)" % (
                 errs, self.churn_errors, self.churn_timeouts, self.churn["early_close"])
-            if behind and not self.churn_errors:
-                self.notes.append("driver fell behind: " + desc)
-            else:
-                self.fail(desc)
+            self.fail_unless_excused(desc, behind and not self.churn_errors)
         if self.churn["clean_bad"]:
             self.fail("churn: %d clean closes got no 1000 echo / TCP close" % self.churn["clean_bad"])
         if self.churn["skipped"]:
@@ -1931,17 +1930,11 @@ class Soak:
                         len(self.catchup_lost), codes, phases.get("replay", 0), phases.get("live", 0),
                         self.catchup_lost[0][0], "; messages of the replay they had got: min %d, p50 %d, max %d"
                         % (got[0], pct(got, 50), got[-1]) if got else ""))
-            if behind and set(codes) <= {1008}:
-                self.notes.append("driver fell behind: " + desc)
-            else:
-                self.fail(desc)
+            self.fail_unless_excused(desc, behind and set(codes) <= {1008})
         if self.catchup_timeouts:
             desc = "%d catch-up reconnects got no `resumed` within %.0f s, e.g. %s" % (
                 len(self.catchup_timeouts), a.catchup_timeout, self.catchup_timeouts[0])
-            if behind:
-                self.notes.append("driver fell behind: " + desc)
-            else:
-                self.fail(desc)
+            self.fail_unless_excused(desc, behind)
         if self.catchup_errors:
             self.fail("catch-up: %d errors (wrong join sequence, connect or close failures), e.g. %s"
                       % (len(self.catchup_errors), self.catchup_errors[0]))
@@ -1950,10 +1943,7 @@ class Soak:
         if getattr(self, "catchup_unread", None):
             desc = "%d catch-up clients had not caught up at the end, with bytes still unread: %s" % (
                 len(self.catchup_unread), self.catchup_unread[0])
-            if behind:
-                self.notes.append("driver fell behind: " + desc)
-            else:
-                self.fail(desc)
+            self.fail_unless_excused(desc, behind)
         if not self.storms and not crashed and getattr(self, "meas_wall", 0) >= 40:
             self.fail("catch-up: no storm ran (--catchup-gap too large for the run's length and --storm-rate?)")
 
