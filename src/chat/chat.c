@@ -712,8 +712,8 @@ static void continue_replay(struct chat *chat, struct pending_query *q,
 		/* The store cannot say what came next (an error, or a database
 		 * replaced under us): go on from what memory holds. */
 		cu->complete = false;
-		uint32_t i = room_recent_after(&chat->rooms, q->room, cu->cursor);
-		cu->cursor = i < q->room->recent_len ? room_recent_id(q->room, i) - 1 : target;
+		uint32_t next = room_recent_after(&chat->rooms, q->room, cu->cursor);
+		cu->cursor = next < q->room->recent_len ? room_recent_id(q->room, next) - 1 : target;
 	} else if (i < n && recs[i].id > target) {
 		cu->cursor = target; /* the rest arrived live */
 	}
