@@ -24,6 +24,7 @@
 struct buf;
 struct chat;
 struct chat_room;
+struct sequencer;
 struct store;
 
 #define CHAT_ROOM_MAX 64
@@ -34,6 +35,7 @@ struct chat_membership {
 	uint32_t index;      /* position in the room's member array */
 	uint32_t epoch;      /* tells this membership from an earlier one in the same room */
 	bool held;           /* catching up: live messages are held back */
+	bool joining;        /* its join waits for its place in the room's order (sequencer) */
 	uint32_t catchup;    /* the replay being paced out here (chat.c), 0: none */
 	uint64_t live_from;  /* the room's last id when it went live */
 };
@@ -79,6 +81,11 @@ struct chat_config {
 	size_t catchup_bytes;
 	chat_close_fn close;         /* may be NULL */
 	struct store *store;         /* NULL: nothing persisted */
+	/* One of several edges: room events go through the sequencer, which
+	 * owns the store's writing and reading (include/sequencer.h); this
+	 * chat is edge number `edge`. NULL: the chat orders its rooms itself. */
+	struct sequencer *sequencer;
+	unsigned edge;
 	size_t presence_list_max;    /* users listed in a presence snapshot (0: 100) */
 	size_t presence_events_max;  /* rooms larger get no join/leave events (0: 100) */
 	uint32_t history_memory;     /* recent messages kept per room (0: 1000) */
@@ -138,6 +145,9 @@ void chat_drained(struct chat *chat, struct chat_member *m);
 
 /* The store has results: run them (loop thread). */
 void chat_store_ready(struct chat *chat);
+
+/* The sequencer has ops for this edge: apply them (its loop thread). */
+void chat_sequenced_ready(struct chat *chat);
 
 /* The chat's counters, brought up to date; the pointer stays valid until
  * chat_free. */

@@ -207,6 +207,8 @@ void conns_tick(struct conns *cs);
 /* The ctx given to conns_new for c's ring: what the layer above keeps
  * per ring, found from any of its connections. */
 void *conn_ctx(const struct conn *c);
+/* The same, from the ring's connections. */
+void *conns_ctx(const struct conns *cs);
 
 /* Call fn(ctx, c) on every open connection (shutdown); ctx as for the
  * handlers. */

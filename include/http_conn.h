@@ -13,7 +13,8 @@ struct http_conn_config {
 	const struct static_site *site;
 	uint32_t header_timeout;
 	/* Renders /metrics into a new buf, or NULL when not offered. */
-	struct buf *(*metrics)(void);
+	struct buf *(*metrics)(void *ctx);
+	void *metrics_ctx;
 	/* Sign-in: an HS256 secret, or NULL when anyone may connect. */
 	const uint8_t *jwt_secret;
 	size_t jwt_secret_len;

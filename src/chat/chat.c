@@ -26,8 +26,10 @@
 #include "buf.h"
 #include "chat_event.h"
 #include "chat_name.h"
+#include "chat_op.h"
 #include "chat_room.h"
 #include "json_out.h"
+#include "sequencer.h"
 #include "store.h"
 
 #define HISTORY_LIMIT_MAX 200
@@ -57,7 +59,7 @@ struct pending_message {
 	struct pending_message *next;
 	struct chat_room *room;
 	uint64_t id;
-	struct buf *frame;
+	struct buf *frame;          /* NULL with a sequencer: its op brings the JSON */
 	struct chat_member *sender; /* NULL once the sender has gone */
 	struct chat *chat;          /* the store's callback gets only this */
 };
@@ -75,6 +77,18 @@ struct pending_query {
 	struct chat *chat;    /* the store's callback gets only this */
 };
 
+/* A join waiting for its place in the room's order (with a sequencer):
+ * the member enters the room, and gets presence and history, when the
+ * sequencer hands the join back (apply_join). */
+struct pending_join {
+	struct pending_join *next;
+	struct chat_member *member; /* NULL once the member has gone */
+	struct chat_room *room;
+	uint32_t epoch;       /* the membership it was asked for */
+	bool has_since;
+	uint64_t since;
+};
+
 struct fifo {
 	void *head, *tail;
 };
@@ -88,7 +102,7 @@ struct chat {
 	uint32_t next_epoch;
 	uint32_t next_mark;
 	struct jbuf out;      /* where every event is written, then copied into its buf */
-	struct fifo waiting_messages, waiting_queries;
+	struct fifo waiting_messages, waiting_queries, waiting_joins;
 	/* Replays by index (0 is no replay), so a membership names one in 4 bytes. */
 	struct catchup *catchups;
 	uint32_t catchups_cap, catchups_free;
@@ -158,6 +172,9 @@ void chat_free(struct chat *chat)
 	struct pending_query *pq;
 	while ((pq = fifo_pop(&chat->waiting_queries)))
 		free(pq);
+	struct pending_join *pj;
+	while ((pj = fifo_pop(&chat->waiting_joins)))
+		free(pj);
 	room_table_free(&chat->rooms);
 	jbuf_free(&chat->out);
 	free(chat->catchups);
@@ -258,9 +275,30 @@ static void send_error(struct chat *chat, struct chat_member *m, const char *cod
 static void announce(struct chat *chat, struct chat_room *r, struct chat_member *m,
 		     const char *type)
 {
+	if (chat->config.sequencer) {
+		/* every edge's roster changes, and its members are told, in the
+		 * room's order (apply_event) */
+		struct chat_op *op = chat_op_new(CHAT_OP_EVENT, chat->config.edge, r->name, r->name_len);
+		op->change = type[0] == 'j' ? ROSTER_JOIN : ROSTER_LEAVE;
+		chat_op_set_member(op, m);
+		sequencer_submit(chat->config.sequencer, op);
+		return;
+	}
 	if (room_members(r) > chat->config.presence_events_max)
 		return;
 	ev_member_change(&chat->out, type, r, m);
+	broadcast_out(chat, r);
+}
+
+/* join/leave about who, written now, to this edge's members of r (with a
+ * sequencer, each edge writes it when the event reaches it in order, so
+ * the count is the room's at that point). */
+static void tell_room(struct chat *chat, struct chat_room *r, const char *type,
+		      const struct chat_member *who)
+{
+	if (room_members(r) > chat->config.presence_events_max)
+		return;
+	ev_member_change(&chat->out, type, r, who);
 	broadcast_out(chat, r);
 }
 
@@ -348,7 +386,14 @@ static void query_store(struct chat *chat, enum query_kind kind, struct chat_mem
 				     .chat = chat };
 	fifo_push(&chat->waiting_queries, q);
 	r->waiting++;
-	if (kind == QUERY_RESUME)
+	if (chat->config.sequencer) {
+		struct chat_op *op = chat_op_new(CHAT_OP_QUERY, chat->config.edge, r->name, r->name_len);
+		op->since = kind == QUERY_RESUME;
+		op->bound = bound;
+		op->limit = limit;
+		op->cookie = q;
+		sequencer_submit(chat->config.sequencer, op);
+	} else if (kind == QUERY_RESUME)
 		store_query_since(chat->config.store, r->name, r->name_len, bound, limit, q);
 	else
 		store_query_before(chat->config.store, r->name, r->name_len, bound, limit, q);
@@ -461,7 +506,18 @@ static void resume(struct chat *chat, struct chat_member *m, struct chat_members
 {
 	struct chat_room *r = ms->room;
 	uint64_t newest = ms->held ? r->last_sent : ms->live_from;
-	if (ms->catchup) {
+	if (ms->joining) {
+		/* not in the room yet: the replay goes with the entry */
+		struct pending_join *pj = chat->waiting_joins.head;
+		while (pj->member != m || pj->epoch != ms->epoch)
+			pj = pj->next;
+		if (!pj->has_since) {
+			pj->has_since = true;
+			pj->since = since;
+			return;
+		}
+	}
+	if (ms->catchup || ms->joining) {
 		send_error(chat, m, "resume_in_progress", "what you missed in that room is on its way");
 		return;
 	}
@@ -480,21 +536,53 @@ void chat_drained(struct chat *chat, struct chat_member *m)
 			catchup_pump(chat, &m->rooms[k]);
 }
 
-static void join_room(struct chat *chat, struct chat_member *m, struct chat_room *r,
-		      const uint64_t *since)
+/* With a sequencer: m is in the room for its own commands at once (they
+ * are ordered after its join), and enters it for everything else when the
+ * join comes back in order (apply_join). */
+static void submit_join(struct chat *chat, struct chat_member *m, struct chat_membership *ms,
+			const uint64_t *since)
 {
-	struct chat_membership *ms = add_membership(chat, m, r);
-	m->current = (uint8_t)(m->nrooms - 1);
+	struct pending_join *pj = calloc(1, sizeof(*pj));
+	if (!pj)
+		abort();
+	*pj = (struct pending_join){ .member = m, .room = ms->room, .epoch = ms->epoch,
+				     .has_since = since != NULL, .since = since ? *since : 0 };
+	fifo_push(&chat->waiting_joins, pj);
+	ms->joining = true;
+	ms->room->waiting++;
+	announce(chat, ms->room, m, "join");
+}
+
+/* In the room: presence, then everyone is told (m too), then what m
+ * missed or the room's recent history. */
+static void enter_room(struct chat *chat, struct chat_member *m, struct chat_membership *ms,
+		       const uint64_t *since)
+{
+	struct chat_room *r = ms->room;
 	/* Held until its replay reaches the room's last id: a live message
 	 * must not overtake what it missed. */
 	room_add(&chat->rooms, r, m, ms, since && *since < r->last_sent);
 	ev_presence(&chat->out, r, chat->config.presence_list_max);
 	send_out(chat, m);
-	announce(chat, r, m, "join");
+	if (chat->config.sequencer)
+		tell_room(chat, r, "join", m);
+	else
+		announce(chat, r, m, "join");
 	if (since)
 		resume(chat, m, ms, *since);
 	else
 		send_history(chat, m, ms, 0, chat->config.history_on_join);
+}
+
+static void join_room(struct chat *chat, struct chat_member *m, struct chat_room *r,
+		      const uint64_t *since)
+{
+	struct chat_membership *ms = add_membership(chat, m, r);
+	m->current = (uint8_t)(m->nrooms - 1);
+	if (chat->config.sequencer)
+		submit_join(chat, m, ms, since);
+	else
+		enter_room(chat, m, ms, since);
 }
 
 static void leave_room(struct chat *chat, struct chat_member *m, uint8_t k, bool tell_leaver)
@@ -503,7 +591,8 @@ static void leave_room(struct chat *chat, struct chat_member *m, uint8_t k, bool
 	struct chat_room *r = ms->room;
 	if (ms->catchup)
 		catchup_free(chat, ms); /* a store batch on its way finds no replay */
-	room_remove(r, ms);
+	if (!ms->joining)
+		room_remove(r, ms); /* else it never entered: apply_join finds it gone */
 	drop_membership(m, k);
 	announce(chat, r, m, "leave");
 	if (tell_leaver) {
@@ -519,7 +608,8 @@ void chat_connect(struct chat *chat, struct chat_member *m, const struct chat_id
 		  const char *room, size_t room_len, const uint64_t *since)
 {
 	memset(m, 0, sizeof(*m));
-	m->id = chat->next_member_id++;
+	m->id = chat->config.sequencer ? sequencer_member_id(chat->config.sequencer)
+				       : chat->next_member_id++;
 	m->rooms = &m->first_room;
 	m->rooms_cap = 1;
 	if (who && who->user_id) {
@@ -553,6 +643,9 @@ void chat_disconnect(struct chat *chat, struct chat_member *m)
 	for (struct pending_query *q = chat->waiting_queries.head; q; q = q->next)
 		if (q->member == m)
 			q->member = NULL;
+	for (struct pending_join *pj = chat->waiting_joins.head; pj; pj = pj->next)
+		if (pj->member == m)
+			pj->member = NULL;
 	if (m->rooms != &m->first_room)
 		free(m->rooms);
 	m->rooms = NULL;
@@ -586,6 +679,26 @@ static bool text_has_control(const char *text, size_t len)
 	return false;
 }
 
+/* The sequencer numbers it, has it committed and sends it to every edge;
+ * this edge acknowledges it when it comes back (apply_message). */
+static void submit_message(struct chat *chat, struct chat_member *m, struct chat_room *r,
+			   const char *text, size_t len, uint64_t ts)
+{
+	struct pending_message *pm = malloc(sizeof(*pm));
+	if (!pm)
+		abort();
+	*pm = (struct pending_message){ .room = r, .sender = m, .chat = chat };
+	fifo_push(&chat->waiting_messages, pm);
+	r->waiting++;
+	chat->stats.pending++;
+	struct chat_op *op = chat_op_new(CHAT_OP_MESSAGE, chat->config.edge, r->name, r->name_len);
+	chat_op_set_member(op, m);
+	chat_op_set_text(op, text, len);
+	op->ts = ts;
+	op->cookie = pm;
+	sequencer_submit(chat->config.sequencer, op);
+}
+
 static void post_message(struct chat *chat, struct chat_member *m, struct chat_room *r,
 			 const char *text, size_t len)
 {
@@ -599,8 +712,12 @@ static void post_message(struct chat *chat, struct chat_member *m, struct chat_r
 			   "message text may not hold control characters other than tab and newline");
 		return;
 	}
-	uint64_t id = ++r->last_id;
 	uint64_t ts = chat_now_ms();
+	if (chat->config.sequencer) {
+		submit_message(chat, m, r, text, len, ts);
+		return;
+	}
+	uint64_t id = ++r->last_id;
 	ev_message(&chat->out, r, id, m, text, len, ts);
 	struct buf *frame = jbuf_to_payload(&chat->out);
 	if (!chat->config.store) {
@@ -628,6 +745,17 @@ static void post_message(struct chat *chat, struct chat_member *m, struct chat_r
 	store_append(chat->config.store, &rec, pm);
 }
 
+/* Not stored, so not sent to anyone: the sender learns it was not
+ * accepted and may retry; the id stays unused. */
+static void message_failed(struct chat *chat, struct pending_message *pm, int err)
+{
+	chat->stats.store_failures++;
+	if (pm->sender)
+		send_error(chat, pm->sender, "not_saved",
+			   err == -ENOSPC ? "the server's disk is full; message not sent"
+					  : "the message could not be stored; not sent");
+}
+
 static void on_appended(void *ctx, int err)
 {
 	struct chat *chat = ((struct pending_message *)ctx)->chat;
@@ -636,13 +764,7 @@ static void on_appended(void *ctx, int err)
 	pm->room->waiting--;
 	chat->stats.pending--;
 	if (err) {
-		/* Not stored, so not sent to anyone: the sender learns it was not
-		 * accepted and may retry; the id stays unused. */
-		chat->stats.store_failures++;
-		if (pm->sender)
-			send_error(chat, pm->sender, "not_saved",
-				   err == -ENOSPC ? "the server's disk is full; message not sent"
-						  : "the message could not be stored; not sent");
+		message_failed(chat, pm, err);
 	} else {
 		deliver(chat, pm->room, pm->id, pm->frame, pm->sender);
 	}
@@ -720,10 +842,10 @@ static void continue_replay(struct chat *chat, struct pending_query *q,
 	catchup_pump(chat, ms);
 }
 
-static void on_queried(void *ctx, const struct store_record *recs, size_t n, bool more, int err)
+static void query_answered(struct chat *chat, const struct store_record *recs, size_t n, bool more,
+			   int err)
 {
-	struct chat *chat = ((struct pending_query *)ctx)->chat;
-	struct pending_query *q = fifo_pop(&chat->waiting_queries); /* == ctx, as above */
+	struct pending_query *q = fifo_pop(&chat->waiting_queries); /* asked in this order */
 	if (q->kind == QUERY_RESUME) {
 		continue_replay(chat, q, recs, n, err);
 	} else if (q->member) {
@@ -735,6 +857,11 @@ static void on_queried(void *ctx, const struct store_record *recs, size_t n, boo
 	q->room->waiting--;
 	room_settle(&chat->rooms, q->room);
 	free(q);
+}
+
+static void on_queried(void *ctx, const struct store_record *recs, size_t n, bool more, int err)
+{
+	query_answered(((struct pending_query *)ctx)->chat, recs, n, more, err);
 }
 
 void chat_store_ready(struct chat *chat)
@@ -852,6 +979,27 @@ static void tell_room_mates(struct chat *chat, struct chat_member *m, struct buf
 	}
 }
 
+/* Every edge renames m in its rosters and tells its members who share a
+ * room with m; the op carries the event written into chat->out. */
+static void submit_nick(struct chat *chat, struct chat_member *m)
+{
+	struct chat_op *op = chat_op_new(CHAT_OP_EVENT, chat->config.edge, "", 0);
+	op->change = ROSTER_NICK;
+	chat_op_set_member(op, m);
+	chat_op_set_json(op, jbuf_json(&chat->out), chat->out.len);
+	op->rooms = malloc((size_t)m->nrooms * (CHAT_ROOM_MAX + 1) + 1);
+	if (!op->rooms)
+		abort();
+	size_t at = 0;
+	for (uint8_t k = 0; k < m->nrooms; k++) {
+		const struct chat_room *r = m->rooms[k].room;
+		memcpy(op->rooms + at, r->name, r->name_len + 1);
+		at += r->name_len + 1;
+	}
+	op->nrooms = m->nrooms;
+	sequencer_submit(chat->config.sequencer, op);
+}
+
 static void cmd_nick(struct chat *chat, struct chat_member *m, json_t *root)
 {
 	json_t *n = json_object_get(root, "name");
@@ -877,10 +1025,14 @@ static void cmd_nick(struct chat *chat, struct chat_member *m, json_t *root)
 		abort();
 	ev_nick(&chat->out, m, old);
 	struct buf *frame = jbuf_to_payload(&chat->out);
-	if (same)
+	if (same) {
 		send_frame(chat, m, frame); /* nothing changed for anyone else */
-	else
+	} else if (chat->config.sequencer) {
+		send_frame(chat, m, frame); /* the others in the rooms' order (apply_nick) */
+		submit_nick(chat, m);
+	} else {
 		tell_room_mates(chat, m, frame);
+	}
 	buf_unref(frame);
 }
 
@@ -1029,4 +1181,118 @@ void chat_receive(struct chat *chat, struct chat_member *m, const char *text, si
 	} else {
 		post_message(chat, m, m->rooms[m->current].room, text, len);
 	}
+}
+
+/* ---- an edge among several: the sequencer's ops ----------------------------------- */
+
+/* A committed message (to every edge), or the failure of one of ours. */
+static void apply_message(struct chat *chat, struct chat_op *op)
+{
+	struct pending_message *pm = NULL;
+	if (op->origin == chat->config.edge) {
+		pm = fifo_pop(&chat->waiting_messages); /* ours come back in the order sent */
+		pm->room->waiting--;
+		chat->stats.pending--;
+	}
+	if (op->err) {
+		message_failed(chat, pm, op->err);
+		room_settle(&chat->rooms, pm->room);
+		free(pm);
+		return;
+	}
+	struct chat_room *r = pm ? pm->room : room_load(&chat->rooms, op->room, op->room_len);
+	if (op->id != r->last_sent + 1)
+		r->recent_complete = false; /* this copy of the room missed ids before it */
+	if (op->id > r->last_id)
+		r->last_id = op->id;
+	struct buf *frame = buf_new_payload(op->json, op->json_len);
+	deliver(chat, r, op->id, frame, pm ? pm->sender : NULL);
+	buf_unref(frame);
+	room_settle(&chat->rooms, r);
+	free(pm);
+}
+
+/* A new name: the rosters of its rooms, and this edge's members in them,
+ * once each (but the member itself, told when it asked). */
+static void apply_nick(struct chat *chat, struct chat_op *op, bool ours)
+{
+	struct buf *frame = buf_new_payload(op->json, op->json_len);
+	uint32_t mark = chat->next_mark++;
+	const char *name = op->rooms;
+	for (uint8_t k = 0; k < op->nrooms; k++, name += strlen(name) + 1) {
+		struct chat_room *r = room_find(&chat->rooms, name, strlen(name));
+		if (!r)
+			continue;
+		if (!ours)
+			room_roster_rename(r, op->member_id, op->name);
+		for (uint32_t i = 0; i < r->count; i++) {
+			struct chat_member *other = room_member(r, i);
+			if (other->mark != mark && other->id != op->member_id) {
+				other->mark = mark;
+				chat->config.send(other, frame);
+			}
+		}
+	}
+	buf_unref(frame);
+}
+
+/* Our own join, back in order: the member enters the room now, if it is
+ * still there to (it may have left, or gone, meanwhile). */
+static void apply_join(struct chat *chat, const struct chat_member *who)
+{
+	struct pending_join *pj = fifo_pop(&chat->waiting_joins); /* ours come back in order */
+	struct chat_room *r = pj->room;
+	struct chat_member *m = pj->member;
+	int k = m ? membership_of(m, r) : -1;
+	r->waiting--;
+	if (k >= 0 && m->rooms[k].epoch == pj->epoch) {
+		m->rooms[k].joining = false;
+		enter_room(chat, m, &m->rooms[k], pj->has_since ? &pj->since : NULL);
+	} else {
+		tell_room(chat, r, "join", who);
+	}
+	room_settle(&chat->rooms, r);
+	free(pj);
+}
+
+/* A join or a leave, in the room's order: a member of another edge enters
+ * or leaves this edge's roster, and this edge's members of the room are
+ * told (ours: the member enters, or has left already). */
+static void apply_event(struct chat *chat, struct chat_op *op)
+{
+	bool ours = op->origin == chat->config.edge;
+	if (op->change == ROSTER_NICK) {
+		apply_nick(chat, op, ours);
+		return;
+	}
+	/* who, as the event shows it */
+	struct chat_member who = { .id = op->member_id, .name = op->name, .user_id = op->user_id };
+	if (ours && op->change == ROSTER_JOIN) {
+		apply_join(chat, &who);
+		return;
+	}
+	struct chat_room *r = room_load(&chat->rooms, op->room, op->room_len);
+	if (!ours && op->change == ROSTER_JOIN)
+		room_roster_add(r, op->member_id, op->name, op->user_id);
+	else if (!ours)
+		room_roster_remove(r, op->member_id);
+	tell_room(chat, r, op->change == ROSTER_JOIN ? "join" : "leave", &who);
+	room_settle(&chat->rooms, r);
+}
+
+void chat_sequenced_ready(struct chat *chat)
+{
+	struct chat_op **ops;
+	size_t n = sequencer_take(chat->config.sequencer, chat->config.edge, &ops);
+	for (size_t i = 0; i < n; i++) {
+		struct chat_op *op = ops[i];
+		if (op->kind == CHAT_OP_MESSAGE)
+			apply_message(chat, op);
+		else if (op->kind == CHAT_OP_EVENT)
+			apply_event(chat, op);
+		else
+			query_answered(chat, op->records, op->nrecords, op->more, op->err);
+		chat_op_release(op);
+	}
+	free(ops);
 }

@@ -38,6 +38,27 @@ static void put_user(struct jbuf *b, const struct chat_member *m)
 	jbuf_raw(b, "}", 1);
 }
 
+static void put_remote_user(struct jbuf *b, const struct roster_entry *e)
+{
+	jbuf_lit(b, "{\"id\":");
+	if (e->user_id) {
+		jbuf_str(b, e->user_id, strlen(e->user_id));
+	} else {
+		jbuf_raw(b, "\"", 1);
+		jbuf_u64(b, e->id);
+		jbuf_raw(b, "\"", 1);
+	}
+	jbuf_lit(b, ",\"name\":");
+	if (e->name) {
+		jbuf_str(b, e->name, strlen(e->name));
+	} else {
+		char tmp[32];
+		int n = snprintf(tmp, sizeof(tmp), "User %u", e->id);
+		jbuf_str(b, tmp, (size_t)n);
+	}
+	jbuf_raw(b, "}", 1);
+}
+
 static void put_room(struct jbuf *b, const struct chat_room *r)
 {
 	jbuf_lit(b, "\"room\":");
@@ -66,11 +87,17 @@ void ev_presence(struct jbuf *b, const struct chat_room *r, size_t list_max)
 	jbuf_lit(b, ",\"count\":");
 	jbuf_u64(b, room_members(r));
 	jbuf_lit(b, ",\"users\":[");
-	size_t listed = r->count < list_max ? r->count : list_max;
-	for (size_t i = 0; i < listed; i++) {
-		if (i)
+	/* this edge's members, then those on other edges (chat_room.h) */
+	size_t listed = 0;
+	for (uint32_t i = 0; i < r->count && listed < list_max; i++, listed++) {
+		if (listed)
 			jbuf_raw(b, ",", 1);
-		put_user(b, room_member(r, (uint32_t)i));
+		put_user(b, room_member(r, i));
+	}
+	for (uint32_t i = 0; i < r->remote_count && listed < list_max; i++, listed++) {
+		if (listed)
+			jbuf_raw(b, ",", 1);
+		put_remote_user(b, &r->remote[i]);
 	}
 	jbuf_raw(b, "]}", 2);
 }

@@ -156,9 +156,21 @@ static void history_enforce_bound(struct chat_rooms *rooms, struct chat_room *wr
 	}
 }
 
+static void roster_free(struct chat_room *r)
+{
+	for (uint32_t i = 0; i < r->remote_count; i++) {
+		free(r->remote[i].name);
+		free(r->remote[i].user_id);
+	}
+	free(r->remote);
+	r->remote = NULL;
+	r->remote_count = r->remote_cap = 0;
+}
+
 static void room_free(struct chat_rooms *rooms, struct chat_room *r)
 {
 	ring_release(rooms, r);
+	roster_free(r);
 	free(r->members);
 	free(r);
 }
@@ -243,7 +255,7 @@ static void room_unlink(struct chat_rooms *rooms, struct chat_room *r)
 
 void room_settle(struct chat_rooms *rooms, struct chat_room *r)
 {
-	if (r->count || r->waiting)
+	if (r->count || r->remote_count || r->waiting)
 		return;
 	if (r->active) {
 		r->active = false;
@@ -257,6 +269,7 @@ void room_settle(struct chat_rooms *rooms, struct chat_room *r)
 	free(r->members);
 	r->members = NULL;
 	r->cap = 0;
+	roster_free(r);
 	if (rooms->keep_idle_history)
 		return;
 	ring_release(rooms, r);
@@ -301,6 +314,58 @@ void room_release(struct chat_room *r, struct chat_membership *ms)
 	r->members[ms->index] &= ~(uintptr_t)1;
 	ms->held = false;
 	ms->live_from = r->last_sent;
+}
+
+static char *dup_or_null(const char *s)
+{
+	if (!s)
+		return NULL;
+	char *d = strdup(s);
+	if (!d)
+		abort();
+	return d;
+}
+
+void room_roster_add(struct chat_room *r, uint32_t id, const char *name, const char *user_id)
+{
+	if (r->remote_count == r->remote_cap) {
+		r->remote_cap = r->remote_cap ? r->remote_cap * 2 : 4;
+		r->remote = realloc(r->remote, r->remote_cap * sizeof(*r->remote));
+		if (!r->remote)
+			abort();
+	}
+	r->remote[r->remote_count++] = (struct roster_entry){ .id = id, .name = dup_or_null(name),
+							      .user_id = dup_or_null(user_id) };
+}
+
+static struct roster_entry *roster_find(struct chat_room *r, uint32_t id)
+{
+	for (uint32_t i = 0; i < r->remote_count; i++)
+		if (r->remote[i].id == id)
+			return &r->remote[i];
+	return NULL;
+}
+
+/* Keeps join order, so presence lists the earliest first on every edge. */
+void room_roster_remove(struct chat_room *r, uint32_t id)
+{
+	struct roster_entry *e = roster_find(r, id);
+	if (!e)
+		return;
+	free(e->name);
+	free(e->user_id);
+	size_t after = (size_t)(r->remote + r->remote_count - (e + 1));
+	memmove(e, e + 1, after * sizeof(*e));
+	r->remote_count--;
+}
+
+void room_roster_rename(struct chat_room *r, uint32_t id, const char *name)
+{
+	struct roster_entry *e = roster_find(r, id);
+	if (!e)
+		return;
+	free(e->name);
+	e->name = dup_or_null(name);
 }
 
 void room_remember(struct chat_rooms *rooms, struct chat_room *r, uint64_t id, struct buf *frame)

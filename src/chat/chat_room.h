@@ -12,6 +12,14 @@
 
 struct buf;
 
+/* A member on another edge, known from the sequencer's events: listed and
+ * counted in presence, never sent to (its own edge does that). */
+struct roster_entry {
+	uint32_t id;
+	char *name;     /* NULL: "User <id>" */
+	char *user_id;  /* NULL: a guest */
+};
+
 struct chat_room {
 	char name[CHAT_ROOM_MAX + 1];
 	size_t name_len;
@@ -21,6 +29,9 @@ struct chat_room {
 	 * (low pointer bit) so chat messages skip it while events do not. */
 	uintptr_t *members;
 	uint32_t count, cap;
+	/* Members on other edges (chat_config.sequencer), in join order. */
+	struct roster_entry *remote;
+	uint32_t remote_count, remote_cap;
 	uint32_t waiting;         /* messages and queries waiting for the store */
 	bool active;              /* has members or waiting work: counts against --max-rooms */
 	/* Recent messages as their broadcast frames, oldest first: a replay or
@@ -89,9 +100,10 @@ struct chat_room *room_load(struct chat_rooms *rooms, const char *name, size_t l
  * store result in): release what an idle room need not keep. */
 void room_settle(struct chat_rooms *rooms, struct chat_room *r);
 
+/* Everyone in the room, on this edge and the others. */
 static inline uint32_t room_members(const struct chat_room *r)
 {
-	return r->count;
+	return r->count + r->remote_count;
 }
 
 static inline struct chat_member *room_member(const struct chat_room *r, uint32_t i)
@@ -111,6 +123,11 @@ void room_add(struct chat_rooms *rooms, struct chat_room *r, struct chat_member 
 void room_remove(struct chat_room *r, struct chat_membership *ms);
 /* The member has caught up: it gets live messages from now on. */
 void room_release(struct chat_room *r, struct chat_membership *ms);
+
+/* The roster of members on other edges: a join, a leave, a new name. */
+void room_roster_add(struct chat_room *r, uint32_t id, const char *name, const char *user_id);
+void room_roster_remove(struct chat_room *r, uint32_t id);
+void room_roster_rename(struct chat_room *r, uint32_t id, const char *name);
 
 /* Keep a committed message's frame (takes a reference) with its id, the
  * room's newest. May drop older messages of this and other rooms to stay

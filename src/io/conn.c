@@ -237,6 +237,11 @@ void *conn_ctx(const struct conn *c)
 	return conns_of(c)->ctx;
 }
 
+void *conns_ctx(const struct conns *cs)
+{
+	return cs->ctx;
+}
+
 uint32_t conn_now(const struct conn *c)
 {
 	return conns_of(c)->clock_now;

@@ -259,7 +259,7 @@ static void serve(struct conn *c, const struct http_request *req, const char *pa
 		return;
 	}
 	if (strcmp(path, "/metrics") == 0 && t->config.metrics) {
-		struct buf *body = t->config.metrics();
+		struct buf *body = t->config.metrics(t->config.metrics_ctx);
 		char head[1024];
 		size_t hlen = http_format_head(head, sizeof(head), 200,
 					       "text/plain; version=0.0.4; charset=utf-8", body->len,

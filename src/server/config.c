@@ -55,6 +55,10 @@ static const char usage[] =
 	"                          least recently used rooms give theirs up first\n"
 	"                          (default 67108864)\n"
 	"  --max-rooms N           rooms that may exist at once (default 10000)\n"
+	"  --threads N             edges: rings on threads of their own, each serving its\n"
+	"                          share of the connections (default 1, at most 64;\n"
+	"                          --max-connections, --max-per-ip and --max-rooms\n"
+	"                          are counted per edge for now)\n"
 	"  --rate-limit R[:B]      messages per second per connection, burst B (default\n"
 	"                          20:40); 0 turns flood control off\n"
 	"  --jwt-secret SECRET     require an HS256 sign-in token (?token= or cookie\n"
@@ -79,7 +83,7 @@ enum {
 	OPT_HOST = 256, OPT_PORT, OPT_STATIC, OPT_MAX_MESSAGE, OPT_MAX_QUEUE, OPT_MAX_CONN, OPT_MAX_PER_IP,
 	OPT_PING, OPT_IDLE, OPT_HEADER, OPT_CLOSE, OPT_RECV_BUFS, OPT_RECV_BUF_SIZE,
 	OPT_FLUSH_BATCH, OPT_SEND_ZC, OPT_SEND_TIMEOUT, OPT_HISTORY_BYTES, OPT_ALLOW_HOST, OPT_DB, OPT_NO_PERSIST, OPT_FSYNC, OPT_HISTORY_MEMORY,
-	OPT_MAX_ROOMS, OPT_RATE_LIMIT, OPT_JWT_SECRET, OPT_JWT_SECRET_FILE, OPT_ALLOW_ORIGIN,
+	OPT_MAX_ROOMS, OPT_THREADS, OPT_RATE_LIMIT, OPT_JWT_SECRET, OPT_JWT_SECRET_FILE, OPT_ALLOW_ORIGIN,
 	OPT_TLS_CERT, OPT_TLS_KEY, OPT_QUIET, OPT_VERBOSE, OPT_HELP, OPT_VERSION,
 };
 
@@ -107,6 +111,7 @@ static const struct option options[] = {
 	{ "fsync", required_argument, NULL, OPT_FSYNC },
 	{ "history-memory", required_argument, NULL, OPT_HISTORY_MEMORY },
 	{ "max-rooms", required_argument, NULL, OPT_MAX_ROOMS },
+	{ "threads", required_argument, NULL, OPT_THREADS },
 	{ "rate-limit", required_argument, NULL, OPT_RATE_LIMIT },
 	{ "jwt-secret", required_argument, NULL, OPT_JWT_SECRET },
 	{ "jwt-secret-file", required_argument, NULL, OPT_JWT_SECRET_FILE },
@@ -252,6 +257,9 @@ int config_parse(struct config *cfg, int argc, char **argv)
 		.db_path = "data/ringcast.db",
 		.history_memory = 1000,
 		.max_rooms = 10000,
+		/* one edge until the limits (--max-connections, --max-per-ip,
+		 * --max-rooms) are shared by the edges: each counts its own today */
+		.threads = 1,
 		.rate_per_second = 20,
 		.rate_burst = 40,
 	};
@@ -337,6 +345,9 @@ int config_parse(struct config *cfg, int argc, char **argv)
 			break;
 		case OPT_HISTORY_MEMORY:
 			rc = parse_u32("history-memory", optarg, 1, 1000000, &cfg->history_memory);
+			break;
+		case OPT_THREADS:
+			rc = parse_u32("threads", optarg, 1, CONFIG_THREADS_MAX, &cfg->threads);
 			break;
 		case OPT_MAX_ROOMS:
 			rc = parse_u32("max-rooms", optarg, 1, 10000000, &cfg->max_rooms);

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define CONFIG_THREADS_MAX 64
+
 struct config {
 	const char *host;
 	uint16_t port;
@@ -29,6 +31,7 @@ struct config {
 	uint32_t history_memory;   /* recent messages kept in memory per room */
 	uint64_t history_bytes;    /* recent history kept in memory, all rooms together */
 	uint32_t max_rooms;
+	uint32_t threads;          /* edges: a ring and its connections per thread */
 	uint32_t rate_per_second;  /* flood limit; 0 = off */
 	uint32_t rate_burst;
 	char *jwt_secret;          /* sign-in: HS256 secret; NULL = open to all */

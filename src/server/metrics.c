@@ -2,6 +2,7 @@
 #include "metrics.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -36,17 +37,54 @@ static void metric(struct out *o, const char *name, const char *type, const char
 	    type, name, value);
 }
 
-struct buf *metrics_render(const struct loop *loop, const struct conns *conns, struct chat *chat,
-			   const struct sessions *sessions)
+void metrics_sample_take(struct metrics_sample *s, const struct loop *loop, const struct conns *conns,
+			 struct chat *chat, const struct sessions *sessions)
+{
+	s->conns = *conns_stats(conns);
+	s->loop = *loop_stats(loop);
+	s->chat = *chat_stats(chat);
+	s->ws = *ws_transport_stats(sessions->ws);
+	s->http = *http_transport_stats(sessions->http);
+}
+
+/* Every counter is a uint64_t, so a sample adds up field by field. */
+_Static_assert(sizeof(struct metrics_sample) % sizeof(uint64_t) == 0,
+	       "a metrics sample is uint64_t counters only");
+
+static void add_sample(struct metrics_sample *sum, const struct metrics_sample *s)
+{
+	uint64_t *to = (uint64_t *)sum;
+	const uint64_t *from = (const uint64_t *)s;
+	for (size_t i = 0; i < sizeof(*s) / sizeof(uint64_t); i++)
+		to[i] += from[i];
+}
+
+struct buf *metrics_render(const struct metrics_sample *samples, unsigned n)
 {
 	struct out o;
 	o.len = 0;
-	const struct conn_stats *cs = conns_stats(conns);
-	const struct loop_stats *ls = loop_stats(loop);
-	const struct chat_stats *ch = chat_stats(chat);
-	const struct ws_conn_stats *ws = ws_transport_stats(sessions->ws);
-	const struct http_conn_stats *hs = http_transport_stats(sessions->http);
+	struct metrics_sample sum;
+	memset(&sum, 0, sizeof(sum));
+	uint64_t rooms = 0;
+	for (unsigned i = 0; i < n; i++) {
+		add_sample(&sum, &samples[i]);
+		/* every edge knows every room: the most any knows, not the sum */
+		if (samples[i].chat.rooms > rooms)
+			rooms = samples[i].chat.rooms;
+	}
+	sum.chat.rooms = rooms;
+	const struct conn_stats *cs = &sum.conns;
+	const struct loop_stats *ls = &sum.loop;
+	const struct chat_stats *ch = &sum.chat;
+	const struct ws_conn_stats *ws = &sum.ws;
+	const struct http_conn_stats *hs = &sum.http;
 
+	metric(&o, "edges", "gauge", "Edges: rings on threads of their own (--threads).", (double)n);
+	put(&o, "# HELP ringcast_edge_connections Open connections on each edge.\n"
+		"# TYPE ringcast_edge_connections gauge\n");
+	for (unsigned i = 0; i < n; i++)
+		put(&o, "ringcast_edge_connections{edge=\"%u\"} %llu\n", i,
+		    (unsigned long long)samples[i].conns.current);
 	metric(&o, "connections", "gauge", "Open connections, HTTP and WebSocket.", (double)cs->current);
 	metric(&o, "connections_total", "counter", "Connections accepted.", (double)cs->total);
 	metric(&o, "connections_refused_total", "counter", "Connections turned away at --max-connections.",

@@ -171,6 +171,20 @@ def metrics(server):
     return out
 
 
+def wait_metric(server, name, expected, timeout=5.0):
+    """Poll /metrics until name equals expected; return the last value.
+    Each edge publishes its counters every tick (100 ms), so a counter bumped
+    on another edge shows up within a tick, not at once."""
+    deadline = time.monotonic() + timeout
+    value = None
+    while time.monotonic() < deadline:
+        value = metrics(server).get(name)
+        if value == expected:
+            return value
+        time.sleep(0.02)
+    return value
+
+
 def rss_kib(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:

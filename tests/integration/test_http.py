@@ -7,7 +7,7 @@ import pytest
 
 from conftest import STATIC_DIR
 from rawws import HTTPConn, request, simple_request
-from rcutil import metrics
+from rcutil import metrics, wait_metric
 
 
 def static_bytes(name):
@@ -426,7 +426,7 @@ def test_foreign_host_421_on_loopback(server, host):
             assert c.closed_within(2), "connection left open after 421"
     r = upgrade_with_host(server, host)
     assert r.status == 421, (host, r)
-    assert metrics(server).get("ringcast_host_refused_total") == 5
+    assert wait_metric(server, "ringcast_host_refused_total", 5) == 5
 
 
 @pytest.mark.parametrize("host", ["localhost", "localhost:%(port)d", "LocalHost:%(port)d", "127.0.0.1",

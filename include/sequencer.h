@@ -1,0 +1,46 @@
+/* sequencer.h: one order for every room, shared by the edges of a process.
+ *
+ * With several edges (rings on their own threads), each with its own chat
+ * and its own members, a room's order must still be decided in one place.
+ * The sequencer is that place: it runs on its own thread, gives every chat
+ * message its id, has the history store commit it (when there is one), and
+ * hands every committed message, and every join, leave and nick, to every
+ * edge in the one order in which it took them. Each edge applies them to its
+ * copy of the rooms (roster, recent history) and walks only its own members,
+ * so every member of a room, on any edge, sees the same events and ids.
+ *
+ * A history read goes the same way and is answered to the asking edge
+ * alone. One edge alone needs none of this: its chat is its own sequencer
+ * (chat_config.sequencer NULL). */
+#ifndef RINGCAST_SEQUENCER_H
+#define RINGCAST_SEQUENCER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct chat_op;
+struct sequencer;
+struct store;
+
+/* A sequencer for edges 0..edges-1 over store (NULL: history in memory
+ * only); reads every stored room's last id so ids go on after a restart,
+ * then starts its thread. NULL (logged) on failure. */
+struct sequencer *sequencer_new(unsigned edges, struct store *store);
+/* Stops the thread and drops what was not applied; the edges must have
+ * stopped. Close the store after. NULL is fine. */
+void sequencer_free(struct sequencer *seq);
+
+/* A member id unique in the process (any thread). */
+uint32_t sequencer_member_id(struct sequencer *seq);
+
+/* Readable (an eventfd) when ops wait for edge. */
+int sequencer_edge_fd(const struct sequencer *seq, unsigned edge);
+
+/* Hand op over (any edge's thread; the sequencer owns it from here). */
+void sequencer_submit(struct sequencer *seq, struct chat_op *op);
+
+/* The ops waiting for edge, in order, into *ops (an array the caller frees);
+ * clears the eventfd. The caller applies each, then chat_op_release. */
+size_t sequencer_take(struct sequencer *seq, unsigned edge, struct chat_op ***ops);
+
+#endif

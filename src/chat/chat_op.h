@@ -1,0 +1,81 @@
+/* chat_op.h: what an edge's chat hands the sequencer and gets back, so that
+ * every edge applies a room's events in one order (include/sequencer.h).
+ * Internal to the chat modules.
+ *
+ * An op is self-contained (its strings are its own), because it crosses
+ * threads: made on the edge that asks, numbered and committed on the
+ * sequencer's thread, applied on every edge, freed by the last of them. */
+#ifndef RINGCAST_CHAT_OP_H
+#define RINGCAST_CHAT_OP_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chat.h"
+
+struct sequencer;
+struct store_record;
+
+enum chat_op_kind {
+	CHAT_OP_MESSAGE, /* a chat message: the sequencer gives it its id, commits it, sends it to all */
+	CHAT_OP_EVENT,   /* join, leave or nick: who is where, and the frame that says so */
+	CHAT_OP_QUERY,   /* a history read for one member, answered to its edge alone */
+};
+
+/* How an event changes a room's roster. */
+enum chat_roster_change {
+	ROSTER_JOIN,
+	ROSTER_LEAVE,
+	ROSTER_NICK,
+};
+
+struct chat_op {
+	struct chat_op *next;      /* in the sequencer's lists */
+	enum chat_op_kind kind;
+	enum chat_roster_change change;
+	uint16_t origin;           /* the edge that asked */
+	atomic_uint refs;          /* edges that have yet to apply it */
+	int err;                   /* MESSAGE: the commit's result; QUERY: the read's */
+	void *cookie;              /* the origin's pending message or query */
+	struct sequencer *seq;     /* the sequencer holding it: the store's callbacks get only the op */
+	char room[CHAT_ROOM_MAX + 1];
+	size_t room_len;
+	/* Who: MESSAGE's sender, EVENT's member. */
+	uint32_t member_id;
+	char *name;                /* NULL: "User <id>" */
+	char *user_id;             /* NULL: a guest */
+	/* MESSAGE */
+	uint64_t id, ts;
+	char *text;
+	size_t text_len;
+	/* EVENT: a nick's rooms, names one after another, each NUL-terminated */
+	char *rooms;
+	uint8_t nrooms;
+	/* The event's JSON: a MESSAGE's is written by the sequencer, an
+	 * EVENT's by its origin (NULL: nobody is told, only rosters change). */
+	char *json;
+	size_t json_len;
+	/* QUERY */
+	bool since;                /* ids > bound; else ids < bound (0: the newest) */
+	uint64_t bound;
+	unsigned limit;
+	struct store_record *records; /* the answer, oldest first, strings owned */
+	size_t nrecords;
+	bool more;
+};
+
+/* A new op from edge origin for room; aborts when out of memory. */
+struct chat_op *chat_op_new(enum chat_op_kind kind, unsigned origin, const char *room,
+			    size_t room_len);
+/* Copy who m is into op. */
+void chat_op_set_member(struct chat_op *op, const struct chat_member *m);
+void chat_op_set_json(struct chat_op *op, const char *json, size_t len);
+void chat_op_set_text(struct chat_op *op, const char *text, size_t len);
+/* Copy store records (valid only during a store callback) into op. */
+void chat_op_set_records(struct chat_op *op, const struct store_record *recs, size_t n);
+/* One edge is done with it: the last one frees it. */
+void chat_op_release(struct chat_op *op);
+
+#endif

@@ -1,0 +1,397 @@
+/* edge.c: one edge's wiring: its ring's handlers (dispatching by protocol
+ * phase, kept in each connection's session), its chat's wake-ups, its
+ * share of the shutdown and of /metrics. */
+#include "edge.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "chat.h"
+#include "config.h"
+#include "conn.h"
+#include "http_conn.h"
+#include "log.h"
+#include "loop.h"
+#include "sequencer.h"
+#include "static_files.h"
+#include "store.h"
+#include "ws.h"
+#include "ws_conn.h"
+
+/* How long shutdown waits for close handshakes before exiting anyway; the
+ * contract is exit within 2 s of the signal. */
+#define SHUTDOWN_GRACE_MS 1500
+#define TICK_MS 100
+
+static uint64_t monotonic_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* The loop's ctx is the ring's struct conns, whose ctx is the edge's
+ * struct sessions, which lives in the edge. */
+static struct edge *edge_of(void *loop_ctx)
+{
+	struct sessions *s = conns_ctx(loop_ctx);
+	return (struct edge *)((char *)s - offsetof(struct edge, sessions));
+}
+
+/* ---- connection handlers: dispatch by protocol phase --------------------- */
+
+/* ctx is the ring's struct sessions; the protocol layers find it (and so
+ * their settings and counters) from the connection itself, so it is not
+ * passed on. */
+
+static void on_open(void *ctx, struct conn *c)
+{
+	(void)ctx;
+	session_open(session_of(c)); /* every connection starts as HTTP */
+	http_conn_open(c);
+}
+
+static void on_data(void *ctx, struct conn *c, uint8_t *data, size_t len)
+{
+	(void)ctx;
+	if (session_of(c)->proto == PROTO_WS)
+		ws_conn_data(c, data, len);
+	else
+		http_conn_data(c, data, len);
+}
+
+static void on_deadline(void *ctx, struct conn *c)
+{
+	(void)ctx;
+	if (session_of(c)->proto == PROTO_WS)
+		ws_conn_deadline(c);
+	else
+		http_conn_deadline(c);
+}
+
+static void on_drained(void *ctx, struct conn *c)
+{
+	(void)ctx;
+	if (session_of(c)->proto == PROTO_HTTP)
+		http_conn_drained(c);
+	else
+		ws_conn_drained(c);
+}
+
+static void on_closing(void *ctx, struct conn *c)
+{
+	(void)ctx;
+	if (session_of(c)->proto == PROTO_WS)
+		ws_conn_closing(c);
+}
+
+/* ---- shutdown ------------------------------------------------------------ */
+
+static void say_goodbye(void *ctx, struct conn *c)
+{
+	(void)ctx;
+	if (session_of(c)->proto == PROTO_WS)
+		ws_conn_close(c, WS_CLOSE_GOING_AWAY, "server shutting down");
+	else
+		conn_close(c);
+}
+
+static void begin_shutdown(struct edge *e, const char *why)
+{
+	if (e->shutting_down)
+		return;
+	e->shutting_down = true;
+	e->shutdown_deadline_ms = monotonic_ms() + SHUTDOWN_GRACE_MS;
+	if (why)
+		log_info("%s: closing %u connections", why, conns_count(e->conns));
+	conns_stop_listening(e->conns);
+	conns_for_each(e->conns, say_goodbye);
+}
+
+/* Edge 0 takes the signal and passes it on. */
+static void on_signal(void *ctx, int signo)
+{
+	struct edge *e = edge_of(ctx);
+	for (unsigned i = 0; i < e->all->count; i++)
+		if (i != e->index)
+			edge_stop(&e->all->edge[i]);
+	begin_shutdown(e, strsignal(signo));
+}
+
+static void on_stop(void *arg)
+{
+	struct edge *e = arg;
+	uint64_t n;
+	if (read(e->stop_fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		log_error("edge %u: eventfd read: %s", e->index, strerror(errno));
+	begin_shutdown(e, NULL);
+}
+
+void edge_stop(struct edge *e)
+{
+	uint64_t one = 1;
+	if (write(e->stop_fd, &one, sizeof(one)) < 0)
+		log_error("edge %u: eventfd write: %s", e->index, strerror(errno));
+}
+
+/* ---- the loop's handlers ---------------------------------------------------- */
+
+static void publish_sample(struct edge *e)
+{
+	struct metrics_sample s;
+	metrics_sample_take(&s, e->loop, e->conns, e->chat, &e->sessions);
+	pthread_mutex_lock(&e->sample_lock);
+	e->sample = s;
+	pthread_mutex_unlock(&e->sample_lock);
+}
+
+static void on_tick(void *ctx)
+{
+	struct edge *e = edge_of(ctx);
+	conns_tick(e->conns);
+	publish_sample(e); /* the others read it at most a tick old */
+	if (e->shutting_down && monotonic_ms() >= e->shutdown_deadline_ms) {
+		log_info("shutdown: %u connections did not finish closing in time", conns_count(e->conns));
+		loop_stop(e->loop);
+	}
+}
+
+static bool before_wait(void *ctx)
+{
+	struct edge *e = edge_of(ctx);
+	bool busy = conns_before_wait(e->conns);
+	if (e->shutting_down && conns_count(e->conns) == 0)
+		loop_stop(e->loop);
+	return busy;
+}
+
+/* The store's writer thread has results for the chat (one edge). */
+static void on_store_ready(void *arg)
+{
+	struct edge *e = arg;
+	chat_store_ready(e->chat);
+}
+
+/* The sequencer has ops for this edge's chat. */
+static void on_sequenced(void *arg)
+{
+	struct edge *e = arg;
+	chat_sequenced_ready(e->chat);
+}
+
+/* /metrics on this edge: its own counters now, the others' as of their
+ * last tick. */
+static struct buf *render_metrics(void *ctx)
+{
+	struct edge *e = ctx;
+	publish_sample(e);
+	struct metrics_sample *samples = calloc(e->all->count, sizeof(*samples));
+	if (!samples)
+		return NULL;
+	for (unsigned i = 0; i < e->all->count; i++) {
+		struct edge *other = &e->all->edge[i];
+		pthread_mutex_lock(&other->sample_lock);
+		samples[i] = other->sample;
+		pthread_mutex_unlock(&other->sample_lock);
+	}
+	struct buf *text = metrics_render(samples, e->all->count);
+	free(samples);
+	return text;
+}
+
+/* ---- set-up and teardown -------------------------------------------------- */
+
+/* What a replay or a history page may queue for one client: a quarter of
+ * the ceiling that drops it, so the largest frame (twice --max-message)
+ * on top still fits, and at most 256 KiB, enough to keep a socket busy. */
+static size_t catchup_bytes(uint64_t max_queue)
+{
+	uint64_t quarter = max_queue / 4;
+	return quarter < 256 * 1024 ? (size_t)quarter : 256 * 1024;
+}
+
+int edge_prepare(struct edges *all, unsigned index)
+{
+	const struct config *cfg = all->cfg;
+	struct edge *e = &all->edge[index];
+	e->index = index;
+	e->all = all;
+	e->listen_fd = e->signal_fd = -1;
+	pthread_mutex_init(&e->sample_lock, NULL);
+	e->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (e->stop_fd < 0) {
+		log_error("eventfd: %s", strerror(errno));
+		return -1;
+	}
+	e->chat = chat_new(&(struct chat_config){
+		.send = ws_conn_deliver,
+		.send_own = ws_conn_deliver_own,
+		.backlog = ws_conn_backlog,
+		.catchup_bytes = catchup_bytes(cfg->max_queue),
+		.close = ws_conn_kick,
+		.store = all->store,
+		.sequencer = all->sequencer,
+		.edge = index,
+		.presence_list_max = 100,
+		.presence_events_max = 100,
+		.history_memory = cfg->history_memory,
+		/* every edge keeps its copy of the recent history: together
+		 * they stay within --history-bytes */
+		.history_bytes = cfg->history_bytes / all->count,
+		.max_rooms = cfg->max_rooms,
+		.rate = { .per_second = cfg->rate_per_second, .burst = cfg->rate_burst },
+	});
+	if (chat_load_history(e->chat) < 0) {
+		log_error("cannot read history from %s", cfg->db_path);
+		return -1;
+	}
+	e->sessions.ws = ws_transport_new(&(struct ws_conn_config){
+		.max_message = cfg->max_message,
+		.ping_interval = cfg->ping_interval,
+		.idle_timeout = cfg->idle_timeout,
+		.close_timeout = cfg->close_timeout,
+		.chat = e->chat,
+	});
+	e->sessions.http = http_transport_new(&(struct http_conn_config){
+		.site = all->site,
+		.header_timeout = cfg->header_timeout,
+		.metrics = render_metrics,
+		.metrics_ctx = e,
+		.jwt_secret = (const uint8_t *)cfg->jwt_secret,
+		.jwt_secret_len = cfg->jwt_secret_len,
+		.allow_origin = cfg->allow_origin,
+		.allow_origin_count = cfg->allow_origin_count,
+		.listen_host = cfg->host,
+		.allow_host = cfg->allow_host,
+		.allow_host_count = cfg->allow_host_count,
+	});
+	if (!e->sessions.ws || !e->sessions.http) {
+		log_error("out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+/* The ring and the connections, made on the edge's own thread (the ring
+ * is set up for a single issuer). */
+static int open_ring(struct edge *e)
+{
+	const struct config *cfg = e->all->cfg;
+	/* The connections (and their sessions, in the same slots) first: they
+	 * are the loop's ctx, which hands every completion back to them. */
+	e->conns = conns_new(&(struct conn_config){
+		.max_connections = cfg->max_connections,
+		.max_per_ip = cfg->max_per_ip,
+		.max_queue = cfg->max_queue,
+		.send_timeout = cfg->send_timeout,
+		.flush_batch = cfg->flush_batch,
+		.close_timeout = cfg->close_timeout,
+		.send_zc = cfg->send_zc,
+		.tls = e->all->tls,
+		.refusal = http_conn_refusal,
+		.refusal_len = http_conn_refusal_len,
+		.user_size = sizeof(struct session),
+	}, &(struct conn_handlers){
+		.on_open = on_open,
+		.on_data = on_data,
+		.on_deadline = on_deadline,
+		.on_drained = on_drained,
+		.on_closing = on_closing,
+	}, &e->sessions);
+	if (!e->conns)
+		return -1;
+	unsigned sq = 4096;
+	e->loop = loop_new(&(struct loop_config){
+		.sq_entries = sq,
+		.cq_entries = sq * 16,
+		.buf_count = cfg->recv_buffers,
+		.buf_size = cfg->recv_buffer_size,
+		.tick_ms = TICK_MS,
+		.send_zc = cfg->send_zc != 0,
+	}, &(struct loop_handlers){
+		.on_accept = conn_on_accept,
+		.on_recv = conn_on_recv,
+		.on_send = conn_on_send,
+		.on_send_released = conn_on_send_released,
+		.on_shutdown = conn_on_shutdown,
+		.on_tick = on_tick,
+		.on_signal = on_signal,
+		.before_wait = before_wait,
+	}, e->conns);
+	if (!e->loop)
+		return -1;
+	if (e->signal_fd >= 0)
+		loop_watch_signals(e->loop, e->signal_fd);
+	if (loop_watch_readable(e->loop, e->stop_fd, on_stop, e) < 0)
+		return -1;
+	if (e->all->sequencer) {
+		if (loop_watch_readable(e->loop, sequencer_edge_fd(e->all->sequencer, e->index), on_sequenced,
+					e) < 0)
+			return -1;
+	} else if (e->all->store &&
+		   loop_watch_readable(e->loop, store_event_fd(e->all->store), on_store_ready, e) < 0) {
+		return -1;
+	}
+	conns_listen(e->conns, e->loop, e->listen_fd);
+	e->listen_fd = -1; /* the connections close it */
+	publish_sample(e);
+	return 0;
+}
+
+void edge_run(struct edge *e)
+{
+	e->rc = 1;
+	if (open_ring(e) == 0)
+		e->rc = loop_run(e->loop) == 0 ? 0 : 1;
+	else
+		log_error("edge %u could not start", e->index);
+	if (e->rc) {
+		/* one edge down takes the server down, not a quarter of it */
+		for (unsigned i = 0; i < e->all->count; i++)
+			if (i != e->index)
+				edge_stop(&e->all->edge[i]);
+	}
+	/* The connections go first: their last on_closing calls release the
+	 * sessions' chat members, whose leave events may close others, which
+	 * queues shutdowns on the ring: it must still exist. The ring's exit
+	 * then cancels whatever is in flight. */
+	conns_free(e->conns);
+	loop_free(e->loop);
+	e->conns = NULL;
+	e->loop = NULL;
+}
+
+static void *edge_thread(void *arg)
+{
+	edge_run(arg);
+	return NULL;
+}
+
+int edge_start(struct edge *e)
+{
+	int err = pthread_create(&e->thread, NULL, edge_thread, e);
+	if (err) {
+		log_error("edge %u: thread: %s", e->index, strerror(err));
+		return -1;
+	}
+	return 0;
+}
+
+void edge_free(struct edge *e)
+{
+	ws_transport_free(e->sessions.ws); /* after the last on_closing */
+	http_transport_free(e->sessions.http);
+	chat_free(e->chat);
+	if (e->listen_fd >= 0)
+		close(e->listen_fd);
+	if (e->stop_fd >= 0)
+		close(e->stop_fd);
+	pthread_mutex_destroy(&e->sample_lock);
+}
