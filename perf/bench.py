@@ -14,10 +14,11 @@ import time
 import urllib.request
 
 
-def start_server(binary, workdir, flags, must_log=None):
-    """A fresh ringcast on a free port; returns (process, port). Exits with
-    the server's log if it does not start, or its log lacks must_log."""
-    args = ["taskset", "-c", "0", binary, "--port", "0"] + flags
+def start_server(binary, workdir, flags, must_log=None, cpus="0"):
+    """A fresh ringcast on a free port, pinned to cpus (a taskset list; None:
+    not pinned); returns (process, port). Exits with the server's log if it
+    does not start, or its log lacks must_log."""
+    args = (["taskset", "-c", cpus] if cpus else []) + [binary, "--port", "0"] + flags
     proc = subprocess.Popen(args, cwd=workdir, stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 10
@@ -47,6 +48,18 @@ def stop(proc):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def rss_kb(pid):
+    """The process's resident memory (VmRSS), in KiB; None once it is gone."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
 
 
 def metric(port, name):

@@ -6,7 +6,7 @@
  * lg_conn.c   connections: connect, handshake, receive
  * lg_out.c    send queues: messages, handshakes, pongs
  * lg_ws.c     WebSocket bytes (handshake values, frames), no I/O
- * lg_track.c  payload format, per-pair loss/order tracking
+ * lg_track.c  payload format, per-pair loss/order tracking, server ids
  * lg_hist.c   latency histograms
  * lg_proc.c   server CPU/RSS from /proc
  * lg_report.c the table, JSON and CSV */
@@ -46,6 +46,8 @@ struct lg_config {
 	const char *json_path;
 	const char *csv_path;
 	const char *label;
+	const char *ready_file; /* created once connected and settled */
+	const char *start_file; /* wait for it to exist before sending */
 	bool quiet;
 };
 
@@ -83,11 +85,14 @@ struct lg_conn {
 	struct lg_handshake *hs;
 	struct lg_out out;
 	struct ws_rx rx;
+	struct lg_idseq ids;    /* the server's message ids this client saw */
+	bool in_window;         /* open when the measured window started */
 };
 
 struct lg_stats {
 	struct hist latency;    /* messages sent in the measured window */
 	struct hist connect;    /* connect start to validated 101 */
+	struct hist lat_all;    /* window messages of any sender, incl. other processes' */
 	uint64_t connect_started, connected, connect_failed, handshake_failed;
 	uint64_t connect_ns;    /* first connect started to last one done */
 	uint64_t closed_by_server, close_frames, recv_errors, protocol_errors;
@@ -99,6 +104,7 @@ struct lg_stats {
 	uint64_t unique_measured;  /* distinct deliveries of window messages */
 	uint64_t dups, late, gaps;
 	uint64_t marker_at_start, marker_at_end; /* marker_frames at window edges */
+	uint64_t id_events, id_gaps, id_skipped, id_reorders;
 };
 
 struct lg {
@@ -124,6 +130,7 @@ struct lg {
 
 	uint64_t win_start;     /* send_ns in [win_start, win_end) is measured */
 	uint64_t win_end;
+	struct lg_id_range id_win; /* server ids of window messages, any sender */
 	uint64_t now;           /* refreshed per completion */
 	struct lg_stats st;
 };
@@ -191,16 +198,31 @@ struct lg_result {
 	double other_cpu_util;  /* cores used by neither server nor loadgen */
 	uint32_t open_at_start;
 	uint64_t p50, p90, p99, p999, pmax, cp50, cp99;
+	uint64_t all_p50, all_p99;
+	/* The id check over clients open from the window's start to the end
+	 * (lg_id_cover): how many, how many failed which way, and the ids
+	 * that all of them saw (every id in [first_max, last_min], given no
+	 * gaps), for comparing processes. */
+	uint32_t id_clients;
+	uint64_t id_mismatch, id_behind;
+	uint64_t id_first_max, id_last_min;
 };
 
 /* lg_run.c */
 extern volatile sig_atomic_t lg_stop;  /* set by SIGINT/SIGTERM: wind down */
 int lg_run(struct lg *lg, struct lg_result *r);
+/* Clients open at the window's start and still open, and not yet at the
+ * window's last id; stops counting at limit. */
+uint32_t lg_ids_behind(const struct lg *lg, uint32_t limit);
 
 /* lg_report.c */
 void lg_report_compute(const struct lg *lg, struct lg_result *r);
 void lg_report_print(const struct lg *lg, const struct lg_result *r);
 int lg_report_json(const struct lg *lg, const struct lg_result *r, const char *path);
 int lg_report_csv(const struct lg *lg, const struct lg_result *r, const char *path);
+/* A correctness check failed: order (per sender or by server id), a
+ * duplicate, or a client that lost the window's first messages. Missing
+ * messages are not in it: at saturation they are a measurement. */
+bool lg_report_failed(const struct lg *lg, const struct lg_result *r);
 
 #endif

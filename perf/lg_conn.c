@@ -142,12 +142,53 @@ static void on_marker(struct lg *lg, uint32_t rcv, uint32_t sender, uint32_t seq
 	}
 }
 
+/* A message event's server id: it must follow the client's previous one.
+ * Returns false for a repeat or an old id (already counted as a reorder). */
+static bool on_event_id(struct lg *lg, uint32_t rcv, uint64_t id)
+{
+	uint64_t skipped;
+
+	lg->st.id_events++;
+	switch (lg_id_note(&lg->conns[rcv].ids, id, &skipped)) {
+	case ID_FIRST:
+	case ID_NEXT:
+		return true;
+	case ID_GAP:
+		lg->st.id_gaps++;
+		lg->st.id_skipped += skipped;
+		return true;
+	case ID_REORDER:
+		lg->st.id_reorders++;
+		return false;
+	}
+	return true;
+}
+
+static void on_text(struct lg *lg, uint32_t rcv, const uint8_t *p, size_t n)
+{
+	uint32_t sender, seq;
+	uint64_t send_ns, id;
+	bool has_id = lg_event_id(p, n, &id);
+	bool fresh = has_id ? on_event_id(lg, rcv, id) : true;
+
+	if (!lg_payload_find(p, n, &sender, &seq, &send_ns)) {
+		lg->st.other_frames++;
+		return;
+	}
+	/* CLOCK_MONOTONIC is one clock for the whole machine, so another
+	 * process's send time is as good as ours. */
+	if (fresh && send_ns >= lg->win_start && send_ns < lg->win_end) {
+		hist_add(&lg->st.lat_all, lg->now > send_ns ? lg->now - send_ns : 0);
+		if (has_id)
+			lg_id_range_add(&lg->id_win, id);
+	}
+	on_marker(lg, rcv, sender, seq, send_ns);
+}
+
 static void on_frame(void *ctx, int opcode, const uint8_t *p, size_t n)
 {
 	struct frame_ctx *fc = ctx;
 	struct lg *lg = fc->lg;
-	uint32_t sender, seq;
-	uint64_t send_ns;
 
 	switch (opcode) {
 	case WS_OP_TEXT:
@@ -155,10 +196,8 @@ static void on_frame(void *ctx, int opcode, const uint8_t *p, size_t n)
 		lg->st.frames++;
 		if (!p)
 			lg->st.skipped_frames++;
-		else if (lg_payload_find(p, n, &sender, &seq, &send_ns))
-			on_marker(lg, fc->idx, sender, seq, send_ns);
 		else
-			lg->st.other_frames++;
+			on_text(lg, fc->idx, p, n);
 		break;
 	case WS_OP_PING:
 		/* The server drops clients that stay silent past its idle

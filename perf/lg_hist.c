@@ -17,7 +17,7 @@ static unsigned bucket_of(uint64_t v)
 	return ((shift + 1) << (HIST_SUB_BITS - 1)) + (unsigned)((v >> shift) - SUB_HALF);
 }
 
-static uint64_t bucket_high(unsigned idx)
+uint64_t hist_bucket_high(unsigned idx)
 {
 	unsigned shift;
 	uint64_t top;
@@ -58,7 +58,7 @@ uint64_t hist_quantile(const struct hist *h, double q)
 	for (unsigned i = 0; i < HIST_BUCKETS; i++) {
 		seen += h->bucket[i];
 		if (seen >= want) {
-			uint64_t v = bucket_high(i);
+			uint64_t v = hist_bucket_high(i);
 
 			return v > h->max ? h->max : v;
 		}

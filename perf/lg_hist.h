@@ -26,4 +26,8 @@ void hist_add(struct hist *h, uint64_t v);
  * at or below it; capped at the true maximum. 0 when empty. */
 uint64_t hist_quantile(const struct hist *h, double q);
 
+/* The largest value bucket idx (< HIST_BUCKETS) holds: for writing a
+ * histogram out so that several processes' can be added up. */
+uint64_t hist_bucket_high(unsigned idx);
+
 #endif

@@ -14,6 +14,43 @@
  * make the numbers noisy (both cores are spoken for). */
 #define LG_NOISE_WARN 0.10
 
+/* The id check's verdict on every client that was open from the window's
+ * start to the end (lg_id_cover); closed ones are counted elsewhere. */
+static void compute_ids(const struct lg *lg, struct lg_result *r)
+{
+	r->id_clients = 0;
+	r->id_mismatch = r->id_behind = 0;
+	r->id_first_max = 0;
+	r->id_last_min = UINT64_MAX;
+	for (uint32_t i = 0; i < lg->cfg.conns; i++) {
+		const struct lg_conn *c = &lg->conns[i];
+
+		if (!c->in_window || c->state != CS_OPEN)
+			continue;
+		r->id_clients++;
+		switch (lg_id_cover(&c->ids, lg->id_win)) {
+		case COVER_OK:
+			break;
+		case COVER_MISMATCH:
+			r->id_mismatch++;
+			break;
+		case COVER_BEHIND:
+			r->id_behind++;
+			break;
+		}
+		if (c->ids.next) {
+			if (c->ids.first > r->id_first_max)
+				r->id_first_max = c->ids.first;
+			if (c->ids.next - 1 < r->id_last_min)
+				r->id_last_min = c->ids.next - 1;
+		} else {
+			r->id_last_min = 0;
+		}
+	}
+	if (r->id_last_min == UINT64_MAX)
+		r->id_last_min = 0;
+}
+
 void lg_report_compute(const struct lg *lg, struct lg_result *r)
 {
 	const struct lg_stats *st = &lg->st;
@@ -56,6 +93,16 @@ void lg_report_compute(const struct lg *lg, struct lg_result *r)
 	r->pmax = st->latency.count ? st->latency.max : 0;
 	r->cp50 = hist_quantile(&st->connect, 0.50);
 	r->cp99 = hist_quantile(&st->connect, 0.99);
+	r->all_p50 = hist_quantile(&st->lat_all, 0.50);
+	r->all_p99 = hist_quantile(&st->lat_all, 0.99);
+	compute_ids(lg, r);
+}
+
+bool lg_report_failed(const struct lg *lg, const struct lg_result *r)
+{
+	const struct lg_stats *st = &lg->st;
+
+	return st->late || st->dups || st->id_gaps || st->id_reorders || r->id_mismatch;
 }
 
 /* Nanoseconds as a short human string: 850ns, 12.3us, 4.56ms, 1.20s. */
@@ -99,6 +146,22 @@ void lg_report_print(const struct lg *lg, const struct lg_result *r)
 	printf("  latency     p50 %s  p90 %s  p99 %s  p99.9 %s  max %s\n",
 	       dur(a, sizeof(a), r->p50), dur(b, sizeof(b), r->p90), dur(d, sizeof(d), r->p99),
 	       dur(e, sizeof(e), r->p999), dur(f, sizeof(f), r->pmax));
+	if (st->foreign)
+		printf("  latency-all p50 %s  p99 %s  (%llu window deliveries, other processes' "
+		       "senders included)\n", dur(a, sizeof(a), r->all_p50), dur(b, sizeof(b), r->all_p99),
+		       (unsigned long long)st->lat_all.count);
+	if (lg->id_win.lo <= lg->id_win.hi)
+		printf("  server ids  window %llu..%llu; %u clients: %llu gaps (%llu ids skipped), "
+		       "%llu reorders, %llu mismatch, %llu behind; all saw %llu..%llu\n",
+		       (unsigned long long)lg->id_win.lo, (unsigned long long)lg->id_win.hi,
+		       r->id_clients, (unsigned long long)st->id_gaps,
+		       (unsigned long long)st->id_skipped, (unsigned long long)st->id_reorders,
+		       (unsigned long long)r->id_mismatch, (unsigned long long)r->id_behind,
+		       (unsigned long long)r->id_first_max, (unsigned long long)r->id_last_min);
+	else
+		printf("  server ids  none in the window (%llu message events with an id; "
+		       "%llu gaps, %llu reorders)\n", (unsigned long long)st->id_events,
+		       (unsigned long long)st->id_gaps, (unsigned long long)st->id_reorders);
 	if (r->srv_start.ok)
 		printf("  server      cpu %.1f%% of a core, %.0f ns/delivery; rss %.1f MB idle, "
 		       "%.1f MB connected (%.0f B/conn), %.1f MB at end\n",
@@ -160,7 +223,22 @@ void lg_report_print(const struct lg *lg, const struct lg_result *r)
 	X("other_cpu_util", "%.4f", r->other_cpu_util)                                \
 	X("foreign_deliveries", "%llu", (unsigned long long)st->foreign)               \
 	X("closed_by_server", "%llu", (unsigned long long)st->closed_by_server)        \
-	X("send_overflow", "%llu", (unsigned long long)st->send_overflow)
+	X("send_overflow", "%llu", (unsigned long long)st->send_overflow)              \
+	X("id_events", "%llu", (unsigned long long)st->id_events)                     \
+	X("id_gaps", "%llu", (unsigned long long)st->id_gaps)                         \
+	X("id_skipped", "%llu", (unsigned long long)st->id_skipped)                   \
+	X("id_reorders", "%llu", (unsigned long long)st->id_reorders)                 \
+	X("id_mismatch", "%llu", (unsigned long long)r->id_mismatch)                  \
+	X("id_behind", "%llu", (unsigned long long)r->id_behind)                      \
+	X("id_clients", "%u", r->id_clients)                                          \
+	X("id_window_lo", "%llu", (unsigned long long)(lg->id_win.lo <= lg->id_win.hi ? lg->id_win.lo : 0)) \
+	X("id_window_hi", "%llu", (unsigned long long)lg->id_win.hi)                  \
+	X("id_first_max", "%llu", (unsigned long long)r->id_first_max)                \
+	X("id_last_min", "%llu", (unsigned long long)r->id_last_min)                  \
+	X("lat_all_count", "%llu", (unsigned long long)st->lat_all.count)             \
+	X("lat_all_p50_us", "%.1f", (double)r->all_p50 / 1e3)                         \
+	X("lat_all_p99_us", "%.1f", (double)r->all_p99 / 1e3)                         \
+	X("failed", "%d", lg_report_failed(lg, r))
 
 int lg_report_json(const struct lg *lg, const struct lg_result *r, const char *path)
 {
@@ -184,7 +262,19 @@ int lg_report_json(const struct lg *lg, const struct lg_result *r, const char *p
 	} while (0);
 	LG_FIELDS(X)
 #undef X
-	fputs("\n}\n", f);
+	/* The whole histogram (bucket's largest value in ns, count; non-empty
+	 * buckets only), so that several processes' latencies can be merged
+	 * into true percentiles rather than averaged ones. */
+	fputs(",\n  \"lat_all_hist\": [", f);
+	sep = "";
+	for (unsigned i = 0; i < HIST_BUCKETS; i++) {
+		if (!st->lat_all.bucket[i])
+			continue;
+		fprintf(f, "%s[%llu,%llu]", sep, (unsigned long long)hist_bucket_high(i),
+			(unsigned long long)st->lat_all.bucket[i]);
+		sep = ",";
+	}
+	fputs("]\n}\n", f);
 	return fclose(f);
 }
 

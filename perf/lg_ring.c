@@ -156,7 +156,10 @@ static int ring_wait(struct lg *lg, uint64_t wait)
 	ret = io_uring_enter2((unsigned)lg->ring.ring_fd, 0, LG_WAIT_BATCH,
 			      IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG,
 			      (sigset_t *)&arg, sizeof(arg));
-	return ret < 0 ? -errno : ret;
+	/* liburing's raw syscall wrappers return -errno themselves and leave
+	 * errno alone: reading errno here saw whatever failed last (an
+	 * access() polling for the start file) and ended the run. */
+	return ret;
 }
 
 int lg_ring_run(struct lg *lg, uint64_t deadline)

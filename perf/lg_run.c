@@ -2,6 +2,7 @@
  *
  *   connect  N clients at a bounded rate, a bounded number in flight
  *   settle   let the welcome/presence traffic pass, sample the server's RSS
+ *   (start)  optionally: say so in a file, wait for another file to appear
  *   send     S senders, R msg/s in total, evenly paced by the loop's timer;
  *            warm-up W s, then the measured window of D s
  *   drain    wait (bounded) for the window's messages to arrive everywhere
@@ -19,7 +20,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 volatile sig_atomic_t lg_stop;
 
@@ -94,13 +97,71 @@ static int connect_phase(struct lg *lg, uint64_t hard)
 	return 0;
 }
 
-static uint32_t count_open(const struct lg *lg)
+/* The clients open as the window starts: each was in the room before any
+ * window message was sent, so each must see all of them. */
+static uint32_t mark_window_clients(struct lg *lg)
 {
 	uint32_t n = 0;
 
-	for (uint32_t i = 0; i < lg->cfg.conns; i++)
-		n += lg->conns[i].state == CS_OPEN;
+	for (uint32_t i = 0; i < lg->cfg.conns; i++) {
+		lg->conns[i].in_window = lg->conns[i].state == CS_OPEN;
+		n += lg->conns[i].in_window;
+	}
 	return n;
+}
+
+uint32_t lg_ids_behind(const struct lg *lg, uint32_t limit)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < lg->cfg.conns && n < limit; i++) {
+		const struct lg_conn *c = &lg->conns[i];
+
+		n += c->in_window && c->state == CS_OPEN &&
+		     lg_id_cover(&c->ids, lg->id_win) == COVER_BEHIND;
+	}
+	return n;
+}
+
+/* Several loadgen processes against one server start sending together:
+ * each says it is connected by creating ready_file, and a coordinator
+ * creates start_file once all have. Meanwhile the ring keeps running
+ * (pings, presence). Polling a path every 10 ms is crude but needs no
+ * shared clock or signal, and 10 ms is small next to a warm-up. */
+static int start_barrier(struct lg *lg, uint64_t hard)
+{
+	const struct lg_config *c = &lg->cfg;
+
+	if (c->ready_file) {
+		char tmp[4096];
+		int fd;
+
+		/* Renamed into place, so a reader never sees it half-written. */
+		snprintf(tmp, sizeof(tmp), "%s.tmp", c->ready_file);
+		fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (fd < 0 || dprintf(fd, "%llu\n", (unsigned long long)lg->st.connected) < 0 ||
+		    close(fd) < 0 || rename(tmp, c->ready_file) < 0) {
+			fprintf(stderr, "loadgen: cannot write %s\n", c->ready_file);
+			return -EIO;
+		}
+	}
+	if (!c->start_file)
+		return 0;
+	progress(lg, "ready; waiting for %s", c->start_file);
+	while (access(c->start_file, F_OK) < 0) {
+		int ret;
+
+		if (lg_stop)
+			return -EINTR;
+		if (now_ns() >= hard) {
+			fprintf(stderr, "loadgen: %s did not appear in time\n", c->start_file);
+			return -ETIMEDOUT;
+		}
+		ret = run_until(lg, min_u64(now_ns() + 10 * 1000000ull, hard));
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
 }
 
 /* The first S open clients become the senders; their out queue is
@@ -146,7 +207,7 @@ static int send_phase(struct lg *lg, struct lg_result *r, uint64_t hard)
 		if (!in_window && now >= w0) {
 			r->srv_start = proc_sample(c->server_pid);
 			own0 = rusage_cpu_ns(RUSAGE_SELF);
-			r->open_at_start = count_open(lg);
+			r->open_at_start = mark_window_clients(lg);
 			lg->st.marker_at_start = lg->st.marker_frames;
 			lg->win_start = now;
 			in_window = true;
@@ -179,14 +240,27 @@ static int send_phase(struct lg *lg, struct lg_result *r, uint64_t hard)
 	return 0;
 }
 
+/* Until every window message has reached every client: our own senders'
+ * by count, and by id every message any client saw (other processes'
+ * senders too). A process without senders of its own cannot know when the
+ * last message is in, so it drains for the whole --drain. The id scan is
+ * O(clients), so it runs at most every 10 ms. */
 static int drain_phase(struct lg *lg, const struct lg_result *r, uint64_t hard)
 {
 	uint64_t end = min_u64(lg->win_end + (uint64_t)(lg->cfg.drain * 1e9), hard);
 	uint64_t expected = lg->st.sent_window * r->open_at_start;
+	uint64_t next_scan = 0;
 
-	while (!lg_stop && lg->st.unique_measured < expected && now_ns() < end) {
-		int ret = lg_ring_run(lg, end);
+	while (!lg_stop && now_ns() < end) {
+		uint64_t now = now_ns();
+		int ret;
 
+		if (lg->nsenders && lg->st.unique_measured >= expected && now >= next_scan) {
+			if (!lg_ids_behind(lg, 1))
+				break;
+			next_scan = now + 10 * 1000000ull;
+		}
+		ret = lg_ring_run(lg, lg->nsenders ? min_u64(end, now + 10 * 1000000ull) : end);
 		if (ret < 0)
 			return ret;
 	}
@@ -221,6 +295,9 @@ int lg_run(struct lg *lg, struct lg_result *r)
 	if (ret < 0)
 		return ret;
 	r->srv_connected = proc_sample(c->server_pid);
+	ret = start_barrier(lg, hard);
+	if (ret < 0)
+		return ret;
 	ret = pick_senders(lg);
 	if (ret < 0)
 		return ret;

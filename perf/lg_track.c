@@ -85,3 +85,64 @@ enum lg_seq_verdict lg_seq_note(struct lg_seq *s, uint32_t seq, uint32_t *gap)
 	s->seen |= 1ull << back;
 	return SEQ_LATE;
 }
+
+bool lg_event_id(const uint8_t *p, size_t n, uint64_t *id)
+{
+	static const char head[] = "{\"type\":\"message\",";
+	/* How far past the type "id" may sit: room for a field or two ahead
+	 * of it, should the server ever move it. */
+	const size_t reach = 64;
+	const uint8_t *q, *end;
+	uint64_t v = 0;
+
+	if (n < sizeof(head) - 1 || memcmp(p, head, sizeof(head) - 1))
+		return false;
+	p += sizeof(head) - 1;
+	n -= sizeof(head) - 1;
+	q = memmem(p, n < reach ? n : reach, "\"id\":", 5);
+	if (!q)
+		return false;
+	q += 5;
+	end = p + n;
+	if (q >= end || *q < '0' || *q > '9')
+		return false;
+	/* 19 digits always fit in 64 bits. */
+	for (int i = 0; q < end && *q >= '0' && *q <= '9'; i++, q++) {
+		if (i == 19)
+			return false;
+		v = v * 10 + (uint64_t)(*q - '0');
+	}
+	if (q >= end || (*q != ',' && *q != '}'))
+		return false;
+	*id = v;
+	return true;
+}
+
+enum lg_id_verdict lg_id_note(struct lg_idseq *s, uint64_t id, uint64_t *skipped)
+{
+	*skipped = 0;
+	if (!s->next) {
+		s->first = id;
+		s->next = id + 1;
+		return ID_FIRST;
+	}
+	if (id < s->next) {
+		/* Keep the highest: the messages after it are judged against
+		 * it, so one stray old id is one reorder, not a gap too. */
+		return ID_REORDER;
+	}
+	*skipped = id - s->next;
+	s->next = id + 1;
+	return *skipped ? ID_GAP : ID_NEXT;
+}
+
+enum lg_id_cover lg_id_cover(const struct lg_idseq *s, struct lg_id_range w)
+{
+	if (w.lo > w.hi)
+		return COVER_OK;        /* no window message anywhere */
+	if (!s->next || s->first > w.lo)
+		return COVER_MISMATCH;
+	if (s->next - 1 < w.hi)
+		return COVER_BEHIND;
+	return COVER_OK;
+}

@@ -53,11 +53,18 @@ static void usage(FILE *f)
 "                         busy (kernel 6.12+ min-wait; 0 = off) (50)\n"
 "      --server-pid PID   sample the server's CPU and RSS from /proc\n"
 "      --cpu CPU          pin the load generator to CPU\n"
+"      --ready-file F     once connected and settled, create F (several\n"
+"                         processes: tells a coordinator this one is ready)\n"
+"      --start-file F     then wait for F to exist before sending, at most\n"
+"                         --connect-timeout more seconds\n"
 "      --max-time S       hard cap on the whole run (sum of phases + 10)\n"
 "      --json FILE        write the results as JSON\n"
 "      --csv FILE         append the results as one CSV row (header if new)\n"
 "      --label NAME       name of the server under test, for JSON/CSV\n"
-"  -q, --quiet            no progress lines on stderr\n",
+"  -q, --quiet            no progress lines on stderr\n"
+"exit status: 0 ok; 1 the run failed; 2 bad flags; 3 the run finished but a\n"
+"correctness check failed (out-of-order, duplicate, server id gap, reorder\n"
+"or mismatch; missing messages alone do not fail a run)\n",
 		PERF_MAX_SOCKETS);
 }
 
@@ -66,7 +73,7 @@ static int parse_flags(struct lg_config *c, int argc, char **argv)
 	enum {
 		F_HOST = 256, F_PORT, F_PATH, F_DELIVERIES, F_DRAIN, F_SETTLE, F_CRATE,
 		F_CINFLIGHT, F_CTIMEOUT, F_SRC, F_PID, F_CPU, F_MAXTIME, F_JSON, F_CSV,
-		F_LABEL, F_SBASE, F_BWAIT,
+		F_LABEL, F_SBASE, F_BWAIT, F_READY, F_START,
 	};
 	static const struct option opts[] = {
 		{ "host", required_argument, 0, F_HOST },
@@ -93,6 +100,8 @@ static int parse_flags(struct lg_config *c, int argc, char **argv)
 		{ "json", required_argument, 0, F_JSON },
 		{ "csv", required_argument, 0, F_CSV },
 		{ "label", required_argument, 0, F_LABEL },
+		{ "ready-file", required_argument, 0, F_READY },
+		{ "start-file", required_argument, 0, F_START },
 		{ "quiet", no_argument, 0, 'q' },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
@@ -212,6 +221,13 @@ static int parse_flags(struct lg_config *c, int argc, char **argv)
 			ok = strspn(optarg, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 					    "0123456789_.-+") == strlen(optarg);
 			break;
+		case F_READY:
+			c->ready_file = optarg;
+			ok = strlen(optarg) < 4000;
+			break;
+		case F_START:
+			c->start_file = optarg;
+			break;
 		case 'q':
 			c->quiet = true;
 			break;
@@ -245,8 +261,8 @@ static int parse_flags(struct lg_config *c, int argc, char **argv)
 		return -1;
 	}
 	if (!c->max_time)
-		c->max_time = c->connect_timeout + c->settle + c->warmup + c->duration +
-			      c->drain + 10;
+		c->max_time = c->connect_timeout * (c->start_file ? 2 : 1) + c->settle +
+			      c->warmup + c->duration + c->drain + 10;
 	return 0;
 }
 
@@ -282,6 +298,8 @@ int main(int argc, char **argv)
 	lg.win_end = UINT64_MAX;
 	hist_init(&lg.st.latency);
 	hist_init(&lg.st.connect);
+	hist_init(&lg.st.lat_all);
+	lg.id_win = LG_ID_RANGE_EMPTY;
 	lg.conns = calloc(lg.cfg.conns, sizeof(*lg.conns));
 	if (!lg.conns)
 		return 1;
@@ -306,5 +324,7 @@ int main(int argc, char **argv)
 	}
 	lg_ring_exit(&lg);
 	lg_conns_close_all(&lg);
-	return ret < 0 ? 1 : 0;
+	if (ret < 0)
+		return 1;
+	return lg_report_failed(&lg, &r) ? 3 : 0;
 }

@@ -213,6 +213,119 @@ static void sequence_tells_gaps_late_and_duplicates(void)
 	CHECK(lg_seq_note(&s, 5, &gap) == SEQ_LATE); /* beyond the bitmap */
 }
 
+#define EV(s) (const uint8_t *)(s), strlen(s)
+
+static void event_id_read_from_ringcast_message_events(void)
+{
+	const char *msg = "{\"type\":\"message\",\"id\":1234,\"room\":\"lobby\",\"from\":\"7\","
+			  "\"name\":\"User 7\",\"text\":\"LG0:1:2:xx\",\"ts\":1795666546520}";
+	uint64_t id = 0;
+	bool all_truncations_refused = true;
+
+	CHECK(lg_event_id(EV(msg), &id) && id == 1234);
+	CHECK(lg_event_id(EV("{\"type\":\"message\",\"id\":1}"), &id) && id == 1);
+	CHECK(lg_event_id(EV("{\"type\":\"message\",\"id\":18446744073709551}"), &id) &&
+	      id == 18446744073709551ull);
+	/* A field ahead of "id" is fine, within reach. */
+	CHECK(lg_event_id(EV("{\"type\":\"message\",\"room\":\"lobby\",\"id\":77,\"text\":\"\"}"),
+			  &id) && id == 77);
+	/* A frame cut anywhere before the id's end never yields a shorter id. */
+	for (size_t n = 0; n < strlen("{\"type\":\"message\",\"id\":1234"); n++) {
+		id = 0;
+		all_truncations_refused &= !lg_event_id((const uint8_t *)msg, n, &id) && id == 0;
+	}
+	CHECK(all_truncations_refused);
+}
+
+static void event_id_only_for_top_level_message_events(void)
+{
+	uint64_t id = 0;
+
+	/* The welcome's id is the connection's, a string. */
+	CHECK(!lg_event_id(EV("{\"type\":\"welcome\",\"id\":\"7\",\"name\":\"User 7\"}"), &id));
+	CHECK(!lg_event_id(EV("{\"type\":\"message\",\"id\":\"7\",\"text\":\"\"}"), &id));
+	/* History carries message objects, but inside an array: not a delivery. */
+	CHECK(!lg_event_id(EV("{\"type\":\"history\",\"room\":\"lobby\",\"messages\":"
+			      "[{\"type\":\"message\",\"id\":3,\"room\":\"lobby\"}],\"more\":false}"),
+			   &id));
+	CHECK(!lg_event_id(EV("{\"type\":\"nick\",\"id\":\"7\",\"name\":\"a\",\"old\":\"b\"}"), &id));
+	CHECK(!lg_event_id(EV("{\"type\":\"join\",\"room\":\"lobby\",\"user\":{\"id\":\"7\"}}"), &id));
+	CHECK(!lg_event_id(EV("LG1:2:3:xxxx"), &id));
+	CHECK(!lg_event_id(EV("{\"type\":\"message\",\"text\":\"LG1:2:3:\",\"ts\":1}"), &id));
+	/* Too far in: the scan is bounded, it does not read the whole frame. */
+	CHECK(!lg_event_id(EV("{\"type\":\"message\",\"text\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+			      "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\",\"id\":5}"), &id));
+	/* A number must end where JSON says a value ends. */
+	CHECK(!lg_event_id(EV("{\"type\":\"message\",\"id\":12a,\"x\":1}"), &id));
+	/* More digits than 64 bits hold. */
+	CHECK(!lg_event_id(EV("{\"type\":\"message\",\"id\":12345678901234567890,\"x\":1}"), &id));
+	CHECK(id == 0);
+}
+
+static void ids_must_rise_by_exactly_one(void)
+{
+	struct lg_idseq s = { 0 };
+	uint64_t skipped;
+
+	CHECK(lg_id_note(&s, 5, &skipped) == ID_FIRST && s.first == 5);
+	CHECK(lg_id_note(&s, 6, &skipped) == ID_NEXT && skipped == 0);
+	CHECK(lg_id_note(&s, 7, &skipped) == ID_NEXT);
+	CHECK(lg_id_note(&s, 9, &skipped) == ID_GAP && skipped == 1);
+	CHECK(lg_id_note(&s, 8, &skipped) == ID_REORDER);   /* late */
+	CHECK(lg_id_note(&s, 9, &skipped) == ID_REORDER);   /* repeated */
+	/* The stray old one did not move the baseline: 10 is simply next. */
+	CHECK(lg_id_note(&s, 10, &skipped) == ID_NEXT);
+	CHECK(lg_id_note(&s, 13, &skipped) == ID_GAP && skipped == 2);
+	CHECK(s.first == 5 && s.next == 14);
+}
+
+/* Three clients that were all in the room before the window's messages
+ * (ids 10..19) were sent; warm-up messages (ids 1..9) came before. */
+static void ids_cover_judges_each_client_against_the_window(void)
+{
+	struct lg_id_range w = LG_ID_RANGE_EMPTY;
+	struct lg_idseq full = { 0 }, late_start = { 0 }, short_tail = { 0 }, none = { 0 };
+	uint64_t skipped;
+	bool no_gaps = true;
+
+	CHECK(lg_id_cover(&none, w) == COVER_OK);            /* no window, nothing to judge */
+	for (uint64_t id = 1; id <= 20; id++) {
+		no_gaps &= lg_id_note(&full, id, &skipped) != ID_GAP;
+		/* Silently lost everything before 12: no gap in its own ids. */
+		if (id >= 12)
+			no_gaps &= lg_id_note(&late_start, id, &skipped) != ID_GAP;
+		if (id <= 17)
+			no_gaps &= lg_id_note(&short_tail, id, &skipped) != ID_GAP;
+		if (id >= 10 && id <= 19)
+			lg_id_range_add(&w, id);
+	}
+	CHECK(no_gaps && w.lo == 10 && w.hi == 19);
+	CHECK(lg_id_cover(&full, w) == COVER_OK);
+	/* Only the window comparison can catch this client. */
+	CHECK(lg_id_cover(&late_start, w) == COVER_MISMATCH);
+	CHECK(lg_id_cover(&short_tail, w) == COVER_BEHIND);
+	CHECK(lg_id_cover(&none, w) == COVER_MISMATCH);
+	/* Starting exactly at the window's first id is enough. */
+	late_start = (struct lg_idseq){ .first = 10, .next = 20 };
+	CHECK(lg_id_cover(&late_start, w) == COVER_OK);
+}
+
+static void histogram_bucket_high_bounds_its_values(void)
+{
+	static struct hist h;
+	bool ok = true;
+
+	for (uint64_t v = 1; v < (1ull << 40); v = v * 3 + 1) {
+		hist_init(&h);
+		hist_add(&h, v);
+		for (unsigned i = 0; i < HIST_BUCKETS; i++)
+			if (h.bucket[i])
+				ok &= hist_bucket_high(i) >= v && hist_bucket_high(i) <= v + v / 64 &&
+				      (i == 0 || hist_bucket_high(i - 1) < v);
+	}
+	CHECK(ok);
+}
+
 static void histogram_quantiles_within_precision(void)
 {
 	static struct hist h;
@@ -243,7 +356,12 @@ int main(void)
 	reader_refuses_masked_server_frames();
 	payload_roundtrips_inside_an_envelope();
 	sequence_tells_gaps_late_and_duplicates();
+	event_id_read_from_ringcast_message_events();
+	event_id_only_for_top_level_message_events();
+	ids_must_rise_by_exactly_one();
+	ids_cover_judges_each_client_against_the_window();
 	histogram_quantiles_within_precision();
+	histogram_bucket_high_bounds_its_values();
 	printf("perf: %d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
 }
