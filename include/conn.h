@@ -31,7 +31,10 @@ enum conn_state {
 };
 
 struct conn {
-	int fd;              /* -1 once reset early (a held zero-copy send) */
+	/* The socket as the loop names it: a descriptor, or LOOP_FD_DIRECT for
+	 * the ring's file table entry at this slot; -1 once reset early (a held
+	 * zero-copy send). */
+	int fd;
 	uint32_t slot;
 	uint32_t gen;
 	uint32_t last_rx;    /* tick of the last received byte */
@@ -99,6 +102,8 @@ struct conn_stats {
 	uint64_t slow_stalled;     /* of those, stalled */
 	uint64_t accept_errors;
 	uint64_t tls_failures;     /* handshakes or records that failed */
+	uint64_t plain_fallbacks;  /* direct on, but the table refused a socket: it stayed plain */
+	bool direct;               /* sockets live in the ring's file table (conn_config.direct) */
 };
 
 struct conn_config {
@@ -118,6 +123,11 @@ struct conn_config {
 	/* Bytes the layer above keeps per slot (its session), right after the
 	 * connection in the same slot: conn_user. Aligned like struct conn. */
 	size_t user_size;
+	/* Keep each socket in the ring's file table rather than the process's
+	 * (direct descriptors), where the loop has one (loop_config.direct_files,
+	 * at least max_connections entries): connections beyond RLIMIT_NOFILE.
+	 * conns_stats says whether it is on. */
+	bool direct;
 };
 
 struct conns;

@@ -75,6 +75,11 @@ struct loop_config {
 	unsigned buf_size;        /* bytes per receive buffer */
 	unsigned tick_ms;         /* period of the one coarse timer */
 	bool send_zc;             /* zero-copy sends will be asked for: probe the kernel */
+	/* Entries in a registered file table for connection sockets (direct
+	 * descriptors), at least the connections' slot count; 0: plain
+	 * descriptors only. Where the kernel refuses, the loop logs why and
+	 * uses plain descriptors (loop_direct). */
+	unsigned direct_files;
 };
 
 struct loop_stats {
@@ -99,6 +104,19 @@ int loop_run(struct loop *loop);
 /* From the loop's own thread (a handler): the loop ends after this pass. */
 void loop_stop(struct loop *loop);
 
+/* Direct descriptors: a socket kept in the ring's own file table, not the
+ * process's, so it does not count against RLIMIT_NOFILE; each ring's table
+ * holds up to that limit again. A connection's entry is the one at its
+ * slot. The operations below that take fd and slot name such a socket
+ * with fd LOOP_FD_DIRECT, and a plain one by its descriptor. */
+#define LOOP_FD_DIRECT (-2)
+
+/* Has this loop a file table (loop_config.direct_files, kernel 6.7+)? */
+bool loop_direct(const struct loop *loop);
+/* Move the plain socket fd into the table at index slot and close fd.
+ * 0, or -errno with fd still open and the table as it was. */
+int loop_install(struct loop *loop, int fd, uint32_t slot);
+
 void loop_accept(struct loop *loop, int listen_fd);
 void loop_recv(struct loop *loop, int fd, uint32_t slot, uint32_t gen);
 /* zc asks for a zero-copy send (a plain one where the kernel has none): its
@@ -110,7 +128,16 @@ void loop_send(struct loop *loop, int fd, uint32_t slot, uint32_t gen, const voi
 void loop_sendv(struct loop *loop, int fd, uint32_t slot, uint32_t gen, const struct iovec *iov,
 		unsigned n, bool zc);
 void loop_shutdown(struct loop *loop, int fd, int how, uint32_t slot, uint32_t gen);
+/* Close a plain descriptor (a listener, a socket that has no slot). */
 void loop_close(struct loop *loop, int fd);
+/* Close a connection's socket, plain or direct, once nothing is in flight
+ * on it: a direct one's table entry is free for the slot's next socket on
+ * return. */
+void loop_close_socket(struct loop *loop, int fd, uint32_t slot);
+/* Close abortively (SO_LINGER 0: a reset, and the kernel drops what it
+ * still holds to send). The close completes as a LOOP_OP_SHUTDOWN for
+ * slot and gen: a direct socket's table entry is busy until then. */
+void loop_reset(struct loop *loop, int fd, uint32_t slot, uint32_t gen);
 /* Send data (static, never freed) on a socket that has no slot, then close
  * it, whatever the send's outcome: for turning connections away. */
 void loop_send_then_close(struct loop *loop, int fd, const void *data, size_t len);

@@ -222,6 +222,7 @@ void conns_free(struct conns *cs)
 		if (!(c->flags & CONN_F_NOTIFIED))
 			cs->handlers.on_closing(cs->ctx, c); /* stopped before it finished closing */
 		free_buffers(c);
+		/* a direct socket goes with the ring's file table, at loop_free */
 		if (c->fd >= 0)
 			close(c->fd);
 	}
@@ -282,6 +283,9 @@ void conns_listen(struct conns *cs, struct loop *loop, int fd)
 {
 	cs->loop = loop;
 	cs->listen_fd = fd;
+	cs->stats.direct = cs->config.direct && loop_direct(loop);
+	if (cs->config.direct && !cs->stats.direct)
+		log_warn("connections on plain descriptors: the loop has no file table for direct ones");
 	loop_accept(loop, fd);
 }
 
@@ -332,6 +336,36 @@ static bool admit_address(struct ip_limit *per_ip, int fd, struct in6_addr *addr
 	return ip_limit_take(per_ip, addr);
 }
 
+/* Direct descriptors: the accepted socket moves into the ring's file table
+ * at its slot and its plain descriptor is closed before the next completion
+ * is looked at, so plain descriptors are held only in passing. A burst that
+ * uses them all up pauses accepting until the next tick (conn_on_accept),
+ * and what was accepted moves over meanwhile. Where the table refuses, the
+ * connection keeps its plain descriptor.
+ *
+ * Why accept plain and move the socket, rather than accept straight into
+ * the table (multishot accept direct, 5.19)? --max-per-ip needs the peer's
+ * address before a slot is given, and a direct socket has no descriptor for
+ * getpeername; on 6.18 the ring has no getpeername command either (only
+ * getsockopt SO_PEERNAME, which wants the address's exact length), and any
+ * such command is a second round trip with a half-admitted connection to
+ * keep. Moving it also keeps table index == slot (an allocated index is
+ * the kernel's choice), and a connection turned away never enters the
+ * table. The price: two system calls per accepted connection (the table
+ * update and the close), once per connection, not per message. */
+static int adopt_socket(struct conns *cs, int fd, uint32_t slot)
+{
+	if (!cs->stats.direct)
+		return fd;
+	int ret = loop_install(cs->loop, fd, slot);
+	if (ret == 0)
+		return LOOP_FD_DIRECT;
+	if (!cs->stats.plain_fallbacks++)
+		log_warn("direct descriptors: the ring's file table refused slot %u (%s); such connections "
+			 "stay on plain descriptors", slot, strerror(-ret));
+	return fd;
+}
+
 void conn_on_accept(void *ctx, int res, bool more)
 {
 	struct conns *cs = ctx;
@@ -356,7 +390,6 @@ void conn_on_accept(void *ctx, int res, bool more)
 				log_info("accepting connections again");
 				cs->accept_starved = false;
 			}
-			c->fd = res;
 			if (cs->config.tls && !(c->tls = tls_session_new(cs->config.tls))) {
 				cs->stats.refused++;
 				if (cs->per_ip)
@@ -365,6 +398,7 @@ void conn_on_accept(void *ctx, int res, bool more)
 				loop_close(cs->loop, res);
 				goto rearm;
 			}
+			c->fd = adopt_socket(cs, res, c->slot);
 			c->state = CONN_OPEN;
 			c->last_rx = cs->clock_now;
 			cs->stats.current++;
@@ -833,8 +867,8 @@ static void release(struct conns *cs, struct conn *c)
 {
 	tw_cancel(&cs->wheel, &c->timer);
 	free_buffers(c);
-	if (c->fd >= 0)
-		loop_close(cs->loop, c->fd);
+	if (c->fd != -1)
+		loop_close_socket(cs->loop, c->fd, c->slot);
 	if (cs->per_ip)
 		ip_limit_put(cs->per_ip, &cs->slot_addr[c->slot]);
 	c->state = CONN_FREE;
@@ -846,14 +880,15 @@ static void release(struct conns *cs, struct conn *c)
 /* An aborted connection whose zero-copy send the kernel still holds: the
  * notification comes once the peer has acknowledged every byte, which a
  * peer that stopped reading never does. Reset the connection instead
- * (SO_LINGER 0, then close): the kernel drops what it held and notifies. */
+ * (SO_LINGER 0, then close): the kernel drops what it held and notifies.
+ * The close counts as a shutdown in flight: the slot (and a direct
+ * socket's table entry) is not reused before it has run. */
 static void reset_held_send(struct conns *cs, struct conn *c)
 {
-	if (c->fd < 0)
+	if (c->fd == -1)
 		return;
-	struct linger now = { .l_onoff = 1, .l_linger = 0 };
-	setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &now, sizeof(now));
-	loop_close(cs->loop, c->fd);
+	c->shut_pending++;
+	loop_reset(cs->loop, c->fd, c->slot, c->gen);
 	c->fd = -1; /* release() must not close it again */
 }
 

@@ -26,6 +26,10 @@
 #ifndef IORING_NOTIF_USAGE_ZC_COPIED
 #define IORING_NOTIF_USAGE_ZC_COPIED (1U << 31)
 #endif
+/* ... and socket commands (6.7) */
+#ifndef SOCKET_URING_OP_SETSOCKOPT
+#define SOCKET_URING_OP_SETSOCKOPT 3
+#endif
 
 /* Room for the msghdr/iovec arrays of one submission batch. The kernel
  * copies them when it consumes the SQE (IORING_FEAT_SUBMIT_STABLE, 5.5+), so
@@ -54,6 +58,7 @@ struct loop {
 	unsigned bufs_to_return;
 	bool zc_ok;                 /* the kernel has SEND_ZC and SENDMSG_ZC */
 	unsigned zc_flags;          /* IORING_SEND_ZC_REPORT_USAGE when the kernel takes it */
+	bool direct;                /* a file table of direct descriptors is registered */
 
 	struct __kernel_timespec tick_ts;
 	int signal_fd;
@@ -229,6 +234,71 @@ static void probe_send_zc(struct loop *loop)
 		 loop->zc_flags ? ", copies reported" : "; the kernel cannot report copies (6.2+)");
 }
 
+/* setsockopt on a socket through the ring (IORING_OP_URING_CMD, 6.7): the
+ * only way to set an option on a direct descriptor, which has no fd for
+ * the syscall. The kernel reads val when it issues the command. */
+static void prep_setsockopt(struct io_uring_sqe *sqe, int fd, int optname, const void *val,
+			    unsigned len)
+{
+	io_uring_prep_rw(IORING_OP_URING_CMD, sqe, fd, NULL, 0, 0);
+	sqe->cmd_op = SOCKET_URING_OP_SETSOCKOPT;
+	/* level and optname share the addr field (liburing 2.3 has no names for them) */
+	uint32_t level_optname[2] = { SOL_SOCKET, (uint32_t)optname };
+	memcpy(&sqe->addr, level_optname, sizeof(level_optname));
+	sqe->splice_fd_in = (int)len; /* optlen */
+	sqe->addr3 = (uint64_t)(uintptr_t)val; /* optval */
+}
+
+static const struct linger linger_off, linger_reset = { .l_onoff = 1, .l_linger = 0 };
+
+/* Can the ring set socket options (6.7)? A direct socket needs it for the
+ * abortive close. Setting SO_LINGER off on a fresh socket changes nothing
+ * and fails only where the command is unknown. Runs while the ring is empty. */
+static bool probe_setsockopt(struct loop *loop)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return false;
+	struct io_uring_sqe *sqe = get_sqe(loop);
+	prep_setsockopt(sqe, fd, SO_LINGER, &linger_off, sizeof(linger_off));
+	io_uring_sqe_set_data64(sqe, 0);
+	io_uring_submit(&loop->ring);
+	struct io_uring_cqe *cqe;
+	struct __kernel_timespec wait = { .tv_sec = 1 };
+	int res = -ETIME;
+	if (io_uring_wait_cqe_timeout(&loop->ring, &cqe, &wait) == 0) {
+		res = cqe->res;
+		io_uring_cqe_seen(&loop->ring, cqe);
+	}
+	close(fd);
+	return res == 0;
+}
+
+/* Direct descriptors: a sparse table (5.19) the size of the connection
+ * slots, filled as sockets are accepted (loop_install), so a connection's
+ * socket holds no entry in the process's descriptor table. Each ring has
+ * its own table, capped at RLIMIT_NOFILE at registration (liburing raises
+ * the soft limit towards the hard one to fit it): N rings hold N times the
+ * limit in connections. Where the kernel refuses, plain descriptors do all
+ * the same, only fewer of them. */
+static void setup_direct(struct loop *loop)
+{
+	unsigned n = loop->cfg.direct_files;
+	int ret = io_uring_register_files_sparse(&loop->ring, n);
+	const char *why = ret < 0 ? strerror(-ret) : NULL;
+	if (!why && !probe_setsockopt(loop)) {
+		io_uring_unregister_files(&loop->ring);
+		why = "no socket setsockopt command, kernel 6.7+";
+	}
+	if (why) {
+		log_warn("direct descriptors unavailable (%s): using plain descriptors, so at most "
+			 "RLIMIT_NOFILE connections", why);
+		return;
+	}
+	loop->direct = true;
+	log_info("io_uring: direct descriptors, a file table of %u sockets in the ring", n);
+}
+
 static void return_buffer(struct loop *loop, unsigned bid)
 {
 	unsigned size = loop->cfg.buf_size;
@@ -271,6 +341,8 @@ struct loop *loop_new(const struct loop_config *cfg, const struct loop_handlers 
 	}
 	if (cfg->send_zc)
 		probe_send_zc(loop);
+	if (cfg->direct_files)
+		setup_direct(loop);
 	loop->tick_ts.tv_sec = cfg->tick_ms / 1000;
 	loop->tick_ts.tv_nsec = (long long)(cfg->tick_ms % 1000) * 1000000;
 	arm_tick(loop);
@@ -302,6 +374,34 @@ const struct loop_stats *loop_stats(const struct loop *loop)
 	return &loop->stats;
 }
 
+bool loop_direct(const struct loop *loop)
+{
+	return loop->direct;
+}
+
+/* A synchronous update, not an SQE: the entry is the slot's from the
+ * moment this returns, before anything queued for the slot is submitted. */
+int loop_install(struct loop *loop, int fd, uint32_t slot)
+{
+	if (!loop->direct)
+		return -EBADF;
+	int ret = io_uring_register_files_update(&loop->ring, slot, &fd, 1);
+	if (ret < 0)
+		return ret;
+	close(fd);
+	return 0;
+}
+
+/* Aim an SQE at a connection's socket: a direct one is the table's entry
+ * at the slot (IOSQE_FIXED_FILE), which also spares the kernel an fd lookup. */
+static void set_socket(struct io_uring_sqe *sqe, int fd, uint32_t slot)
+{
+	if (fd != LOOP_FD_DIRECT)
+		return;
+	sqe->fd = (int)slot;
+	sqe->flags |= IOSQE_FIXED_FILE;
+}
+
 void loop_accept(struct loop *loop, int listen_fd)
 {
 	/* Multishot accept (5.19): one SQE keeps accepting until it fails. */
@@ -316,6 +416,7 @@ void loop_recv(struct loop *loop, int fd, uint32_t slot, uint32_t gen)
 	struct io_uring_sqe *sqe = get_sqe(loop);
 	io_uring_prep_recv_multishot(sqe, fd, NULL, 0, 0);
 	sqe->flags |= IOSQE_BUFFER_SELECT;
+	set_socket(sqe, fd, slot);
 	sqe->buf_group = RECV_BUF_GROUP;
 	io_uring_sqe_set_data64(sqe, loop_pack(LOOP_OP_RECV, slot, gen));
 }
@@ -330,6 +431,7 @@ void loop_send(struct loop *loop, int fd, uint32_t slot, uint32_t gen, const voi
 	} else {
 		io_uring_prep_send(sqe, fd, data, len, MSG_NOSIGNAL);
 	}
+	set_socket(sqe, fd, slot);
 	io_uring_sqe_set_data64(sqe, loop_pack(LOOP_OP_SEND, slot, gen));
 }
 
@@ -353,6 +455,7 @@ void loop_sendv(struct loop *loop, int fd, uint32_t slot, uint32_t gen, const st
 	} else {
 		io_uring_prep_sendmsg(sqe, fd, msg, MSG_NOSIGNAL);
 	}
+	set_socket(sqe, fd, slot);
 	io_uring_sqe_set_data64(sqe, loop_pack(LOOP_OP_SEND, slot, gen));
 }
 
@@ -360,6 +463,7 @@ void loop_shutdown(struct loop *loop, int fd, int how, uint32_t slot, uint32_t g
 {
 	struct io_uring_sqe *sqe = get_sqe(loop);
 	io_uring_prep_shutdown(sqe, fd, how);
+	set_socket(sqe, fd, slot);
 	io_uring_sqe_set_data64(sqe, loop_pack(LOOP_OP_SHUTDOWN, slot, gen));
 }
 
@@ -368,6 +472,44 @@ void loop_close(struct loop *loop, int fd)
 	struct io_uring_sqe *sqe = get_sqe(loop);
 	io_uring_prep_close(sqe, fd);
 	io_uring_sqe_set_data64(sqe, loop_pack(LOOP_OP_CLOSE, 0, 0));
+}
+
+void loop_close_socket(struct loop *loop, int fd, uint32_t slot)
+{
+	if (fd != LOOP_FD_DIRECT) {
+		loop_close(loop, fd);
+		return;
+	}
+	/* Emptied now, like loop_install fills it: a close SQE could run
+	 * after the slot's next socket is installed, and close that one. */
+	static const int none = -1;
+	int ret = io_uring_register_files_update(&loop->ring, slot, &none, 1);
+	if (ret < 0)
+		log_error("io_uring: closing direct socket %u: %s", slot, strerror(-ret));
+}
+
+void loop_reset(struct loop *loop, int fd, uint32_t slot, uint32_t gen)
+{
+	uint64_t done = loop_pack(LOOP_OP_SHUTDOWN, slot, gen);
+	if (fd != LOOP_FD_DIRECT) {
+		setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger_reset, sizeof(linger_reset));
+		struct io_uring_sqe *sqe = get_sqe(loop);
+		io_uring_prep_close(sqe, fd);
+		io_uring_sqe_set_data64(sqe, done);
+		return;
+	}
+	/* Both in one submission, or the link would be cut. A hard link: the
+	 * close goes ahead even if the option could not be set. */
+	if (io_uring_sq_space_left(&loop->ring) < 2)
+		submit(loop);
+	struct io_uring_sqe *sqe = get_sqe(loop);
+	prep_setsockopt(sqe, fd, SO_LINGER, &linger_reset, sizeof(linger_reset));
+	set_socket(sqe, fd, slot);
+	sqe->flags |= IOSQE_IO_HARDLINK;
+	io_uring_sqe_set_data64(sqe, 0); /* no operation: its result is the close's business */
+	sqe = get_sqe(loop);
+	io_uring_prep_close_direct(sqe, slot);
+	io_uring_sqe_set_data64(sqe, done);
 }
 
 static void arm_readable(struct loop *loop, uint32_t i)

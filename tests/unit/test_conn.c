@@ -6,7 +6,13 @@
  * their slots) and their own bytes; each line is answered with conn_send,
  * read by the client, and the connection closed from both ends until the
  * instance holds none. Deadlines are counted in loop ticks (10 ms), so a
- * missing callback fails the case instead of hanging it. */
+ * missing callback fails the case instead of hanging it.
+ *
+ * Then direct descriptors: connections whose sockets live in the ring's
+ * file table echo and close like plain ones while the process's descriptor
+ * count stays put, one ring holds more of them than RLIMIT_NOFILE allows
+ * the process (its clients in a child process, which has its own limit),
+ * and where the ring has no table they fall back to plain descriptors. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -14,12 +20,19 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -220,7 +233,8 @@ static int listen_local(uint16_t *port)
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t len = sizeof(a);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 16) < 0 ||
+	/* room for every client of a case to wait in the backlog at once */
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 1024) < 0 ||
 	    getsockname(fd, (struct sockaddr *)&a, &len) < 0)
 		return -1;
 	*port = ntohs(a.sin_port);
@@ -349,11 +363,368 @@ static void a_connection_has_no_pointer_to_its_owner(void **state)
 	assert_int_equal(sizeof(struct conn), 144);
 }
 
+/* ---- direct descriptors ---------------------------------------------------- */
+
+#define PING "ping\n"
+#define PING_LEN (sizeof(PING) - 1)
+#define ECHO_CLIENTS 32
+#define OVER_LIMIT_CLIENTS 400
+#define LOWERED_LIMIT 256
+#define DIRECT_TICKS_MAX 1000 /* 10 s */
+
+/* One ring on the test's own thread: its connections echo what they get.
+ * In-process clients (echo cases) read once a tick and close after their
+ * echo; a child's clients (the over-limit case) report through a pipe. */
+struct echo_run {
+	struct conns *conns;
+	struct loop *loop;
+	int listen_fd;
+	unsigned want;            /* connections the case opens */
+	unsigned opens, closings, peak;
+	uint64_t bytes_in;
+	int fds_at_peak;          /* process descriptors once all were open */
+	int clients[ECHO_CLIENTS];
+	size_t heard[ECHO_CLIENTS];
+	char said_back[ECHO_CLIENTS][PING_LEN];
+	int report_fd;            /* the child's pipe, or -1 */
+	int served;               /* clients the child says got their echo; -1: none yet */
+	unsigned ticks;
+	bool timed_out;
+};
+
+static struct echo_run *run;
+
+/* Descriptors open in this process (opendir's own is one of them, each time). */
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	if (!d)
+		return -1;
+	int n = 0;
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+static void echo_on_open(void *ctx, struct conn *c)
+{
+	(void)ctx;
+	(void)c;
+	run->opens++;
+	if (conns_count(run->conns) > run->peak)
+		run->peak = conns_count(run->conns);
+	if (run->peak == run->want && !run->fds_at_peak)
+		run->fds_at_peak = count_fds();
+}
+
+static void echo_on_data(void *ctx, struct conn *c, uint8_t *data, size_t len)
+{
+	(void)ctx;
+	run->bytes_in += len;
+	struct buf *b = buf_from(data, len);
+	conn_send(c, b);
+	buf_unref(b);
+}
+
+static void echo_on_closing(void *ctx, struct conn *c)
+{
+	(void)ctx;
+	(void)c;
+	run->closings++;
+}
+
+static void echo_ignore(void *ctx, struct conn *c)
+{
+	(void)ctx;
+	(void)c;
+}
+
+/* In-process clients: read the echo without blocking; a client that has it
+ * closes, and the server's side follows (the peer's FIN). */
+static void echo_read_clients(void)
+{
+	for (unsigned i = 0; i < run->want && run->report_fd < 0; i++) {
+		if (run->clients[i] < 0)
+			continue;
+		ssize_t n = recv(run->clients[i], run->said_back[i] + run->heard[i],
+				 PING_LEN - run->heard[i], MSG_DONTWAIT);
+		if (n > 0)
+			run->heard[i] += (size_t)n;
+		if (n == 0 || run->heard[i] == PING_LEN) {
+			close(run->clients[i]);
+			run->clients[i] = -1;
+		}
+	}
+}
+
+static void echo_on_tick(void *ctx)
+{
+	conns_tick(ctx);
+	echo_read_clients();
+	if (++run->ticks > DIRECT_TICKS_MAX) {
+		run->timed_out = true;
+		loop_stop(run->loop);
+	}
+}
+
+static bool echo_clients_done(void)
+{
+	for (unsigned i = 0; i < run->want; i++)
+		if (run->clients[i] >= 0)
+			return false;
+	return true;
+}
+
+static bool echo_before_wait(void *ctx)
+{
+	bool busy = conns_before_wait(ctx);
+	if (run->report_fd < 0 && run->opens == run->want && echo_clients_done() &&
+	    conns_count(run->conns) == 0)
+		loop_stop(run->loop);
+	return busy;
+}
+
+/* The child's report: how many of its clients got their echo. */
+static void on_report(void *arg)
+{
+	(void)arg;
+	int served;
+	if (read(run->report_fd, &served, sizeof(served)) == sizeof(served))
+		run->served = served;
+	loop_stop(run->loop);
+}
+
+/* A ring and its connections, listening, direct descriptors asked for;
+ * direct_files 0 gives the ring no table. */
+static void echo_start(struct echo_run *r, unsigned want, unsigned direct_files)
+{
+	*r = (struct echo_run){ .want = want, .listen_fd = -1, .report_fd = -1, .served = -1 };
+	for (unsigned i = 0; i < ECHO_CLIENTS; i++)
+		r->clients[i] = -1;
+	run = r;
+	r->conns = conns_new(&(struct conn_config){
+		.max_connections = want,
+		.max_per_ip = want, /* the address is asked of the plain socket, before it moves */
+		.max_queue = 1 << 20,
+		.send_timeout = 10,
+		.flush_batch = 64,
+		.close_timeout = 2,
+		.direct = true,
+	}, &(struct conn_handlers){
+		.on_open = echo_on_open,
+		.on_data = echo_on_data,
+		.on_deadline = echo_ignore,
+		.on_drained = echo_ignore,
+		.on_closing = echo_on_closing,
+	}, r);
+	assert_non_null(r->conns);
+	r->loop = loop_new(&(struct loop_config){ .sq_entries = 256, .cq_entries = 4096,
+						   .buf_count = 512, .buf_size = 4096, .tick_ms = 10,
+						   .direct_files = direct_files },
+			   &(struct loop_handlers){
+		.on_accept = conn_on_accept,
+		.on_recv = conn_on_recv,
+		.on_send = conn_on_send,
+		.on_send_released = conn_on_send_released,
+		.on_shutdown = conn_on_shutdown,
+		.on_tick = echo_on_tick,
+		.on_signal = ignore_signal,
+		.before_wait = echo_before_wait,
+	}, r->conns);
+	assert_non_null(r->loop);
+}
+
+static void echo_finish(struct echo_run *r)
+{
+	loop_free(r->loop);
+	conns_free(r->conns);
+	if (r->listen_fd >= 0)
+		close(r->listen_fd);
+	for (unsigned i = 0; i < ECHO_CLIENTS; i++)
+		if (r->clients[i] >= 0)
+			close(r->clients[i]);
+	run = NULL;
+}
+
+/* In-process clients, connected and their ping written before the loop
+ * runs; returns the process's descriptor count with all of them open. */
+static int echo_dial_all(struct echo_run *r)
+{
+	uint16_t port = 0;
+	r->listen_fd = listen_local(&port);
+	assert_true(r->listen_fd >= 0);
+	for (unsigned i = 0; i < r->want; i++) {
+		r->clients[i] = dial(port, PING);
+		assert_true(r->clients[i] >= 0);
+	}
+	return count_fds();
+}
+
+static void assert_every_client_heard_its_echo(const struct echo_run *r)
+{
+	for (unsigned i = 0; i < r->want; i++) {
+		assert_int_equal(r->heard[i], PING_LEN);
+		assert_memory_equal(r->said_back[i], PING, PING_LEN);
+	}
+}
+
+/* Direct descriptors: K connections are accepted, echo, and close from
+ * both ends until none is left, and all the while the process holds no
+ * descriptor for any of them (with plain ones it would hold K more). */
+static void direct_connections_echo_and_close_holding_no_descriptors(void **state)
+{
+	(void)state;
+	struct echo_run r;
+	echo_start(&r, ECHO_CLIENTS, ECHO_CLIENTS);
+	if (!loop_direct(r.loop)) {
+		echo_finish(&r);
+		skip(); /* the kernel refused the table: logged by loop_new */
+	}
+	int before = echo_dial_all(&r);
+	conns_listen(r.conns, r.loop, r.listen_fd);
+	assert_int_equal(loop_run(r.loop), 0);
+	struct conn_stats stats = *conns_stats(r.conns);
+	echo_finish(&r);
+
+	assert_false(r.timed_out);
+	assert_true(stats.direct);
+	assert_int_equal(stats.plain_fallbacks, 0);
+	assert_int_equal(r.opens, ECHO_CLIENTS);
+	assert_int_equal(r.peak, ECHO_CLIENTS);
+	assert_int_equal(r.fds_at_peak, before);
+	assert_int_equal(r.bytes_in, ECHO_CLIENTS * PING_LEN);
+	assert_every_client_heard_its_echo(&r);
+	assert_int_equal(r.closings, ECHO_CLIENTS);
+	assert_int_equal(stats.total, ECHO_CLIENTS);
+	assert_int_equal(stats.current, 0);
+}
+
+/* Direct descriptors asked for, but the ring has no table: the same
+ * connections work as before on plain descriptors, one each. */
+static void without_a_file_table_connections_use_plain_descriptors(void **state)
+{
+	(void)state;
+	struct echo_run r;
+	echo_start(&r, ECHO_CLIENTS, 0);
+	int before = echo_dial_all(&r);
+	conns_listen(r.conns, r.loop, r.listen_fd);
+	assert_int_equal(loop_run(r.loop), 0);
+	struct conn_stats stats = *conns_stats(r.conns);
+	echo_finish(&r);
+
+	assert_false(r.timed_out);
+	assert_false(stats.direct);
+	assert_int_equal(r.opens, ECHO_CLIENTS);
+	assert_int_equal(r.fds_at_peak, before + ECHO_CLIENTS);
+	assert_every_client_heard_its_echo(&r);
+	assert_int_equal(r.closings, ECHO_CLIENTS);
+	assert_int_equal(stats.current, 0);
+}
+
+/* The child: n clients connect (the listener's backlog holds them until
+ * they are accepted) and ping, then each waits, to a deadline, for its
+ * echo. It reports how many got it and exits; exiting closes them all. */
+static _Noreturn void child_clients(uint16_t port, unsigned n, int report_fd)
+{
+	int *fd = calloc(n, sizeof(*fd));
+	int served = 0;
+	unsigned dialled = 0;
+	while (fd && dialled < n && (fd[dialled] = dial(port, PING)) >= 0)
+		dialled++;
+	struct timespec now, end;
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	end.tv_sec += 8;
+	for (unsigned i = 0; i < dialled; i++) {
+		char got[PING_LEN];
+		size_t heard = 0;
+		while (heard < PING_LEN) {
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			long left = (end.tv_sec - now.tv_sec) * 1000 + (end.tv_nsec - now.tv_nsec) / 1000000;
+			struct pollfd p = { .fd = fd[i], .events = POLLIN };
+			if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+				break;
+			ssize_t k = recv(fd[i], got + heard, PING_LEN - heard, 0);
+			if (k <= 0)
+				break;
+			heard += (size_t)k;
+		}
+		if (heard == PING_LEN && memcmp(got, PING, PING_LEN) == 0)
+			served++;
+	}
+	if (write(report_fd, &served, sizeof(served)) != sizeof(served))
+		_exit(2);
+	_exit(0);
+}
+
+/* The point of direct descriptors: with RLIMIT_NOFILE lowered to 256, one
+ * ring holds 400 connections at once, and every one echoes. The clients
+ * run in a child process forked before the limit is lowered, so theirs
+ * are not counted against it. Accepting still takes a plain descriptor
+ * for a moment per connection, and a burst may run out of them: accepting
+ * then pauses to the next tick and must go on from there. */
+static void direct_connections_outnumber_the_descriptor_limit(void **state)
+{
+	(void)state;
+	struct echo_run r;
+	echo_start(&r, OVER_LIMIT_CLIENTS, OVER_LIMIT_CLIENTS); /* the table under the normal limit */
+	if (!loop_direct(r.loop)) {
+		echo_finish(&r);
+		skip();
+	}
+	uint16_t port = 0;
+	r.listen_fd = listen_local(&port);
+	int report[2];
+	assert_true(r.listen_fd >= 0);
+	assert_int_equal(pipe2(report, O_CLOEXEC), 0);
+	struct rlimit normal;
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &normal), 0);
+	if (normal.rlim_cur < OVER_LIMIT_CLIENTS + 64) {
+		echo_finish(&r);
+		skip(); /* the child could not open its clients */
+	}
+	pid_t child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		close(report[0]);
+		child_clients(port, OVER_LIMIT_CLIENTS, report[1]);
+	}
+	close(report[1]);
+	r.report_fd = report[0];
+	assert_int_equal(loop_watch_readable(r.loop, r.report_fd, on_report, NULL), 0);
+
+	struct rlimit lowered = { .rlim_cur = LOWERED_LIMIT, .rlim_max = normal.rlim_max };
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &lowered), 0);
+	conns_listen(r.conns, r.loop, r.listen_fd);
+	int ret = loop_run(r.loop);
+	int fds_then = count_fds();
+	setrlimit(RLIMIT_NOFILE, &normal); /* before any assert can end the case */
+	struct conn_stats stats = *conns_stats(r.conns);
+	int status = 0;
+	waitpid(child, &status, 0);
+	close(r.report_fd);
+	echo_finish(&r);
+
+	assert_int_equal(ret, 0);
+	assert_false(r.timed_out);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_true(stats.direct);
+	assert_int_equal(stats.plain_fallbacks, 0);
+	assert_int_equal(r.peak, OVER_LIMIT_CLIENTS);          /* all open at once */
+	assert_int_equal(r.served, OVER_LIMIT_CLIENTS);        /* each one echoed */
+	assert_int_equal(r.bytes_in, OVER_LIMIT_CLIENTS * PING_LEN);
+	assert_in_range(r.fds_at_peak, 1, LOWERED_LIMIT - 1);
+	assert_in_range(fds_then, 1, LOWERED_LIMIT - 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(two_instances_on_two_threads_keep_to_themselves),
 		cmocka_unit_test(a_connection_has_no_pointer_to_its_owner),
+		cmocka_unit_test(direct_connections_echo_and_close_holding_no_descriptors),
+		cmocka_unit_test(without_a_file_table_connections_use_plain_descriptors),
+		cmocka_unit_test(direct_connections_outnumber_the_descriptor_limit),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,21 +1,29 @@
-/* test_loop.c: the ring's watch on extra descriptors, and two loops side by
- * side.
+/* test_loop.c: the ring's watch on extra descriptors, two loops side by
+ * side, and sockets kept in the ring's file table.
  *
  * A real ring: eventfds are watched, written to, and the loop must call
  * each one's callback with its own argument, again after every write. Two
  * loops, each run on its own thread, must not see each other's context,
- * descriptors or ticks. Deadlines are counted in loop ticks (10 ms), so a
- * missing callback fails the case instead of hanging it. */
+ * descriptors or ticks. A TCP socket moved into the file table leaves the
+ * process's, is reached by its slot, and closes, gracefully or with a
+ * reset, by slot. Deadlines are counted in loop ticks (10 ms), so a missing
+ * callback fails the case instead of hanging it. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "loop.h"
@@ -288,6 +296,180 @@ static void two_loops_on_two_threads_keep_to_themselves(void **state)
 	}
 }
 
+/* ---- direct descriptors ---------------------------------------------------- */
+
+#define TABLE_SLOT 5
+#define TABLE_GEN 7
+
+/* What came back from the ring for the socket under test. */
+static struct {
+	unsigned sends, shutdowns;
+	int res;
+	uint32_t slot, gen;
+} seen;
+
+static void direct_on_send(void *c, uint32_t slot, uint32_t gen, int res, bool held)
+{
+	(void)c;
+	(void)held;
+	seen.sends++;
+	seen.res = res;
+	seen.slot = slot;
+	seen.gen = gen;
+	loop_stop(loop);
+}
+
+static void direct_on_shutdown(void *c, uint32_t slot, uint32_t gen, int res)
+{
+	(void)c;
+	seen.shutdowns++;
+	seen.res = res;
+	seen.slot = slot;
+	seen.gen = gen;
+	loop_stop(loop);
+}
+
+/* A connected TCP pair on loopback: a reset needs TCP. */
+static int tcp_pair(int *client, int *server)
+{
+	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	*client = *server = -1;
+	if (l < 0 || bind(l, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(l, 1) < 0 ||
+	    getsockname(l, (struct sockaddr *)&a, &len) < 0 ||
+	    (*client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
+	    connect(*client, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+	    (*server = accept4(l, NULL, NULL, SOCK_CLOEXEC)) < 0) {
+		close(l);
+		return -1;
+	}
+	close(l);
+	return 0;
+}
+
+static int setup_direct(void **state)
+{
+	(void)state;
+	struct loop_config cfg = small_ring;
+	cfg.direct_files = 8;
+	struct loop_handlers h = { .on_accept = ignore_accept, .on_recv = ignore_recv,
+				   .on_send = direct_on_send, .on_send_released = ignore_released,
+				   .on_shutdown = direct_on_shutdown, .on_tick = on_tick,
+				   .on_signal = ignore_signal, .before_wait = nothing_left };
+	if (!(loop = loop_new(&cfg, &h, NULL)))
+		return -1;
+	memset(&seen, 0, sizeof(seen));
+	ticks = 0;
+	timed_out = false;
+	return 0;
+}
+
+static int teardown_direct(void **state)
+{
+	(void)state;
+	loop_free(loop);
+	loop = NULL;
+	return 0;
+}
+
+/* The socket moves into the table: its descriptor is gone from the
+ * process, yet a send by slot reaches the peer, and closing by slot ends
+ * the connection in order (a FIN: no linger on the plain close). */
+static void an_installed_socket_leaves_the_process_and_is_reached_by_slot(void **state)
+{
+	(void)state;
+	if (!loop_direct(loop))
+		skip(); /* the kernel refused the table: logged by loop_new */
+	int client, server;
+	assert_int_equal(tcp_pair(&client, &server), 0);
+	assert_int_equal(loop_install(loop, server, TABLE_SLOT), 0);
+	assert_int_equal(fcntl(server, F_GETFD), -1);
+	assert_int_equal(errno, EBADF);
+
+	loop_send(loop, LOOP_FD_DIRECT, TABLE_SLOT, TABLE_GEN, "hello", 5, false);
+	assert_int_equal(loop_run(loop), 0);
+	assert_false(timed_out);
+	assert_int_equal(seen.sends, 1);
+	assert_int_equal(seen.res, 5);
+	assert_int_equal(seen.slot, TABLE_SLOT);
+	assert_int_equal(seen.gen, TABLE_GEN);
+	char got[8];
+	assert_int_equal(recv(client, got, sizeof(got), 0), 5);
+	assert_memory_equal(got, "hello", 5);
+
+	/* the table held the only reference: the socket is closed on return */
+	loop_close_socket(loop, LOOP_FD_DIRECT, TABLE_SLOT);
+	assert_int_equal(recv(client, got, sizeof(got), MSG_DONTWAIT), 0);
+	close(client);
+}
+
+/* loop_reset closes with a reset (SO_LINGER 0), on a direct socket through
+ * the ring's setsockopt command, and reports it as the slot's shutdown. */
+static void a_reset_direct_socket_closes_with_a_reset(void **state)
+{
+	(void)state;
+	if (!loop_direct(loop))
+		skip();
+	int client, server;
+	assert_int_equal(tcp_pair(&client, &server), 0);
+	assert_int_equal(loop_install(loop, server, TABLE_SLOT), 0);
+	loop_reset(loop, LOOP_FD_DIRECT, TABLE_SLOT, TABLE_GEN);
+	assert_int_equal(loop_run(loop), 0);
+	assert_false(timed_out);
+	assert_int_equal(seen.shutdowns, 1);
+	assert_int_equal(seen.res, 0);
+	assert_int_equal(seen.slot, TABLE_SLOT);
+	assert_int_equal(seen.gen, TABLE_GEN);
+	char got[8];
+	assert_int_equal(recv(client, got, sizeof(got), MSG_DONTWAIT), -1);
+	assert_int_equal(errno, ECONNRESET);
+	close(client);
+}
+
+/* The same on a plain descriptor, which stays in the process until then. */
+static void a_reset_plain_socket_closes_with_a_reset(void **state)
+{
+	(void)state;
+	int client, server;
+	assert_int_equal(tcp_pair(&client, &server), 0);
+	loop_reset(loop, server, TABLE_SLOT, TABLE_GEN);
+	assert_int_equal(loop_run(loop), 0);
+	assert_false(timed_out);
+	assert_int_equal(seen.shutdowns, 1);
+	assert_int_equal(seen.res, 0);
+	assert_int_equal(seen.gen, TABLE_GEN);
+	assert_int_equal(fcntl(server, F_GETFD), -1);
+	char got[8];
+	assert_int_equal(recv(client, got, sizeof(got), MSG_DONTWAIT), -1);
+	assert_int_equal(errno, ECONNRESET);
+	close(client);
+}
+
+/* A table the kernel refuses (over its cap of 2^20 entries) leaves the
+ * loop working on plain descriptors: loop_direct says so, and nothing is
+ * installed, the socket staying open. */
+static void a_refused_table_leaves_plain_descriptors(void **state)
+{
+	(void)state;
+	struct loop_config cfg = small_ring;
+	cfg.direct_files = (1u << 20) + 1;
+	struct loop_handlers h = { .on_accept = ignore_accept, .on_recv = ignore_recv,
+				   .on_send = direct_on_send, .on_send_released = ignore_released,
+				   .on_shutdown = direct_on_shutdown, .on_tick = on_tick,
+				   .on_signal = ignore_signal, .before_wait = nothing_left };
+	struct loop *refused = loop_new(&cfg, &h, NULL);
+	assert_non_null(refused);
+	assert_false(loop_direct(refused));
+	int client, server;
+	assert_int_equal(tcp_pair(&client, &server), 0);
+	assert_true(loop_install(refused, server, 0) < 0);
+	assert_int_equal(fcntl(server, F_GETFD), FD_CLOEXEC);
+	close(server);
+	close(client);
+	loop_free(refused);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -295,6 +477,13 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(only_the_ready_descriptor_is_called, setup, teardown),
 		cmocka_unit_test(two_loops_on_two_threads_keep_to_themselves),
+		cmocka_unit_test_setup_teardown(an_installed_socket_leaves_the_process_and_is_reached_by_slot,
+						setup_direct, teardown_direct),
+		cmocka_unit_test_setup_teardown(a_reset_direct_socket_closes_with_a_reset, setup_direct,
+						teardown_direct),
+		cmocka_unit_test_setup_teardown(a_reset_plain_socket_closes_with_a_reset, setup_direct,
+						teardown_direct),
+		cmocka_unit_test(a_refused_table_leaves_plain_descriptors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
