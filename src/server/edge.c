@@ -298,6 +298,10 @@ static int open_ring(struct edge *e)
 		.refusal = http_conn_refusal,
 		.refusal_len = http_conn_refusal_len,
 		.user_size = sizeof(struct session),
+		/* in the ring's own file table: each edge may hold up to the
+		 * descriptor limit (loop.c falls back, and says so, where the
+		 * kernel refuses) */
+		.direct = true,
 	}, &(struct conn_handlers){
 		.on_open = on_open,
 		.on_data = on_data,
@@ -315,6 +319,7 @@ static int open_ring(struct edge *e)
 		.buf_size = cfg->recv_buffer_size,
 		.tick_ms = TICK_MS,
 		.send_zc = cfg->send_zc != 0,
+		.direct_files = cfg->max_connections,
 	}, &(struct loop_handlers){
 		.on_accept = conn_on_accept,
 		.on_recv = conn_on_recv,

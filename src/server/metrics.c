@@ -40,14 +40,16 @@ static void metric(struct out *o, const char *name, const char *type, const char
 void metrics_sample_take(struct metrics_sample *s, const struct loop *loop, const struct conns *conns,
 			 struct chat *chat, const struct sessions *sessions)
 {
-	s->conns = *conns_stats(conns);
-	s->loop = *loop_stats(loop);
-	s->chat = *chat_stats(chat);
-	s->ws = *ws_transport_stats(sessions->ws);
-	s->http = *http_transport_stats(sessions->http);
+	/* memcpy, padding and all: a sample is added up word by word */
+	memcpy(&s->conns, conns_stats(conns), sizeof(s->conns));
+	memcpy(&s->loop, loop_stats(loop), sizeof(s->loop));
+	memcpy(&s->chat, chat_stats(chat), sizeof(s->chat));
+	memcpy(&s->ws, ws_transport_stats(sessions->ws), sizeof(s->ws));
+	memcpy(&s->http, http_transport_stats(sessions->http), sizeof(s->http));
 }
 
-/* Every counter is a uint64_t, so a sample adds up field by field. */
+/* Counters are uint64_t (a flag or two beside them is not rendered from
+ * the sum), so a sample adds up word by word. */
 _Static_assert(sizeof(struct metrics_sample) % sizeof(uint64_t) == 0,
 	       "a metrics sample is uint64_t counters only");
 
