@@ -24,6 +24,7 @@
 struct buf;
 struct chat;
 struct chat_room;
+struct room_quota;
 struct sequencer;
 struct store;
 
@@ -86,6 +87,9 @@ struct chat_config {
 	 * chat is edge number `edge`. NULL: the chat orders its rooms itself. */
 	struct sequencer *sequencer;
 	unsigned edge;
+	/* --max-rooms counted for all edges together (NULL: max_rooms
+	 * counts this chat's rooms). */
+	struct room_quota *room_quota;
 	size_t presence_list_max;    /* users listed in a presence snapshot (0: 100) */
 	size_t presence_events_max;  /* rooms larger get no join/leave events (0: 100) */
 	uint32_t history_memory;     /* recent messages kept per room (0: 1000) */

@@ -19,6 +19,7 @@
 #include "timer_wheel.h"
 
 struct buf;
+struct conn_limits;
 struct tls_server;
 struct tls_session;
 
@@ -102,13 +103,17 @@ struct conn_stats {
 	uint64_t slow_stalled;     /* of those, stalled */
 	uint64_t accept_errors;
 	uint64_t tls_failures;     /* handshakes or records that failed */
-	uint64_t plain_fallbacks;  /* direct on, but the table refused a socket: it stayed plain */
+	uint64_t table_full;       /* direct on, but the table refused a socket: turned away (in refused) */
 	bool direct;               /* sockets live in the ring's file table (conn_config.direct) */
 };
 
 struct conn_config {
 	uint32_t max_connections;
 	uint32_t max_per_ip;       /* 0: no per-address limit */
+	/* Shared with other rings: the limits are counted for all of them
+	 * together (max_connections and max_per_ip above then size this
+	 * ring's table only). NULL: this ring counts its own. */
+	struct conn_limits *limits;
 	uint64_t max_queue;        /* hard ceiling on q_bytes (at most 2 GiB) */
 	uint32_t send_timeout;     /* seconds with bytes queued and none sent: a slow consumer */
 	uint32_t flush_batch;

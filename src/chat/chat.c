@@ -29,6 +29,7 @@
 #include "chat_op.h"
 #include "chat_room.h"
 #include "json_out.h"
+#include "room_quota.h"
 #include "sequencer.h"
 #include "store.h"
 
@@ -574,6 +575,17 @@ static void enter_room(struct chat *chat, struct chat_member *m, struct chat_mem
 		send_history(chat, m, ms, 0, chat->config.history_on_join);
 }
 
+/* The room to join, counted against --max-rooms (for all edges together
+ * with a quota); NULL when it is not in use and the limit is reached. */
+static struct chat_room *room_to_join(struct chat *chat, const char *name, size_t len)
+{
+	if (!chat->config.room_quota)
+		return room_get(&chat->rooms, name, len);
+	if (!room_quota_take(chat->config.room_quota, name, len))
+		return NULL;
+	return room_load(&chat->rooms, name, len);
+}
+
 static void join_room(struct chat *chat, struct chat_member *m, struct chat_room *r,
 		      const uint64_t *since)
 {
@@ -593,6 +605,8 @@ static void leave_room(struct chat *chat, struct chat_member *m, uint8_t k, bool
 		catchup_free(chat, ms); /* a store batch on its way finds no replay */
 	if (!ms->joining)
 		room_remove(r, ms); /* else it never entered: apply_join finds it gone */
+	if (chat->config.room_quota)
+		room_quota_put(chat->config.room_quota, r->name, r->name_len);
 	drop_membership(m, k);
 	announce(chat, r, m, "leave");
 	if (tell_leaver) {
@@ -621,9 +635,9 @@ void chat_connect(struct chat *chat, struct chat_member *m, const struct chat_id
 		m->name_locked = true;
 	}
 	bucket_init(&m->bucket, &chat->config.rate, chat_now_ms());
-	struct chat_room *r = room_get(&chat->rooms, room, room_len);
+	struct chat_room *r = room_to_join(chat, room, room_len);
 	if (!r)
-		r = room_get(&chat->rooms, "lobby", 5); /* every room slot is taken: try the lobby */
+		r = room_to_join(chat, "lobby", 5); /* every room slot is taken: try the lobby */
 	ev_welcome(&chat->out, m, r);
 	send_out(chat, m);
 	if (!r) {
@@ -1057,7 +1071,7 @@ static void cmd_join(struct chat *chat, struct chat_member *m, json_t *root)
 		send_error(chat, m, "too_many_rooms", "you are in too many rooms; leave one first");
 		return;
 	}
-	struct chat_room *r = room_get(&chat->rooms, json_string_value(room), json_string_length(room));
+	struct chat_room *r = room_to_join(chat, json_string_value(room), json_string_length(room));
 	if (!r) {
 		send_error(chat, m, "too_many_rooms", "the server has no room for more rooms");
 		return;

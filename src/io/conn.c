@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "conn_limits.h"
 #include "ip_limit.h"
 #include "log.h"
 #include "loop.h"
@@ -70,9 +71,11 @@ struct conns {
 
 	uint32_t *free_slots;
 	uint32_t free_count, next_unused;
-	/* --max-per-ip: connections per client address, and each slot's address
-	 * (kept beside the table, so struct conn grows only when the limit is on). */
-	struct ip_limit *per_ip;
+	/* --max-connections and --max-per-ip, counted for all rings together
+	 * (conn_config.limits) or for this one; with a per-address limit, each
+	 * slot's address, kept beside the table so struct conn does not grow. */
+	struct conn_limits *limits;
+	bool own_limits;
 	struct in6_addr *slot_addr;
 
 	struct conn *flush_head, *flush_tail;
@@ -150,9 +153,16 @@ struct conns *conns_new(const struct conn_config *cfg, const struct conn_handler
 		conns_free(cs);
 		return NULL;
 	}
-	if (cfg->max_per_ip &&
-	    (!(cs->per_ip = ip_limit_new(cfg->max_per_ip, cfg->max_connections)) ||
-	     !(cs->slot_addr = calloc(cfg->max_connections, sizeof(*cs->slot_addr))))) {
+	cs->limits = cfg->limits;
+	if (!cs->limits) {
+		cs->own_limits = true;
+		if (!(cs->limits = conn_limits_new(cfg->max_connections, cfg->max_per_ip))) {
+			conns_free(cs);
+			return NULL;
+		}
+	}
+	if (conn_limits_per_address(cs->limits) &&
+	    !(cs->slot_addr = calloc(cfg->max_connections, sizeof(*cs->slot_addr)))) {
 		log_error("cannot allocate the per-address table");
 		conns_free(cs);
 		return NULL;
@@ -228,7 +238,8 @@ void conns_free(struct conns *cs)
 	}
 	free(cs->free_slots);
 	free(cs->closing);
-	ip_limit_free(cs->per_ip);
+	if (cs->own_limits)
+		conn_limits_free(cs->limits);
 	free(cs->slot_addr);
 	free(cs);
 }
@@ -325,15 +336,18 @@ static struct conn *slot_alloc(struct conns *cs)
 	return c;
 }
 
-/* --max-per-ip: count the peer's address; false when it holds its share.
- * The address is asked of the socket only when the limit is on. */
-static bool admit_address(struct ip_limit *per_ip, int fd, struct in6_addr *addr)
+/* Under --max-connections and --max-per-ip? The address is asked of the
+ * socket only when the per-address limit is on. */
+static enum conn_admission admit(struct conns *cs, int fd, struct in6_addr *addr)
 {
-	struct sockaddr_storage sa;
-	socklen_t len = sizeof(sa);
-	if (getpeername(fd, (struct sockaddr *)&sa, &len) < 0 || !ip_limit_addr(&sa, addr))
-		memset(addr, 0, sizeof(*addr)); /* unknown: counted together */
-	return ip_limit_take(per_ip, addr);
+	memset(addr, 0, sizeof(*addr)); /* unknown: counted together */
+	if (conn_limits_per_address(cs->limits)) {
+		struct sockaddr_storage sa;
+		socklen_t len = sizeof(sa);
+		if (getpeername(fd, (struct sockaddr *)&sa, &len) < 0 || !ip_limit_addr(&sa, addr))
+			memset(addr, 0, sizeof(*addr));
+	}
+	return conn_limits_take(cs->limits, addr);
 }
 
 /* Direct descriptors: the accepted socket moves into the ring's file table
@@ -352,7 +366,12 @@ static bool admit_address(struct ip_limit *per_ip, int fd, struct in6_addr *addr
  * keep. Moving it also keeps table index == slot (an allocated index is
  * the kernel's choice), and a connection turned away never enters the
  * table. The price: two system calls per accepted connection (the table
- * update and the close), once per connection, not per message. */
+ * update and the close), once per connection, not per message.
+ *
+ * A socket the table refuses (its slot is past the table's end, which is
+ * RLIMIT_NOFILE) is turned away, not kept on a plain descriptor: plain
+ * descriptors are what every ring's accepts need in passing, and a ring
+ * that used them up would starve the others. Returns -1 then. */
 static int adopt_socket(struct conns *cs, int fd, uint32_t slot)
 {
 	if (!cs->stats.direct)
@@ -360,10 +379,10 @@ static int adopt_socket(struct conns *cs, int fd, uint32_t slot)
 	int ret = loop_install(cs->loop, fd, slot);
 	if (ret == 0)
 		return LOOP_FD_DIRECT;
-	if (!cs->stats.plain_fallbacks++)
-		log_warn("direct descriptors: the ring's file table refused slot %u (%s); such connections "
-			 "stay on plain descriptors", slot, strerror(-ret));
-	return fd;
+	if (!cs->stats.table_full++)
+		log_warn("direct descriptors: the ring's file table refused slot %u (%s); connections past "
+			 "it are turned away", slot, strerror(-ret));
+	return -1;
 }
 
 void conn_on_accept(void *ctx, int res, bool more)
@@ -371,20 +390,20 @@ void conn_on_accept(void *ctx, int res, bool more)
 	struct conns *cs = ctx;
 	if (res >= 0) {
 		struct in6_addr addr;
-		bool over_ip = cs->per_ip && !admit_address(cs->per_ip, res, &addr);
-		struct conn *c = !over_ip && cs->stats.current < cs->config.max_connections ? slot_alloc(cs) : NULL;
+		enum conn_admission admission = admit(cs, res, &addr);
+		struct conn *c = admission == CONN_ADMITTED ? slot_alloc(cs) : NULL;
 		if (!c) {
 			/* Over --max-connections or --max-per-ip: a clear answer,
 			 * not a silent reset. */
-			if (over_ip)
+			if (admission == CONN_OVER_ADDRESS)
 				cs->stats.refused_per_ip++;
 			else
 				cs->stats.refused++;
-			if (cs->per_ip && !over_ip)
-				ip_limit_put(cs->per_ip, &addr);
+			if (admission == CONN_ADMITTED)
+				conn_limits_put(cs->limits, &addr); /* admitted, but no slot */
 			loop_send_then_close(cs->loop, res, cs->config.refusal, cs->config.refusal_len);
 		} else {
-			if (cs->per_ip)
+			if (cs->slot_addr)
 				cs->slot_addr[c->slot] = addr;
 			if (cs->accept_starved) {
 				log_info("accepting connections again");
@@ -392,13 +411,21 @@ void conn_on_accept(void *ctx, int res, bool more)
 			}
 			if (cs->config.tls && !(c->tls = tls_session_new(cs->config.tls))) {
 				cs->stats.refused++;
-				if (cs->per_ip)
-					ip_limit_put(cs->per_ip, &addr);
+				conn_limits_put(cs->limits, &addr);
 				cs->free_slots[cs->free_count++] = c->slot;
 				loop_close(cs->loop, res);
 				goto rearm;
 			}
 			c->fd = adopt_socket(cs, res, c->slot);
+			if (c->fd == -1) {
+				tls_session_free(c->tls);
+				c->tls = NULL;
+				cs->stats.refused++;
+				conn_limits_put(cs->limits, &addr);
+				cs->free_slots[cs->free_count++] = c->slot;
+				loop_send_then_close(cs->loop, res, cs->config.refusal, cs->config.refusal_len);
+				goto rearm;
+			}
 			c->state = CONN_OPEN;
 			c->last_rx = cs->clock_now;
 			cs->stats.current++;
@@ -869,8 +896,7 @@ static void release(struct conns *cs, struct conn *c)
 	free_buffers(c);
 	if (c->fd != -1)
 		loop_close_socket(cs->loop, c->fd, c->slot);
-	if (cs->per_ip)
-		ip_limit_put(cs->per_ip, &cs->slot_addr[c->slot]);
+	conn_limits_put(cs->limits, cs->slot_addr ? &cs->slot_addr[c->slot] : NULL);
 	c->state = CONN_FREE;
 	c->gen = (c->gen + 1) & LOOP_GEN_MASK;
 	cs->free_slots[cs->free_count++] = c->slot;

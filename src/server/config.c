@@ -33,7 +33,9 @@ static const char usage[] =
 	"                          client is dropped as a slow consumer (default 16777216)\n"
 	"  --send-timeout SEC      a client with bytes queued that takes none of them for SEC\n"
 	"                          seconds is dropped as a slow consumer (default 10)\n"
-	"  --max-connections N     concurrent connections (default: open-file limit - 32)\n"
+	"  --max-connections N     concurrent connections, all edges together (default:\n"
+	"                          (open-file limit - 32) x threads; with --plain-fds,\n"
+	"                          open-file limit - 32)\n"
 	"  --max-per-ip N          connections from one client address; more get 503 (default 0:\n"
 	"                          no limit)\n"
 	"  --ping-interval SEC     ping a WebSocket after SEC quiet seconds (default 30)\n"
@@ -55,10 +57,13 @@ static const char usage[] =
 	"                          least recently used rooms give theirs up first\n"
 	"                          (default 67108864)\n"
 	"  --max-rooms N           rooms that may exist at once (default 10000)\n"
+	"  --plain-fds             keep sockets in the process's descriptor table (default:\n"
+	"                          each ring's own file table, so the process holds more\n"
+	"                          connections than RLIMIT_NOFILE; ss and lsof do not list\n"
+	"                          those)\n"
 	"  --threads N             edges: rings on threads of their own, each serving its\n"
-	"                          share of the connections (default 1, at most 64;\n"
-	"                          --max-connections, --max-per-ip and --max-rooms\n"
-	"                          are counted per edge for now)\n"
+	"                          share of the connections (default: online CPUs, at\n"
+	"                          most 64; 1: one ring)\n"
 	"  --rate-limit R[:B]      messages per second per connection, burst B (default\n"
 	"                          20:40); 0 turns flood control off\n"
 	"  --jwt-secret SECRET     require an HS256 sign-in token (?token= or cookie\n"
@@ -82,7 +87,7 @@ static const char usage[] =
 enum {
 	OPT_HOST = 256, OPT_PORT, OPT_STATIC, OPT_MAX_MESSAGE, OPT_MAX_QUEUE, OPT_MAX_CONN, OPT_MAX_PER_IP,
 	OPT_PING, OPT_IDLE, OPT_HEADER, OPT_CLOSE, OPT_RECV_BUFS, OPT_RECV_BUF_SIZE,
-	OPT_FLUSH_BATCH, OPT_SEND_ZC, OPT_SEND_TIMEOUT, OPT_HISTORY_BYTES, OPT_ALLOW_HOST, OPT_DB, OPT_NO_PERSIST, OPT_FSYNC, OPT_HISTORY_MEMORY,
+	OPT_FLUSH_BATCH, OPT_SEND_ZC, OPT_SEND_TIMEOUT, OPT_HISTORY_BYTES, OPT_ALLOW_HOST, OPT_DB, OPT_NO_PERSIST, OPT_PLAIN_FDS, OPT_FSYNC, OPT_HISTORY_MEMORY,
 	OPT_MAX_ROOMS, OPT_THREADS, OPT_RATE_LIMIT, OPT_JWT_SECRET, OPT_JWT_SECRET_FILE, OPT_ALLOW_ORIGIN,
 	OPT_TLS_CERT, OPT_TLS_KEY, OPT_QUIET, OPT_VERBOSE, OPT_HELP, OPT_VERSION,
 };
@@ -108,6 +113,7 @@ static const struct option options[] = {
 	{ "allow-host", required_argument, NULL, OPT_ALLOW_HOST },
 	{ "db", required_argument, NULL, OPT_DB },
 	{ "no-persist", no_argument, NULL, OPT_NO_PERSIST },
+	{ "plain-fds", no_argument, NULL, OPT_PLAIN_FDS },
 	{ "fsync", required_argument, NULL, OPT_FSYNC },
 	{ "history-memory", required_argument, NULL, OPT_HISTORY_MEMORY },
 	{ "max-rooms", required_argument, NULL, OPT_MAX_ROOMS },
@@ -225,6 +231,12 @@ static int read_secret_file(struct config *cfg, const char *path)
 	return 0;
 }
 
+static uint32_t online_cpus(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n < 1 ? 1 : n > CONFIG_THREADS_MAX ? CONFIG_THREADS_MAX : (uint32_t)n;
+}
+
 static uint32_t default_max_connections(void)
 {
 	struct rlimit rl;
@@ -257,14 +269,13 @@ int config_parse(struct config *cfg, int argc, char **argv)
 		.db_path = "data/ringcast.db",
 		.history_memory = 1000,
 		.max_rooms = 10000,
-		/* one edge until the limits (--max-connections, --max-per-ip,
-		 * --max-rooms) are shared by the edges: each counts its own today */
-		.threads = 1,
+		.threads = online_cpus(),
 		.rate_per_second = 20,
 		.rate_burst = 40,
 	};
 	uint64_t v;
 	int opt, rc = 0;
+	bool max_connections_given = false;
 	optind = 1;
 	while (rc == 0 && (opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
 		switch (opt) {
@@ -287,6 +298,7 @@ int config_parse(struct config *cfg, int argc, char **argv)
 			break;
 		case OPT_MAX_CONN:
 			rc = parse_u32("max-connections", optarg, 1, 10000000, &cfg->max_connections);
+			max_connections_given = true;
 			break;
 		case OPT_MAX_PER_IP:
 			rc = parse_u32("max-per-ip", optarg, 0, 10000000, &cfg->max_per_ip);
@@ -334,6 +346,9 @@ int config_parse(struct config *cfg, int argc, char **argv)
 			break;
 		case OPT_NO_PERSIST:
 			cfg->db_path = NULL;
+			break;
+		case OPT_PLAIN_FDS:
+			cfg->plain_fds = true;
 			break;
 		case OPT_FSYNC:
 			if (strcmp(optarg, "always") == 0 || strcmp(optarg, "interval") == 0) {
@@ -417,6 +432,11 @@ int config_parse(struct config *cfg, int argc, char **argv)
 	}
 	if (!cfg->static_dir)
 		cfg->static_dir = default_static_dir();
+	/* Each edge's ring has a file table of its own, as large as the
+	 * descriptor limit: by default the process takes as many connections
+	 * as its edges can hold. */
+	if (!max_connections_given && !cfg->plain_fds && cfg->max_connections < 100000)
+		cfg->max_connections *= cfg->threads;
 	return 0;
 }
 

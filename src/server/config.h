@@ -32,6 +32,7 @@ struct config {
 	uint64_t history_bytes;    /* recent history kept in memory, all rooms together */
 	uint32_t max_rooms;
 	uint32_t threads;          /* edges: a ring and its connections per thread */
+	bool plain_fds;            /* sockets in the process's descriptor table, not the rings' */
 	uint32_t rate_per_second;  /* flood limit; 0 = off */
 	uint32_t rate_burst;
 	char *jwt_secret;          /* sign-in: HS256 secret; NULL = open to all */

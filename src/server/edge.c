@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -239,6 +240,7 @@ int edge_prepare(struct edges *all, unsigned index)
 		.store = all->store,
 		.sequencer = all->sequencer,
 		.edge = index,
+		.room_quota = all->rooms,
 		.presence_list_max = 100,
 		.presence_events_max = 100,
 		.history_memory = cfg->history_memory,
@@ -279,6 +281,16 @@ int edge_prepare(struct edges *all, unsigned index)
 	return 0;
 }
 
+/* A ring's file table holds at most RLIMIT_NOFILE (hard) sockets; more
+ * connections than that on one edge stay on plain descriptors. */
+static unsigned file_table_size(uint32_t max_connections)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max != RLIM_INFINITY && rl.rlim_max < max_connections)
+		return (unsigned)rl.rlim_max;
+	return max_connections;
+}
+
 /* The ring and the connections, made on the edge's own thread (the ring
  * is set up for a single issuer). */
 static int open_ring(struct edge *e)
@@ -301,7 +313,8 @@ static int open_ring(struct edge *e)
 		/* in the ring's own file table: each edge may hold up to the
 		 * descriptor limit (loop.c falls back, and says so, where the
 		 * kernel refuses) */
-		.direct = true,
+		.direct = !cfg->plain_fds,
+		.limits = e->all->limits,
 	}, &(struct conn_handlers){
 		.on_open = on_open,
 		.on_data = on_data,
@@ -319,7 +332,7 @@ static int open_ring(struct edge *e)
 		.buf_size = cfg->recv_buffer_size,
 		.tick_ms = TICK_MS,
 		.send_zc = cfg->send_zc != 0,
-		.direct_files = cfg->max_connections,
+		.direct_files = cfg->plain_fds ? 0 : file_table_size(cfg->max_connections),
 	}, &(struct loop_handlers){
 		.on_accept = conn_on_accept,
 		.on_recv = conn_on_recv,

@@ -16,6 +16,8 @@
 #include "session.h"
 
 struct config;
+struct conn_limits;
+struct room_quota;
 struct sequencer;
 struct static_site;
 struct store;
@@ -28,6 +30,8 @@ struct edges {
 	struct tls_server *tls;
 	struct store *store;
 	struct sequencer *sequencer; /* NULL: one edge, its chat orders its rooms itself */
+	struct conn_limits *limits;  /* --max-connections, --max-per-ip: for all edges together */
+	struct room_quota *rooms;    /* --max-rooms, for all edges together (NULL: one edge) */
 	unsigned count;
 	struct edge *edge;           /* [count] */
 };

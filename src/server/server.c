@@ -16,8 +16,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "conn_limits.h"
 #include "edge.h"
 #include "log.h"
+#include "room_quota.h"
 #include "sequencer.h"
 #include "static_files.h"
 #include "store.h"
@@ -145,7 +147,12 @@ static int open_shared(struct edges *all, const struct config *cfg, struct stati
 			return -1;
 		}
 	}
-	if (all->count > 1 && !(all->sequencer = sequencer_new(all->count, all->store)))
+	if (all->count > 1) {
+		if (!(all->sequencer = sequencer_new(all->count, all->store)))
+			return -1;
+		all->rooms = room_quota_new(cfg->max_rooms);
+	}
+	if (!(all->limits = conn_limits_new(cfg->max_connections, cfg->max_per_ip)))
 		return -1;
 	if (cfg->tls_cert && !(all->tls = tls_server_new(cfg->tls_cert, cfg->tls_key))) {
 		log_error("cannot set up TLS with --tls-cert %s --tls-key %s", cfg->tls_cert, cfg->tls_key);
@@ -199,6 +206,8 @@ static void close_shared(struct edges *all, struct static_site *site)
 		for (unsigned i = 0; i < all->count; i++)
 			edge_free(&all->edge[i]);
 	free(all->edge);
+	conn_limits_free(all->limits);
+	room_quota_free(all->rooms);
 	static_site_free(site);
 	tls_server_free(all->tls);
 }

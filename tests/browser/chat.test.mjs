@@ -2,7 +2,8 @@
 //
 //   node tests/browser/chat.test.mjs /path/to/ringcast /path/to/static
 //
-// Starts the real server (`--port 0 --static DIR --db <tmp>/chat.db`, a fresh temporary
+// Starts the real server (`--port 0 --static DIR --db <tmp>/chat.db`, plus `--threads N` when
+// RINGCAST_THREADS is set, in a fresh temporary
 // directory removed at the end, so the repository's data/ is never touched), drives Debian's
 // Chromium through playwright-core, and prints `N passed, M failed` at the end (exit 1 if
 // any failed). Screenshots go to /tmp/browser-shots/ (override with BROWSER_SHOTS_DIR).
@@ -46,7 +47,10 @@ function fatal(msg) {
 // `extra` adds flags such as --rate-limit 0 for the one check that sends a burst.
 function startServer(bin, staticDir, { port = 0, db = path.join(tmpDir, 'chat.db'), extra = [] } = {}) {
   return new Promise((resolve, reject) => {
-    const args = ['--port', String(port), '--static', staticDir, '--db', db, ...extra];
+    // RINGCAST_THREADS: the edges every server runs (tests/meson.build: 2,
+    // so the page is tried across threads and the sequencer).
+    const threads = process.env.RINGCAST_THREADS ? ['--threads', process.env.RINGCAST_THREADS] : [];
+    const args = ['--port', String(port), '--static', staticDir, '--db', db, ...threads, ...extra];
     const child = spawn(bin, args, {
       stdio: ['ignore', 'pipe', 'pipe'],
     });

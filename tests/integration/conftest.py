@@ -1,7 +1,8 @@
 """Fixtures that run the real ringcast binary.
 
-RINGCAST_BIN (required) names the server binary. Each test gets its own
-server process started with `--port 0 --static <repo>/static` plus the flags
+RINGCAST_BIN (required) names the server binary; RINGCAST_THREADS, when
+set, is the --threads every server gets unless its test names one. Each
+test gets its own server process started with `--port 0 --static <repo>/static` plus the flags
 of its `@pytest.mark.server_args(...)` marker. On teardown the server gets
 SIGTERM and must exit 0; its stderr is printed (shown by pytest on failure).
 
@@ -66,6 +67,11 @@ class Server:
     def __init__(self, binary, extra, workdir=None, preexec_fn=None):
         self.binary = binary
         self.args = [binary, "--port", "0", "--static", str(STATIC_DIR)] + [str(a) for a in extra]
+        # The whole suite runs once per edge count (tests/meson.build); a test
+        # that names its own --threads keeps it.
+        threads = os.environ.get("RINGCAST_THREADS")
+        if threads and "--threads" not in self.args:
+            self.args += ["--threads", threads]
         # Run in a fresh directory: anything the server writes relative to its
         # working directory (e.g. a default data/ringcast.db) is per test and
         # never lands in the source tree. A test may pass its own (restarts).

@@ -171,18 +171,34 @@ def metrics(server):
     return out
 
 
-def wait_metric(server, name, expected, timeout=5.0):
-    """Poll /metrics until name equals expected; return the last value.
-    Each edge publishes its counters every tick (100 ms), so a counter bumped
-    on another edge shows up within a tick, not at once."""
+def poll_metrics(server, done, timeout=5.0):
+    """GET /metrics until done(metrics) holds or the deadline passes; return
+    the last metrics. Each edge publishes its counters every tick (100 ms),
+    so a counter bumped on another edge shows up within a tick, not at once;
+    a request turned away (503: the previous one's slot is still being
+    released) is asked again."""
     deadline = time.monotonic() + timeout
-    value = None
-    while time.monotonic() < deadline:
-        value = metrics(server).get(name)
-        if value == expected:
-            return value
+    last = {}
+    while True:
+        try:
+            last = metrics(server)
+            if done(last):
+                return last
+        except AssertionError:
+            pass
+        if time.monotonic() > deadline:
+            return last
         time.sleep(0.02)
-    return value
+
+
+def wait_metric_at_least(server, name, minimum, timeout=5.0):
+    """Poll /metrics until name is at least minimum; return the last value."""
+    return poll_metrics(server, lambda m: m.get(name, 0) >= minimum, timeout).get(name, 0)
+
+
+def wait_metric(server, name, expected, timeout=5.0):
+    """Poll /metrics until name equals expected; return the last value."""
+    return poll_metrics(server, lambda m: m.get(name) == expected, timeout).get(name)
 
 
 def rss_kib(pid):
