@@ -671,13 +671,14 @@ void chat_disconnect(struct chat *chat, struct chat_member *m)
 
 /* ---- messages ---------------------------------------------------------------- */
 
+/* Counted in stats.messages by the chat the message was sent to (with a
+ * sequencer, every edge delivers it, and one counts it). */
 static void deliver(struct chat *chat, struct chat_room *r, uint64_t id, struct buf *frame,
 		    const struct chat_member *sender)
 {
 	r->last_sent = id;
 	room_remember(&chat->rooms, r, id, frame);
 	broadcast_message(chat, r, frame, sender);
-	chat->stats.messages++;
 }
 
 /* Control characters other than TAB, LF and CR: JSON escapes each as six
@@ -736,6 +737,7 @@ static void post_message(struct chat *chat, struct chat_member *m, struct chat_r
 	struct buf *frame = jbuf_to_payload(&chat->out);
 	if (!chat->config.store) {
 		deliver(chat, r, id, frame, m);
+		chat->stats.messages++;
 		buf_unref(frame);
 		return;
 	}
@@ -781,6 +783,7 @@ static void on_appended(void *ctx, int err)
 		message_failed(chat, pm, err);
 	} else {
 		deliver(chat, pm->room, pm->id, pm->frame, pm->sender);
+		chat->stats.messages++;
 	}
 	room_settle(&chat->rooms, pm->room);
 	buf_unref(pm->frame);
@@ -1221,6 +1224,8 @@ static void apply_message(struct chat *chat, struct chat_op *op)
 		r->last_id = op->id;
 	struct buf *frame = buf_new_payload(op->json, op->json_len);
 	deliver(chat, r, op->id, frame, pm ? pm->sender : NULL);
+	if (pm)
+		chat->stats.messages++;
 	buf_unref(frame);
 	room_settle(&chat->rooms, r);
 	free(pm);

@@ -388,6 +388,8 @@ struct sequencer *sequencer_new(unsigned edges, struct store *store)
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	int err = pthread_create(&seq->thread, NULL, run, seq);
+	if (!err)
+		pthread_setname_np(seq->thread, "rc-sequencer"); /* for top -H and perf */
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (err) {
 		log_error("sequencer: thread: %s", strerror(err));

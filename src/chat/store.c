@@ -627,6 +627,8 @@ static int store_start_worker(struct store *s)
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	err = pthread_create(&s->worker, NULL, store_worker, s);
+	if (!err)
+		pthread_setname_np(s->worker, "rc-store"); /* for top -H and perf */
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (err) {
 		fprintf(stderr, "ringcast: store: cannot start the worker: %s\n", strerror(err));

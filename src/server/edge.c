@@ -19,6 +19,7 @@
 #include "conn.h"
 #include "http_conn.h"
 #include "log.h"
+#include "room_quota.h"
 #include "loop.h"
 #include "sequencer.h"
 #include "static_files.h"
@@ -202,7 +203,9 @@ static struct buf *render_metrics(void *ctx)
 		samples[i] = other->sample;
 		pthread_mutex_unlock(&other->sample_lock);
 	}
-	struct buf *text = metrics_render(samples, e->all->count);
+	/* one edge: its own count; several: the rooms with members anywhere */
+	uint64_t rooms = e->all->rooms ? room_quota_in_use(e->all->rooms) : samples[0].chat.rooms;
+	struct buf *text = metrics_render(samples, e->all->count, rooms);
 	free(samples);
 	return text;
 }
@@ -399,6 +402,9 @@ int edge_start(struct edge *e)
 		log_error("edge %u: thread: %s", e->index, strerror(err));
 		return -1;
 	}
+	char name[16];
+	snprintf(name, sizeof(name), "rc-edge-%u", e->index); /* for top -H and perf */
+	pthread_setname_np(e->thread, name);
 	return 0;
 }
 

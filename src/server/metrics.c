@@ -61,20 +61,15 @@ static void add_sample(struct metrics_sample *sum, const struct metrics_sample *
 		to[i] += from[i];
 }
 
-struct buf *metrics_render(const struct metrics_sample *samples, unsigned n)
+struct buf *metrics_render(const struct metrics_sample *samples, unsigned n, uint64_t rooms_in_use)
 {
 	struct out o;
 	o.len = 0;
 	struct metrics_sample sum;
 	memset(&sum, 0, sizeof(sum));
-	uint64_t rooms = 0;
-	for (unsigned i = 0; i < n; i++) {
+	for (unsigned i = 0; i < n; i++)
 		add_sample(&sum, &samples[i]);
-		/* every edge knows every room: the most any knows, not the sum */
-		if (samples[i].chat.rooms > rooms)
-			rooms = samples[i].chat.rooms;
-	}
-	sum.chat.rooms = rooms;
+	sum.chat.rooms = rooms_in_use; /* a room on several edges is one room */
 	const struct conn_stats *cs = &sum.conns;
 	const struct loop_stats *ls = &sum.loop;
 	const struct chat_stats *ch = &sum.chat;

@@ -27,7 +27,8 @@ struct metrics_sample {
 void metrics_sample_take(struct metrics_sample *s, const struct loop *loop, const struct conns *conns,
 			 struct chat *chat, const struct sessions *sessions);
 
-/* The text for /metrics: the samples of all n edges added up. */
-struct buf *metrics_render(const struct metrics_sample *samples, unsigned n);
+/* The text for /metrics: the samples of all n edges added up, and the
+ * rooms in use (which no edge's own count can tell). */
+struct buf *metrics_render(const struct metrics_sample *samples, unsigned n, uint64_t rooms_in_use);
 
 #endif

@@ -6,16 +6,19 @@ first checks, from /metrics, that both edges hold some of its clients, so
 that what it asserts really crossed from one edge to the other."""
 import pytest
 
-from rcutil import connect_seq, connect_ws, metrics, send_and_ack, wait_metric
+from rcutil import connect_seq, connect_ws, metrics, poll_metrics, send_and_ack, wait_metric
 
 CLIENTS = 24
 
 pytestmark = pytest.mark.server_args("--threads", "2", "--rate-limit", "0")
 
 
-def edge_counts(server):
-    m = metrics(server)
-    return [m.get('ringcast_edge_connections{edge="%d"}' % i) for i in range(2)]
+def edge_counts(server, at_least):
+    """WebSocket and HTTP connections per edge, once they add up to at least
+    at_least (each edge's count is at most a tick old)."""
+    def counts(m):
+        return [m.get('ringcast_edge_connections{edge="%d"}' % i, 0) for i in range(2)]
+    return counts(poll_metrics(server, lambda m: sum(counts(m)) >= at_least))
 
 
 def open_clients(server, n, path="/"):
@@ -23,9 +26,7 @@ def open_clients(server, n, path="/"):
     for _ in range(n):
         ws = connect_ws(server, path)
         clients.append((ws, connect_seq(ws)))
-    # every client is in; a counter may be a tick old on the other edge
-    assert wait_metric(server, "ringcast_websockets_opened_total", float(n)) == float(n)
-    counts = edge_counts(server)
+    counts = edge_counts(server, n)
     assert all(c and c > 0 for c in counts), ("the kernel put every client on one edge", counts)
     return clients
 
@@ -59,6 +60,8 @@ def test_every_client_on_either_edge_sees_one_id_sequence(server):
         assert sorted(t for _, t in first) == sorted("m%d" % i for i in range(CLIENTS))
         for s in sequences[1:]:
             assert s == first, "two clients saw different orders"
+        # counted once, not once per edge
+        assert wait_metric(server, "ringcast_chat_messages_total", float(CLIENTS)) == CLIENTS
     finally:
         close_clients(clients)
 
@@ -109,5 +112,29 @@ def test_replay_from_the_store_reaches_a_client_on_either_edge(server):
             assert [m["id"] for m in seq["replay"]] == list(range(1, 31))
             assert seq["resumed"]["last"] == 30
             ws.close()
+    finally:
+        close_clients(clients)
+
+
+@pytest.mark.server_args("--threads", "2", "--rate-limit", "0", "--max-rooms", "6")
+def test_max_rooms_and_the_room_count_hold_for_all_edges_together(server):
+    clients = []
+    try:
+        # six rooms, two clients each, on whichever edges the kernel picks
+        for i in range(12):
+            ws = connect_ws(server, "/?room=r%d" % (i % 6))
+            clients.append((ws, connect_seq(ws)))
+        counts = edge_counts(server, 12)
+        assert all(c > 0 for c in counts), counts
+        assert metrics(server).get("ringcast_rooms") == 6
+        # a seventh room is refused on either edge; the six stay joinable
+        for _ in range(6):
+            ws = connect_ws(server, "/?room=seventh")
+            seq = ws.recv_type(("error",), 5)
+            assert seq["code"] == "too_many_rooms", seq
+            ws.close()
+        ws = connect_ws(server, "/?room=r3")
+        assert connect_seq(ws)["presence"]["count"] == 3
+        clients.append((ws, None))
     finally:
         close_clients(clients)

@@ -294,6 +294,9 @@ static void test_one_order_across_edges(void **state)
 	for (size_t k = 0; k < 4; k++)
 		wait_for(all[k], "message", 200);
 	check_one_order(200, all, 4);
+	/* every edge delivers each message; the one it was sent to counts it */
+	assert_int_equal(chat_stats(edges[0])->messages + chat_stats(edges[1])->messages, 200);
+	assert_int_equal(chat_stats(edges[0])->messages, 100);
 }
 
 /* With the store, a message is out only once committed, ids go on after a
