@@ -14,11 +14,14 @@ import time
 import urllib.request
 
 
-def start_server(binary, workdir, flags, must_log=None, cpus="0"):
+def start_server(binary, workdir, flags, must_log=None, cpus="0", nofile=None):
     """A fresh ringcast on a free port, pinned to cpus (a taskset list; None:
-    not pinned); returns (process, port). Exits with the server's log if it
+    not pinned), its open-file limit set to nofile by prlimit (None: as
+    inherited); returns (process, port). Exits with the server's log if it
     does not start, or its log lacks must_log."""
-    args = (["taskset", "-c", cpus] if cpus else []) + [binary, "--port", "0"] + flags
+    args = (["taskset", "-c", cpus] if cpus else []) + \
+        (["prlimit", "--nofile=%d:%d" % (nofile, nofile), "--"] if nofile else []) + \
+        [binary, "--port", "0"] + flags
     proc = subprocess.Popen(args, cwd=workdir, stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 10

@@ -179,6 +179,11 @@ def judge(a, results, connected, rss):
     if n["id_cross"]:
         fail.append("loadgen processes %s did not all see ids %d..%d"
                     % (n["id_cross"], n["id_lo"], n["id_hi"]))
+    if a.server_nofile and n["connected"] <= a.server_nofile:
+        fail.append("%d connections do not exceed the server's open-file limit %d: nothing shown"
+                    % (n["connected"], a.server_nofile))
+    if a.server_nofile and n["server_fds"] >= a.server_nofile:
+        fail.append("the server held %d descriptors under a limit of %d" % (n["server_fds"], a.server_nofile))
     if n["rss_per_conn_bytes"] > a.max_rss_per_conn:
         fail.append("server RSS grew %.0f B per connection (limit %d)"
                     % (n["rss_per_conn_bytes"], a.max_rss_per_conn))
@@ -208,6 +213,8 @@ def report(a, counts, n, fail, t_ready):
           % (mb(n["rss_before_kb"]), mb(n["rss_connected_kb"]), n["rss_per_conn_bytes"],
              mb(n["rss_end_kb"]), n["rss_per_conn_end_bytes"], 100 * n["server_cpu_util"],
              n["server_cpu_ns_per_delivery"]))
+    print("  descriptors the server held %d%s" % (n["server_fds"], " under a limit of %d (prlimit)"
+          % a.server_nofile if a.server_nofile else ""))
     print("  verdict     %s" % ("PASS" if not fail else "FAIL: " + "; ".join(fail)), flush=True)
 
 
@@ -217,6 +224,8 @@ def main():
     p.add_argument("--server", default=os.path.join(repo, "build", "ringcast"))
     p.add_argument("--server-args", default="", help="extra server flags, e.g. \"--threads 6\"")
     p.add_argument("--server-cpus", default="0", help="taskset list for the server; '' = not pinned")
+    p.add_argument("--server-nofile", type=int, help="the server's open-file limit, set by prlimit: "
+                   "with fewer than --clients, the run shows connections past it")
     p.add_argument("--loadgen", default=os.path.join(repo, "build", "perf", "loadgen"))
     p.add_argument("--loadgen-cpus", default="1", help="CPUs the loadgens are pinned to, round robin "
                    "(comma-separated); '' = not pinned")
@@ -255,7 +264,8 @@ def main():
     procs, logs = [], []
     try:
         srv, port = bench.start_server(a.server, tmp, ["--rate-limit", "0", "--no-persist"] +
-                                       shlex.split(a.server_args), cpus=a.server_cpus or None)
+                                       shlex.split(a.server_args), cpus=a.server_cpus or None,
+                                       nofile=a.server_nofile)
         try:
             time.sleep(0.5)
             rss = {"rss_before_kb": bench.rss_kb(srv.pid)}
@@ -270,6 +280,7 @@ def main():
                 sys.exit("hundred_k.py: %s" % why)
             t_ready = time.monotonic() - t0
             rss["rss_connected_kb"] = bench.rss_kb(srv.pid)
+            rss["server_fds"] = len(os.listdir("/proc/%d/fd" % srv.pid))
             if rss["rss_connected_kb"] is None or srv.poll() is not None:
                 sys.exit("hundred_k.py: the server exited while the clients connected")
             print("hundred_k: %d clients connected in %.1f s; server RSS %.1f MB; sending for %g + %g s"
