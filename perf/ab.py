@@ -42,7 +42,8 @@ def one_run(a, point, variant):
     name, binary, flags = variant
     workdir = tempfile.mkdtemp(prefix="ringcast-ab-")
     try:
-        proc, port = bench.start_server(binary, workdir, ["--rate-limit", "0"] + flags)
+        proc, port = bench.start_server(binary, workdir, ["--rate-limit", "0"] + flags,
+                                        cpus=a.server_cpus or None)
         try:
             r = bench.loadgen(a.loadgen, port, proc.pid, workdir,
                               ["-n", str(a.conns), "-s", "10", "--deliveries", str(point),
@@ -90,6 +91,9 @@ def main():
     p.add_argument("-n", "--conns", type=int, default=5000)
     p.add_argument("--deliveries", default="100000,1000000", help="offered deliveries/s, comma-separated")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--server-cpus", default="0",
+                   help="taskset list for the server (default 0; '' = not pinned, sharing the "
+                        "loadgen's core)")
     p.add_argument("-w", "--warmup", type=float, default=2)
     p.add_argument("-d", "--duration", type=float, default=5)
     a = p.parse_args()
