@@ -5,9 +5,11 @@
  * The sequencer is that place: it runs on its own thread, gives every chat
  * message its id, has the history store commit it (when there is one), and
  * hands every committed message, and every join, leave and nick, to every
- * edge in the one order in which it took them. Each edge applies them to its
- * copy of the rooms (roster, recent history) and walks only its own members,
- * so every member of a room, on any edge, sees the same events and ids.
+ * edge in the one order in which it took them. It also keeps who is in each
+ * room on every edge, and writes presence and join/leave events with the
+ * counts at their place in the order. Each edge applies the ops to its copy
+ * of the rooms (recent history, counts) and walks only its own members, so
+ * every member of a room, on any edge, sees the same events and ids.
  *
  * A history read goes the same way and is answered to the asking edge
  * alone. One edge alone needs none of this: its chat is its own sequencer
@@ -22,10 +24,16 @@ struct chat_op;
 struct sequencer;
 struct store;
 
-/* A sequencer for edges 0..edges-1 over store (NULL: history in memory
- * only); reads every stored room's last id so ids go on after a restart,
- * then starts its thread. NULL (logged) on failure. */
-struct sequencer *sequencer_new(unsigned edges, struct store *store);
+struct sequencer_config {
+	unsigned edges;             /* edges 0..edges-1 */
+	struct store *store;        /* NULL: history in memory only */
+	size_t presence_list_max;   /* users listed in a presence snapshot (0: 100) */
+	size_t presence_events_max; /* rooms larger get no join/leave events (0: 100) */
+};
+
+/* A sequencer (cfg copied); reads every stored room's last id so ids go
+ * on after a restart, then starts its thread. NULL (logged) on failure. */
+struct sequencer *sequencer_new(const struct sequencer_config *cfg);
 /* Stops the thread and drops what was not applied; the edges must have
  * stopped. Close the store after. NULL is fine. */
 void sequencer_free(struct sequencer *seq);

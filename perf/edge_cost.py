@@ -29,7 +29,9 @@ TICK_S = 1.0 / os.sysconf("SC_CLK_TCK")
 
 
 def thread_cpu(pid):
-    """{thread name: CPU seconds so far}, threads of one name added up."""
+    """{thread name: (CPU seconds, seconds waiting for a CPU) so far}, threads
+    of one name added up; the wait is the scheduler's run-queue delay
+    (/proc/.../schedstat), what a thread loses to others on its core."""
     out = {}
     for tid in os.listdir("/proc/%d/task" % pid):
         try:
@@ -37,6 +39,8 @@ def thread_cpu(pid):
                 name = f.read().strip()
             with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
                 fields = f.read().rsplit(")", 1)[1].split()
+            with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
+                waited = int(f.read().split()[1]) / 1e9
         except OSError:
             continue
         if name.startswith("rc-edge") or name == "ringcast":
@@ -45,7 +49,8 @@ def thread_cpu(pid):
             group = "io_uring workers"  # the kernel's io-wq threads, if any ran
         else:
             group = name
-        out[group] = out.get(group, 0.0) + (int(fields[11]) + int(fields[12])) * TICK_S
+        cpu, wait = out.get(group, (0.0, 0.0))
+        out[group] = (cpu + (int(fields[11]) + int(fields[12])) * TICK_S, wait + waited)
     return out
 
 
@@ -60,12 +65,14 @@ def main():
     p.add_argument("-w", "--warmup", type=float, default=2)
     p.add_argument("-d", "--duration", type=float, default=5)
     p.add_argument("--persist", action="store_true", help="history in SQLite (default: in memory)")
+    p.add_argument("--server-cpus", default="0", help="taskset list for the server ('' = not pinned)")
     a = p.parse_args()
 
     workdir = tempfile.mkdtemp(prefix="ringcast-edge-cost-")
     flags = ["--threads", str(a.threads)] + ([] if a.persist else ["--no-persist"])
     try:
-        proc, port = bench.start_server(a.server, workdir, ["--rate-limit", "0"] + flags)
+        proc, port = bench.start_server(a.server, workdir, ["--rate-limit", "0"] + flags,
+                                        cpus=a.server_cpus or None)
         try:
             lg = subprocess.Popen([a.loadgen, "--port", str(port), "--cpu", "1", "-q", "-n", str(a.conns),
                                    "-s", "10", "--deliveries", str(a.deliveries), "-w", str(a.warmup),
@@ -93,9 +100,11 @@ def main():
     print("edge_cost: --threads %d, %d clients, %.0f messages/s, %.0f deliveries/s over %.1f s"
           % (a.threads, a.conns, msgs / secs, dels / secs, secs))
     for name in sorted(cpu1):
-        used = cpu1[name] - cpu0.get(name, 0.0)
-        print("  %-14s %5.1f %% of a core  %8.2f us/message  %7.1f ns/delivery"
-              % (name, 100 * used / secs, 1e6 * used / msgs if msgs else 0, 1e9 * used / dels if dels else 0))
+        used = cpu1[name][0] - cpu0.get(name, (0.0, 0.0))[0]
+        waited = cpu1[name][1] - cpu0.get(name, (0.0, 0.0))[1]
+        print("  %-16s %5.1f %% of a core  %8.2f us/message  %7.1f ns/delivery  waited for a CPU %5.1f %%"
+              % (name, 100 * used / secs, 1e6 * used / msgs if msgs else 0,
+                 1e9 * used / dels if dels else 0, 100 * waited / secs))
 
 
 if __name__ == "__main__":

@@ -90,6 +90,13 @@ struct pending_join {
 	uint64_t since;
 };
 
+/* A leave command waiting for its place in the order, to answer its
+ * member then (with a sequencer). */
+struct pending_tell {
+	struct pending_tell *next;
+	struct chat_member *member; /* NULL once the member has gone */
+};
+
 struct fifo {
 	void *head, *tail;
 };
@@ -103,7 +110,7 @@ struct chat {
 	uint32_t next_epoch;
 	uint32_t next_mark;
 	struct jbuf out;      /* where every event is written, then copied into its buf */
-	struct fifo waiting_messages, waiting_queries, waiting_joins;
+	struct fifo waiting_messages, waiting_queries, waiting_joins, waiting_tells;
 	/* Replays by index (0 is no replay), so a membership names one in 4 bytes. */
 	struct catchup *catchups;
 	uint32_t catchups_cap, catchups_free;
@@ -157,6 +164,7 @@ struct chat *chat_new(const struct chat_config *cfg)
 	chat->next_mark = 1;
 	room_table_init(&chat->rooms, config->history_memory, config->max_rooms, config->store == NULL,
 			config->history_bytes);
+	chat->rooms.sequenced = config->sequencer != NULL;
 	jbuf_init(&chat->out);
 	return chat;
 }
@@ -176,6 +184,9 @@ void chat_free(struct chat *chat)
 	struct pending_join *pj;
 	while ((pj = fifo_pop(&chat->waiting_joins)))
 		free(pj);
+	struct pending_tell *pt;
+	while ((pt = fifo_pop(&chat->waiting_tells)))
+		free(pt);
 	room_table_free(&chat->rooms);
 	jbuf_free(&chat->out);
 	free(chat->catchups);
@@ -256,6 +267,21 @@ static void broadcast_message(struct chat *chat, struct chat_room *r, struct buf
 	}
 }
 
+/* JSON another thread wrote (the sequencer): framed here, for this edge. */
+static void send_json(struct chat *chat, struct chat_member *m, const char *json, size_t len)
+{
+	struct buf *frame = buf_new_payload(json, len);
+	chat->config.send(m, frame);
+	buf_unref(frame);
+}
+
+static void broadcast_json(struct chat *chat, struct chat_room *r, const char *json, size_t len)
+{
+	struct buf *frame = buf_new_payload(json, len);
+	broadcast_frame(chat, r, frame);
+	buf_unref(frame);
+}
+
 static void broadcast_out(struct chat *chat, struct chat_room *r)
 {
 	struct buf *frame = jbuf_to_payload(&chat->out);
@@ -277,8 +303,8 @@ static void announce(struct chat *chat, struct chat_room *r, struct chat_member 
 		     const char *type)
 {
 	if (chat->config.sequencer) {
-		/* every edge's roster changes, and its members are told, in the
-		 * room's order (apply_event) */
+		/* the sequencer counts it and writes the event; every edge's
+		 * members are told in the room's order (apply_event) */
 		struct chat_op *op = chat_op_new(CHAT_OP_EVENT, chat->config.edge, r->name, r->name_len);
 		op->change = type[0] == 'j' ? ROSTER_JOIN : ROSTER_LEAVE;
 		chat_op_set_member(op, m);
@@ -288,18 +314,6 @@ static void announce(struct chat *chat, struct chat_room *r, struct chat_member 
 	if (room_members(r) > chat->config.presence_events_max)
 		return;
 	ev_member_change(&chat->out, type, r, m);
-	broadcast_out(chat, r);
-}
-
-/* join/leave about who, written now, to this edge's members of r (with a
- * sequencer, each edge writes it when the event reaches it in order, so
- * the count is the room's at that point). */
-static void tell_room(struct chat *chat, struct chat_room *r, const char *type,
-		      const struct chat_member *who)
-{
-	if (room_members(r) > chat->config.presence_events_max)
-		return;
-	ev_member_change(&chat->out, type, r, who);
 	broadcast_out(chat, r);
 }
 
@@ -557,18 +571,22 @@ static void submit_join(struct chat *chat, struct chat_member *m, struct chat_me
 /* In the room: presence, then everyone is told (m too), then what m
  * missed or the room's recent history. */
 static void enter_room(struct chat *chat, struct chat_member *m, struct chat_membership *ms,
-		       const uint64_t *since)
+		       const uint64_t *since, const struct chat_op *join)
 {
 	struct chat_room *r = ms->room;
 	/* Held until its replay reaches the room's last id: a live message
 	 * must not overtake what it missed. */
 	room_add(&chat->rooms, r, m, ms, since && *since < r->last_sent);
-	ev_presence(&chat->out, r, chat->config.presence_list_max);
-	send_out(chat, m);
-	if (chat->config.sequencer)
-		tell_room(chat, r, "join", m);
-	else
+	if (join) {
+		/* written by the sequencer at the join's place in the order */
+		send_json(chat, m, join->presence, join->presence_len);
+		if (join->announce)
+			broadcast_json(chat, r, join->json, join->json_len);
+	} else {
+		ev_presence(&chat->out, r, chat->config.presence_list_max);
+		send_out(chat, m);
 		announce(chat, r, m, "join");
+	}
 	if (since)
 		resume(chat, m, ms, *since);
 	else
@@ -594,7 +612,25 @@ static void join_room(struct chat *chat, struct chat_member *m, struct chat_room
 	if (chat->config.sequencer)
 		submit_join(chat, m, ms, since);
 	else
-		enter_room(chat, m, ms, since);
+		enter_room(chat, m, ms, since, NULL);
+}
+
+/* With a sequencer: the leave takes its place in the room's order; a
+ * leaver who asked hears it then, with the count after it (apply_event). */
+static void submit_leave(struct chat *chat, struct chat_room *r, struct chat_member *m, bool tell)
+{
+	struct chat_op *op = chat_op_new(CHAT_OP_EVENT, chat->config.edge, r->name, r->name_len);
+	op->change = ROSTER_LEAVE;
+	chat_op_set_member(op, m);
+	if (tell) {
+		struct pending_tell *pt = calloc(1, sizeof(*pt));
+		if (!pt)
+			abort();
+		pt->member = m;
+		fifo_push(&chat->waiting_tells, pt);
+		op->cookie = pt;
+	}
+	sequencer_submit(chat->config.sequencer, op);
 }
 
 static void leave_room(struct chat *chat, struct chat_member *m, uint8_t k, bool tell_leaver)
@@ -608,10 +644,14 @@ static void leave_room(struct chat *chat, struct chat_member *m, uint8_t k, bool
 	if (chat->config.room_quota)
 		room_quota_put(chat->config.room_quota, r->name, r->name_len);
 	drop_membership(m, k);
-	announce(chat, r, m, "leave");
-	if (tell_leaver) {
-		ev_member_change(&chat->out, "leave", r, m);
-		send_out(chat, m);
+	if (chat->config.sequencer) {
+		submit_leave(chat, r, m, tell_leaver);
+	} else {
+		announce(chat, r, m, "leave");
+		if (tell_leaver) {
+			ev_member_change(&chat->out, "leave", r, m);
+			send_out(chat, m);
+		}
 	}
 	room_settle(&chat->rooms, r);
 }
@@ -660,6 +700,9 @@ void chat_disconnect(struct chat *chat, struct chat_member *m)
 	for (struct pending_join *pj = chat->waiting_joins.head; pj; pj = pj->next)
 		if (pj->member == m)
 			pj->member = NULL;
+	for (struct pending_tell *pt = chat->waiting_tells.head; pt; pt = pt->next)
+		if (pt->member == m)
+			pt->member = NULL;
 	if (m->rooms != &m->first_room)
 		free(m->rooms);
 	m->rooms = NULL;
@@ -1231,9 +1274,9 @@ static void apply_message(struct chat *chat, struct chat_op *op)
 	free(pm);
 }
 
-/* A new name: the rosters of its rooms, and this edge's members in them,
- * once each (but the member itself, told when it asked). */
-static void apply_nick(struct chat *chat, struct chat_op *op, bool ours)
+/* A new name: this edge's members in its rooms, once each (but the member
+ * itself, told when it asked); the sequencer renamed it in the rosters. */
+static void apply_nick(struct chat *chat, struct chat_op *op)
 {
 	struct buf *frame = buf_new_payload(op->json, op->json_len);
 	uint32_t mark = chat->next_mark++;
@@ -1242,8 +1285,6 @@ static void apply_nick(struct chat *chat, struct chat_op *op, bool ours)
 		struct chat_room *r = room_find(&chat->rooms, name, strlen(name));
 		if (!r)
 			continue;
-		if (!ours)
-			room_roster_rename(r, op->member_id, op->name);
 		for (uint32_t i = 0; i < r->count; i++) {
 			struct chat_member *other = room_member(r, i);
 			if (other->mark != mark && other->id != op->member_id) {
@@ -1257,45 +1298,49 @@ static void apply_nick(struct chat *chat, struct chat_op *op, bool ours)
 
 /* Our own join, back in order: the member enters the room now, if it is
  * still there to (it may have left, or gone, meanwhile). */
-static void apply_join(struct chat *chat, const struct chat_member *who)
+static void apply_join(struct chat *chat, const struct chat_op *op)
 {
 	struct pending_join *pj = fifo_pop(&chat->waiting_joins); /* ours come back in order */
 	struct chat_room *r = pj->room;
 	struct chat_member *m = pj->member;
 	int k = m ? membership_of(m, r) : -1;
 	r->waiting--;
+	r->everywhere = op->count;
 	if (k >= 0 && m->rooms[k].epoch == pj->epoch) {
 		m->rooms[k].joining = false;
-		enter_room(chat, m, &m->rooms[k], pj->has_since ? &pj->since : NULL);
-	} else {
-		tell_room(chat, r, "join", who);
+		enter_room(chat, m, &m->rooms[k], pj->has_since ? &pj->since : NULL, op);
+	} else if (op->announce) {
+		broadcast_json(chat, r, op->json, op->json_len);
 	}
 	room_settle(&chat->rooms, r);
 	free(pj);
 }
 
-/* A join or a leave, in the room's order: a member of another edge enters
- * or leaves this edge's roster, and this edge's members of the room are
- * told (ours: the member enters, or has left already). */
+/* A join or a leave, in the room's order: this edge's count of the room
+ * follows the sequencer's, and its members of the room are told (ours:
+ * the member enters now, or has left already). */
 static void apply_event(struct chat *chat, struct chat_op *op)
 {
 	bool ours = op->origin == chat->config.edge;
 	if (op->change == ROSTER_NICK) {
-		apply_nick(chat, op, ours);
+		apply_nick(chat, op);
 		return;
 	}
-	/* who, as the event shows it */
-	struct chat_member who = { .id = op->member_id, .name = op->name, .user_id = op->user_id };
 	if (ours && op->change == ROSTER_JOIN) {
-		apply_join(chat, &who);
+		apply_join(chat, op);
 		return;
 	}
 	struct chat_room *r = room_load(&chat->rooms, op->room, op->room_len);
-	if (!ours && op->change == ROSTER_JOIN)
-		room_roster_add(r, op->member_id, op->name, op->user_id);
-	else if (!ours)
-		room_roster_remove(r, op->member_id);
-	tell_room(chat, r, op->change == ROSTER_JOIN ? "join" : "leave", &who);
+	r->everywhere = op->count;
+	if (op->announce)
+		broadcast_json(chat, r, op->json, op->json_len);
+	if (ours && op->cookie) {
+		/* a leave command's own answer, with the count after it */
+		struct pending_tell *pt = fifo_pop(&chat->waiting_tells);
+		if (pt->member)
+			send_json(chat, pt->member, op->json, op->json_len);
+		free(pt);
+	}
 	room_settle(&chat->rooms, r);
 }
 

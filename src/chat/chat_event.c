@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "chat_room.h"
+#include "roster.h"
 #include "store.h"
 
 void put_member_id(struct jbuf *b, const struct chat_member *m)
@@ -38,7 +39,7 @@ static void put_user(struct jbuf *b, const struct chat_member *m)
 	jbuf_raw(b, "}", 1);
 }
 
-static void put_remote_user(struct jbuf *b, const struct roster_entry *e)
+static void put_roster_user(struct jbuf *b, const struct roster_entry *e)
 {
 	jbuf_lit(b, "{\"id\":");
 	if (e->user_id) {
@@ -87,17 +88,11 @@ void ev_presence(struct jbuf *b, const struct chat_room *r, size_t list_max)
 	jbuf_lit(b, ",\"count\":");
 	jbuf_u64(b, room_members(r));
 	jbuf_lit(b, ",\"users\":[");
-	/* this edge's members, then those on other edges (chat_room.h) */
-	size_t listed = 0;
-	for (uint32_t i = 0; i < r->count && listed < list_max; i++, listed++) {
-		if (listed)
+	size_t listed = r->count < list_max ? r->count : list_max;
+	for (size_t i = 0; i < listed; i++) {
+		if (i)
 			jbuf_raw(b, ",", 1);
-		put_user(b, room_member(r, i));
-	}
-	for (uint32_t i = 0; i < r->remote_count && listed < list_max; i++, listed++) {
-		if (listed)
-			jbuf_raw(b, ",", 1);
-		put_remote_user(b, &r->remote[i]);
+		put_user(b, room_member(r, (uint32_t)i));
 	}
 	jbuf_raw(b, "]}", 2);
 }
@@ -105,16 +100,40 @@ void ev_presence(struct jbuf *b, const struct chat_room *r, size_t list_max)
 void ev_member_change(struct jbuf *b, const char *type, const struct chat_room *r,
 		      const struct chat_member *m)
 {
+	ev_member_event(b, type, r->name, r->name_len, m, room_members(r));
+}
+
+void ev_member_event(struct jbuf *b, const char *type, const char *room, size_t room_len,
+		     const struct chat_member *m, uint64_t count)
+{
 	jbuf_reset(b);
 	jbuf_lit(b, "{\"type\":\"");
 	jbuf_lit(b, type);
-	jbuf_lit(b, "\",");
-	put_room(b, r);
+	jbuf_lit(b, "\",\"room\":");
+	jbuf_str(b, room, room_len);
 	jbuf_lit(b, ",\"user\":");
 	put_user(b, m);
 	jbuf_lit(b, ",\"count\":");
-	jbuf_u64(b, room_members(r));
+	jbuf_u64(b, count);
 	jbuf_raw(b, "}", 1);
+}
+
+void ev_presence_roster(struct jbuf *b, const char *room, size_t room_len, const struct roster *roster,
+			size_t list_max)
+{
+	jbuf_reset(b);
+	jbuf_lit(b, "{\"type\":\"presence\",\"room\":");
+	jbuf_str(b, room, room_len);
+	jbuf_lit(b, ",\"count\":");
+	jbuf_u64(b, roster->count);
+	jbuf_lit(b, ",\"users\":[");
+	size_t listed = roster->count < list_max ? roster->count : list_max;
+	for (size_t i = 0; i < listed; i++) {
+		if (i)
+			jbuf_raw(b, ",", 1);
+		put_roster_user(b, &roster->entries[i]);
+	}
+	jbuf_raw(b, "]}", 2);
 }
 
 static void put_message(struct jbuf *b, const char *room, size_t room_len, uint64_t id)

@@ -12,6 +12,7 @@
 
 struct chat_room;
 struct chat_rooms;
+struct roster;
 struct store_record;
 
 void ev_welcome(struct jbuf *b, const struct chat_member *m, const struct chat_room *r);
@@ -19,6 +20,12 @@ void ev_presence(struct jbuf *b, const struct chat_room *r, size_t list_max);
 /* type: "join" or "leave" */
 void ev_member_change(struct jbuf *b, const char *type, const struct chat_room *r,
 		      const struct chat_member *m);
+/* The same by room name and count (the sequencer's: it has no chat_room). */
+void ev_member_event(struct jbuf *b, const char *type, const char *room, size_t room_len,
+		     const struct chat_member *m, uint64_t count);
+/* Presence from the sequencer's roster of the room on every edge. */
+void ev_presence_roster(struct jbuf *b, const char *room, size_t room_len, const struct roster *roster,
+			size_t list_max);
 void ev_message(struct jbuf *b, const struct chat_room *r, uint64_t id, const struct chat_member *m,
 		const char *text, size_t len, uint64_t ts);
 void ev_message_record(struct jbuf *b, const struct store_record *rec);

@@ -43,6 +43,12 @@ void chat_op_set_json(struct chat_op *op, const char *json, size_t len)
 	op->json_len = len;
 }
 
+void chat_op_set_presence(struct chat_op *op, const char *json, size_t len)
+{
+	op->presence = copy(json, len);
+	op->presence_len = len;
+}
+
 void chat_op_set_text(struct chat_op *op, const char *text, size_t len)
 {
 	op->text = copy(text, len);
@@ -81,5 +87,6 @@ void chat_op_release(struct chat_op *op)
 	free(op->text);
 	free(op->rooms);
 	free(op->json);
+	free(op->presence);
 	free(op);
 }

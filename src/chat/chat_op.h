@@ -24,7 +24,7 @@ enum chat_op_kind {
 	CHAT_OP_QUERY,   /* a history read for one member, answered to its edge alone */
 };
 
-/* How an event changes a room's roster. */
+/* How an event changes who is in a room (the sequencer's roster.h). */
 enum chat_roster_change {
 	ROSTER_JOIN,
 	ROSTER_LEAVE,
@@ -53,10 +53,17 @@ struct chat_op {
 	/* EVENT: a nick's rooms, names one after another, each NUL-terminated */
 	char *rooms;
 	uint8_t nrooms;
-	/* The event's JSON: a MESSAGE's is written by the sequencer, an
-	 * EVENT's by its origin (NULL: nobody is told, only rosters change). */
+	/* The event's JSON, written once for every edge: a MESSAGE's, a
+	 * join's or a leave's by the sequencer, a nick's by its origin. */
 	char *json;
 	size_t json_len;
+	/* JOIN, LEAVE: the room's members on every edge once it took effect,
+	 * and whether the room is told (not over presence_events_max) */
+	uint32_t count;
+	bool announce;
+	/* JOIN: the joiner's presence snapshot, at its place in the order */
+	char *presence;
+	size_t presence_len;
 	/* QUERY */
 	bool since;                /* ids > bound; else ids < bound (0: the newest) */
 	uint64_t bound;
@@ -72,6 +79,7 @@ struct chat_op *chat_op_new(enum chat_op_kind kind, unsigned origin, const char 
 /* Copy who m is into op. */
 void chat_op_set_member(struct chat_op *op, const struct chat_member *m);
 void chat_op_set_json(struct chat_op *op, const char *json, size_t len);
+void chat_op_set_presence(struct chat_op *op, const char *json, size_t len);
 void chat_op_set_text(struct chat_op *op, const char *text, size_t len);
 /* Copy store records (valid only during a store callback) into op. */
 void chat_op_set_records(struct chat_op *op, const struct store_record *recs, size_t n);

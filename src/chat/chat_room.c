@@ -156,23 +156,9 @@ static void history_enforce_bound(struct chat_rooms *rooms, struct chat_room *wr
 	}
 }
 
-static void roster_free(struct chat_room *r)
-{
-	for (uint32_t i = 0; i < r->remote_count; i++) {
-		free(r->remote[i].name);
-		free(r->remote[i].user_id);
-	}
-	free(r->remote);
-	free(r->remote_index);
-	r->remote = NULL;
-	r->remote_index = NULL;
-	r->remote_count = r->remote_cap = r->remote_index_cap = 0;
-}
-
 static void room_free(struct chat_rooms *rooms, struct chat_room *r)
 {
 	ring_release(rooms, r);
-	roster_free(r);
 	free(r->members);
 	free(r);
 }
@@ -233,6 +219,7 @@ struct chat_room *room_load(struct chat_rooms *rooms, const char *name, size_t l
 	memcpy(r->name, name, len);
 	r->name_len = len;
 	r->recent_complete = true;
+	r->sequenced = rooms->sequenced;
 	uint32_t h = hash_name(name, len);
 	r->hash_next = rooms->buckets[h];
 	rooms->buckets[h] = r;
@@ -257,7 +244,7 @@ static void room_unlink(struct chat_rooms *rooms, struct chat_room *r)
 
 void room_settle(struct chat_rooms *rooms, struct chat_room *r)
 {
-	if (r->count || r->remote_count || r->waiting)
+	if (r->count || r->everywhere || r->waiting)
 		return;
 	if (r->active) {
 		r->active = false;
@@ -271,7 +258,6 @@ void room_settle(struct chat_rooms *rooms, struct chat_room *r)
 	free(r->members);
 	r->members = NULL;
 	r->cap = 0;
-	roster_free(r);
 	if (rooms->keep_idle_history)
 		return;
 	ring_release(rooms, r);
@@ -316,118 +302,6 @@ void room_release(struct chat_room *r, struct chat_membership *ms)
 	r->members[ms->index] &= ~(uintptr_t)1;
 	ms->held = false;
 	ms->live_from = r->last_sent;
-}
-
-static char *dup_or_null(const char *s)
-{
-	if (!s)
-		return NULL;
-	char *d = strdup(s);
-	if (!d)
-		abort();
-	return d;
-}
-
-/* ---- the roster of other edges' members, indexed by id ---- */
-
-static uint32_t id_slot(uint32_t id, uint32_t cap)
-{
-	return (id * 2654435761u) & (cap - 1); /* Knuth's multiplicative hash */
-}
-
-static void index_insert(struct chat_room *r, uint32_t pos)
-{
-	uint32_t i = id_slot(r->remote[pos].id, r->remote_index_cap);
-	while (r->remote_index[i])
-		i = (i + 1) & (r->remote_index_cap - 1);
-	r->remote_index[i] = pos + 1;
-}
-
-static void index_grow(struct chat_room *r)
-{
-	uint32_t cap = r->remote_index_cap ? r->remote_index_cap * 2 : 8;
-	free(r->remote_index);
-	r->remote_index = calloc(cap, sizeof(*r->remote_index));
-	if (!r->remote_index)
-		abort();
-	r->remote_index_cap = cap;
-	for (uint32_t pos = 0; pos < r->remote_count; pos++)
-		index_insert(r, pos);
-}
-
-/* The index slot holding id's position, or -1. */
-static int64_t index_find(const struct chat_room *r, uint32_t id)
-{
-	if (!r->remote_index_cap)
-		return -1;
-	uint32_t mask = r->remote_index_cap - 1;
-	for (uint32_t i = id_slot(id, r->remote_index_cap); r->remote_index[i]; i = (i + 1) & mask)
-		if (r->remote[r->remote_index[i] - 1].id == id)
-			return i;
-	return -1;
-}
-
-/* Empty slot i, shifting later entries of its probe run back so that every
- * lookup still finds them (linear probing needs no tombstones this way). */
-static void index_erase(struct chat_room *r, uint32_t i)
-{
-	uint32_t mask = r->remote_index_cap - 1;
-	r->remote_index[i] = 0;
-	for (uint32_t j = (i + 1) & mask; r->remote_index[j]; j = (j + 1) & mask) {
-		uint32_t home = id_slot(r->remote[r->remote_index[j] - 1].id, r->remote_index_cap);
-		/* j's entry may move to i unless its home lies cyclically in (i, j] */
-		bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
-		if (!stays) {
-			r->remote_index[i] = r->remote_index[j];
-			r->remote_index[j] = 0;
-			i = j;
-		}
-	}
-}
-
-void room_roster_add(struct chat_room *r, uint32_t id, const char *name, const char *user_id)
-{
-	if (r->remote_count == r->remote_cap) {
-		r->remote_cap = r->remote_cap ? r->remote_cap * 2 : 4;
-		r->remote = realloc(r->remote, r->remote_cap * sizeof(*r->remote));
-		if (!r->remote)
-			abort();
-	}
-	r->remote[r->remote_count] = (struct roster_entry){ .id = id, .name = dup_or_null(name),
-							    .user_id = dup_or_null(user_id) };
-	r->remote_count++;
-	if (r->remote_count * 2 > r->remote_index_cap)
-		index_grow(r); /* indexes every entry, the new one too */
-	else
-		index_insert(r, r->remote_count - 1);
-}
-
-/* Swap-remove, as for the room's own members: order is not part of the
- * protocol. */
-void room_roster_remove(struct chat_room *r, uint32_t id)
-{
-	int64_t slot = index_find(r, id);
-	if (slot < 0)
-		return;
-	uint32_t pos = r->remote_index[slot] - 1;
-	index_erase(r, (uint32_t)slot);
-	free(r->remote[pos].name);
-	free(r->remote[pos].user_id);
-	uint32_t last = --r->remote_count;
-	if (pos != last) {
-		r->remote[pos] = r->remote[last];
-		r->remote_index[index_find(r, r->remote[pos].id)] = pos + 1;
-	}
-}
-
-void room_roster_rename(struct chat_room *r, uint32_t id, const char *name)
-{
-	int64_t slot = index_find(r, id);
-	if (slot < 0)
-		return;
-	struct roster_entry *e = &r->remote[r->remote_index[slot] - 1];
-	free(e->name);
-	e->name = dup_or_null(name);
 }
 
 void room_remember(struct chat_rooms *rooms, struct chat_room *r, uint64_t id, struct buf *frame)

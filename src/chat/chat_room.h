@@ -12,14 +12,6 @@
 
 struct buf;
 
-/* A member on another edge, known from the sequencer's events: listed and
- * counted in presence, never sent to (its own edge does that). */
-struct roster_entry {
-	uint32_t id;
-	char *name;     /* NULL: "User <id>" */
-	char *user_id;  /* NULL: a guest */
-};
-
 struct chat_room {
 	char name[CHAT_ROOM_MAX + 1];
 	size_t name_len;
@@ -29,13 +21,10 @@ struct chat_room {
 	 * (low pointer bit) so chat messages skip it while events do not. */
 	uintptr_t *members;
 	uint32_t count, cap;
-	/* Members on other edges (chat_config.sequencer), and an index of
-	 * them by id (open addressing; entry position + 1, 0: empty), so a
-	 * leave in a room of 100,000 costs no walk. */
-	struct roster_entry *remote;
-	uint32_t remote_count, remote_cap;
-	uint32_t *remote_index;
-	uint32_t remote_index_cap;  /* a power of two, at least twice remote_count */
+	/* With a sequencer: members on all edges, as of the last event this
+	 * edge applied (the sequencer counts them; chat_op.h). */
+	uint32_t everywhere;
+	bool sequenced;
 	uint32_t waiting;         /* messages and queries waiting for the store */
 	bool active;              /* has members or waiting work: counts against --max-rooms */
 	/* Recent messages as their broadcast frames, oldest first: a replay or
@@ -70,6 +59,7 @@ struct chat_rooms {
 	size_t active;            /* rooms counting against max_rooms */
 	uint32_t ring_size, max_rooms;
 	bool keep_idle_history;
+	bool sequenced;           /* rooms count their members from the sequencer's events */
 	struct room_history_stats history;
 	struct chat_room *lru_first, *lru_last; /* most, least recently used */
 };
@@ -104,10 +94,10 @@ struct chat_room *room_load(struct chat_rooms *rooms, const char *name, size_t l
  * store result in): release what an idle room need not keep. */
 void room_settle(struct chat_rooms *rooms, struct chat_room *r);
 
-/* Everyone in the room, on this edge and the others. */
+/* Everyone in the room: on every edge, when a sequencer counts them. */
 static inline uint32_t room_members(const struct chat_room *r)
 {
-	return r->count + r->remote_count;
+	return r->sequenced ? r->everywhere : r->count;
 }
 
 static inline struct chat_member *room_member(const struct chat_room *r, uint32_t i)
@@ -127,11 +117,6 @@ void room_add(struct chat_rooms *rooms, struct chat_room *r, struct chat_member 
 void room_remove(struct chat_room *r, struct chat_membership *ms);
 /* The member has caught up: it gets live messages from now on. */
 void room_release(struct chat_room *r, struct chat_membership *ms);
-
-/* The roster of members on other edges: a join, a leave, a new name. */
-void room_roster_add(struct chat_room *r, uint32_t id, const char *name, const char *user_id);
-void room_roster_remove(struct chat_room *r, uint32_t id);
-void room_roster_rename(struct chat_room *r, uint32_t id, const char *name);
 
 /* Keep a committed message's frame (takes a reference) with its id, the
  * room's newest. May drop older messages of this and other rooms to stay

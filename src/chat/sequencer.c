@@ -26,14 +26,16 @@
 #include "chat_op.h"
 #include "json_out.h"
 #include "log.h"
+#include "roster.h"
 #include "store.h"
 
 #define SEQ_BUCKETS 4096
 
-/* A room's last id: the only thing about a room the sequencer keeps. */
+/* A room's last id and who is in it, on every edge. */
 struct seq_room {
 	struct seq_room *next;
 	uint64_t last_id;
+	struct roster roster;
 	size_t name_len;
 	char name[];
 };
@@ -52,6 +54,7 @@ struct op_list {
 };
 
 struct sequencer {
+	struct sequencer_config config;
 	struct store *store;
 	unsigned edges;
 	struct inbox *inboxes;
@@ -245,6 +248,35 @@ static void take_message(struct sequencer *seq, struct chat_op *op)
 	list_push(&seq->waiting, op);
 }
 
+/* Who is where changes here, in the rooms' order; a join's presence and
+ * a join's or leave's event are written now, with the count at this
+ * point, once for every edge. Rooms larger than presence_events_max get
+ * no join/leave events (N arrivals would cost N² deliveries). */
+static void take_event(struct sequencer *seq, struct chat_op *op)
+{
+	struct chat_member who = { .id = op->member_id, .name = op->name, .user_id = op->user_id };
+	if (op->change == ROSTER_NICK) {
+		const char *name = op->rooms;
+		for (uint8_t k = 0; k < op->nrooms; k++, name += strlen(name) + 1)
+			roster_rename(&room_of(seq, name, strlen(name))->roster, op->member_id, op->name);
+		return;
+	}
+	struct seq_room *r = room_of(seq, op->room, op->room_len);
+	bool join = op->change == ROSTER_JOIN;
+	if (join) {
+		roster_add(&r->roster, op->member_id, op->name, op->user_id);
+		ev_presence_roster(&seq->out, op->room, op->room_len, &r->roster, seq->config.presence_list_max);
+		chat_op_set_presence(op, jbuf_json(&seq->out), seq->out.len);
+	} else {
+		roster_remove(&r->roster, op->member_id);
+	}
+	op->count = r->roster.count;
+	op->announce = op->count <= seq->config.presence_events_max;
+	/* written even when the room is not told: a leaver hears its own */
+	ev_member_event(&seq->out, join ? "join" : "leave", op->room, op->room_len, &who, op->count);
+	chat_op_set_json(op, jbuf_json(&seq->out), seq->out.len);
+}
+
 static void take(struct sequencer *seq, struct chat_op *op)
 {
 	op->seq = seq;
@@ -253,6 +285,7 @@ static void take(struct sequencer *seq, struct chat_op *op)
 		take_message(seq, op);
 		break;
 	case CHAT_OP_EVENT:
+		take_event(seq, op);
 		if (seq->waiting.head)
 			list_push(&seq->waiting, op); /* behind the store work before it */
 		else
@@ -353,11 +386,18 @@ size_t sequencer_take(struct sequencer *seq, unsigned edge, struct chat_op ***op
 
 /* ---- life ------------------------------------------------------------------- */
 
-struct sequencer *sequencer_new(unsigned edges, struct store *store)
+struct sequencer *sequencer_new(const struct sequencer_config *cfg)
 {
 	struct sequencer *seq = calloc(1, sizeof(*seq));
 	if (!seq)
 		abort();
+	seq->config = *cfg;
+	if (!seq->config.presence_list_max)
+		seq->config.presence_list_max = 100;
+	if (!seq->config.presence_events_max)
+		seq->config.presence_events_max = 100;
+	unsigned edges = cfg->edges;
+	struct store *store = cfg->store;
 	seq->store = store;
 	seq->edges = edges;
 	atomic_init(&seq->next_member_id, 1);
@@ -434,6 +474,7 @@ void sequencer_free(struct sequencer *seq)
 		struct seq_room *r = seq->rooms[b];
 		while (r) {
 			struct seq_room *next = r->next;
+			roster_free(&r->roster);
 			free(r);
 			r = next;
 		}

@@ -148,7 +148,10 @@ static int open_shared(struct edges *all, const struct config *cfg, struct stati
 		}
 	}
 	if (all->count > 1) {
-		if (!(all->sequencer = sequencer_new(all->count, all->store)))
+		all->sequencer = sequencer_new(&(struct sequencer_config){
+			.edges = all->count, .store = all->store,
+			.presence_list_max = 100, .presence_events_max = 100 });
+		if (!all->sequencer)
 			return -1;
 		all->rooms = room_quota_new(cfg->max_rooms);
 	}

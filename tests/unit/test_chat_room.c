@@ -274,49 +274,6 @@ static void test_an_idle_room_gives_its_bytes_back(void **state)
 	expect_invariants((struct chat_room *[]){ idle, busy }, 2);
 }
 
-/* The roster of members on other edges: joins, leaves in any order and
- * renames, many of them (the index by id must keep finding every one as
- * entries move), and presence counts them. */
-static bool roster_has(const struct chat_room *r, uint32_t id, const char *name)
-{
-	for (uint32_t i = 0; i < r->remote_count; i++)
-		if (r->remote[i].id == id)
-			return name ? r->remote[i].name && strcmp(r->remote[i].name, name) == 0 : true;
-	return false;
-}
-
-static void test_roster_of_other_edges_joins_leaves_and_renames(void **state)
-{
-	(void)state;
-	start(10, 1 << 20);
-	struct chat_room *r = room("big");
-	enum { N = 5000 };
-	for (uint32_t id = 1; id <= N; id++)
-		room_roster_add(r, id * 7919, NULL, NULL); /* spread ids, colliding in the index */
-	assert_int_equal(room_members(r), N);
-	/* every third leaves, in a scrambled order; a leave of someone absent
-	 * changes nothing */
-	for (uint32_t k = 0; k < N; k++) {
-		uint32_t id = 1 + (k * 2003u) % N; /* 2003 is prime to N: a permutation */
-		if (id % 3 == 0)
-			room_roster_remove(r, id * 7919);
-	}
-	room_roster_remove(r, 424242);
-	assert_int_equal(room_members(r), N - N / 3);
-	for (uint32_t id = 1; id <= N; id += 97)
-		room_roster_rename(r, id * 7919, "Renamed");
-	for (uint32_t id = 1; id <= N; id++) {
-		bool stays = id % 3 != 0;
-		assert_int_equal(roster_has(r, id * 7919, NULL), stays);
-		if (stays && (id - 1) % 97 == 0)
-			assert_true(roster_has(r, id * 7919, "Renamed"));
-	}
-	/* all gone: the room may go idle */
-	for (uint32_t id = 1; id <= N; id++)
-		room_roster_remove(r, id * 7919);
-	assert_int_equal(room_members(r), 0);
-}
-
 #define T(name) cmocka_unit_test_teardown(name, teardown)
 
 int main(void)
@@ -330,7 +287,6 @@ int main(void)
 		T(test_a_bound_of_zero_keeps_nothing),
 		T(test_count_bound_still_holds_and_is_not_counted_as_eviction),
 		T(test_an_idle_room_gives_its_bytes_back),
-		T(test_roster_of_other_edges_joins_leaves_and_renames),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

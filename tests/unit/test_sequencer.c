@@ -70,7 +70,7 @@ static void open_edges(bool with_store)
 		store = store_open(&(struct store_config){ .path = dir, .sync = STORE_SYNC_INTERVAL });
 		assert_non_null(store);
 	}
-	seq = sequencer_new(EDGES, with_store ? store : NULL);
+	seq = sequencer_new(&(struct sequencer_config){ .edges = EDGES, .store = with_store ? store : NULL });
 	assert_non_null(seq);
 	for (unsigned e = 0; e < EDGES; e++) {
 		edges[e] = chat_new(&(struct chat_config){ .send = record, .backlog = no_backlog,
