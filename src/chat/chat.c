@@ -1298,7 +1298,7 @@ static void apply_nick(struct chat *chat, struct chat_op *op)
 
 /* Our own join, back in order: the member enters the room now, if it is
  * still there to (it may have left, or gone, meanwhile). */
-static void apply_join(struct chat *chat, const struct chat_op *op)
+static void apply_join(struct chat *chat, struct chat_op *op)
 {
 	struct pending_join *pj = fifo_pop(&chat->waiting_joins); /* ours come back in order */
 	struct chat_room *r = pj->room;
@@ -1314,6 +1314,10 @@ static void apply_join(struct chat *chat, const struct chat_op *op)
 	}
 	room_settle(&chat->rooms, r);
 	free(pj);
+	/* Only this edge reads the presence snapshot (kilobytes in a big room):
+	 * let it go now, not when the slowest edge is done with the op. */
+	free(op->presence);
+	op->presence = NULL;
 }
 
 /* A join or a leave, in the room's order: this edge's count of the room

@@ -12,6 +12,7 @@
 #include "sequencer.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -30,6 +31,7 @@
 #include "store.h"
 
 #define SEQ_BUCKETS 4096
+#define TRIM_AFTER_OPS 4096
 
 /* A room's last id and who is in it, on every edge. */
 struct seq_room {
@@ -319,6 +321,7 @@ static void *run(void *arg)
 	const struct store_callbacks callbacks = { .appended = on_appended, .queried = on_queried };
 	struct pollfd fds[2] = { { .fd = seq->efd, .events = POLLIN } };
 	nfds_t nfds = 1;
+	unsigned since_trim = 0;
 	if (seq->store) {
 		fds[1] = (struct pollfd){ .fd = store_event_fd(seq->store), .events = POLLIN };
 		nfds = 2;
@@ -338,12 +341,20 @@ static void *run(void *arg)
 			struct chat_op *next = op->next;
 			take(seq, op);
 			op = next;
+			since_trim++;
 		}
 		if (seq->store)
 			store_drain(seq->store, &callbacks);
 		wake_edges(seq);
 		if (stopping)
 			break;
+		/* After a burst (a crowd joining writes a presence snapshot per
+		 * join, kilobytes each, freed by the edges), give the freed heap
+		 * back once things are quiet, rather than keeping its peak. */
+		if (since_trim >= TRIM_AFTER_OPS && poll(fds, 1, 0) == 0) {
+			malloc_trim(0);
+			since_trim = 0;
+		}
 	}
 	return NULL;
 }
