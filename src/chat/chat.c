@@ -579,7 +579,9 @@ static void enter_room(struct chat *chat, struct chat_member *m, struct chat_mem
 	room_add(&chat->rooms, r, m, ms, since && *since < r->last_sent);
 	if (join) {
 		/* written by the sequencer at the join's place in the order */
-		send_json(chat, m, join->presence, join->presence_len);
+		ev_presence_users(&chat->out, r->name, r->name_len, join->count, join->users->data,
+				  join->users->len);
+		send_out(chat, m);
 		if (join->announce)
 			broadcast_json(chat, r, join->json, join->json_len);
 	} else {
@@ -1314,10 +1316,10 @@ static void apply_join(struct chat *chat, struct chat_op *op)
 	}
 	room_settle(&chat->rooms, r);
 	free(pj);
-	/* Only this edge reads the presence snapshot (kilobytes in a big room):
-	 * let it go now, not when the slowest edge is done with the op. */
-	free(op->presence);
-	op->presence = NULL;
+	/* Only this edge reads the listed users: let go now, not when the
+	 * slowest edge is done with the op. */
+	shared_text_unref(op->users);
+	op->users = NULL;
 }
 
 /* A join or a leave, in the room's order: this edge's count of the room

@@ -118,22 +118,30 @@ void ev_member_event(struct jbuf *b, const char *type, const char *room, size_t 
 	jbuf_raw(b, "}", 1);
 }
 
-void ev_presence_roster(struct jbuf *b, const char *room, size_t room_len, const struct roster *roster,
-			size_t list_max)
+void ev_users_roster(struct jbuf *b, const struct roster *roster, size_t list_max)
 {
 	jbuf_reset(b);
-	jbuf_lit(b, "{\"type\":\"presence\",\"room\":");
-	jbuf_str(b, room, room_len);
-	jbuf_lit(b, ",\"count\":");
-	jbuf_u64(b, roster->count);
-	jbuf_lit(b, ",\"users\":[");
+	jbuf_raw(b, "[", 1);
 	size_t listed = roster->count < list_max ? roster->count : list_max;
 	for (size_t i = 0; i < listed; i++) {
 		if (i)
 			jbuf_raw(b, ",", 1);
 		put_roster_user(b, &roster->entries[i]);
 	}
-	jbuf_raw(b, "]}", 2);
+	jbuf_raw(b, "]", 1);
+}
+
+void ev_presence_users(struct jbuf *b, const char *room, size_t room_len, uint64_t count,
+		       const char *users, size_t users_len)
+{
+	jbuf_reset(b);
+	jbuf_lit(b, "{\"type\":\"presence\",\"room\":");
+	jbuf_str(b, room, room_len);
+	jbuf_lit(b, ",\"count\":");
+	jbuf_u64(b, count);
+	jbuf_lit(b, ",\"users\":");
+	jbuf_raw(b, users, users_len);
+	jbuf_raw(b, "}", 1);
 }
 
 static void put_message(struct jbuf *b, const char *room, size_t room_len, uint64_t id)

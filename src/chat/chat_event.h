@@ -23,9 +23,11 @@ void ev_member_change(struct jbuf *b, const char *type, const struct chat_room *
 /* The same by room name and count (the sequencer's: it has no chat_room). */
 void ev_member_event(struct jbuf *b, const char *type, const char *room, size_t room_len,
 		     const struct chat_member *m, uint64_t count);
-/* Presence from the sequencer's roster of the room on every edge. */
-void ev_presence_roster(struct jbuf *b, const char *room, size_t room_len, const struct roster *roster,
-			size_t list_max);
+/* The users a presence lists, as a JSON array, from the sequencer's roster
+ * of the room on every edge; and a presence event around such an array. */
+void ev_users_roster(struct jbuf *b, const struct roster *roster, size_t list_max);
+void ev_presence_users(struct jbuf *b, const char *room, size_t room_len, uint64_t count,
+		       const char *users, size_t users_len);
 void ev_message(struct jbuf *b, const struct chat_room *r, uint64_t id, const struct chat_member *m,
 		const char *text, size_t len, uint64_t ts);
 void ev_message_record(struct jbuf *b, const struct store_record *rec);

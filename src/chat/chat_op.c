@@ -43,10 +43,27 @@ void chat_op_set_json(struct chat_op *op, const char *json, size_t len)
 	op->json_len = len;
 }
 
-void chat_op_set_presence(struct chat_op *op, const char *json, size_t len)
+struct shared_text *shared_text_new(const char *s, size_t len)
 {
-	op->presence = copy(json, len);
-	op->presence_len = len;
+	struct shared_text *t = malloc(sizeof(*t) + len);
+	if (!t)
+		abort();
+	atomic_init(&t->refs, 1);
+	t->len = len;
+	memcpy(t->data, s, len);
+	return t;
+}
+
+struct shared_text *shared_text_ref(struct shared_text *t)
+{
+	atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed);
+	return t;
+}
+
+void shared_text_unref(struct shared_text *t)
+{
+	if (t && atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) == 1)
+		free(t);
 }
 
 void chat_op_set_text(struct chat_op *op, const char *text, size_t len)
@@ -87,6 +104,6 @@ void chat_op_release(struct chat_op *op)
 	free(op->text);
 	free(op->rooms);
 	free(op->json);
-	free(op->presence);
+	shared_text_unref(op->users);
 	free(op);
 }

@@ -18,6 +18,18 @@
 struct sequencer;
 struct store_record;
 
+/* Text several ops share (a big room's listed users stay the same from one
+ * join to the next): freed with its last reference, on any thread. */
+struct shared_text {
+	atomic_uint refs;
+	size_t len;
+	char data[];
+};
+
+struct shared_text *shared_text_new(const char *s, size_t len);
+struct shared_text *shared_text_ref(struct shared_text *t);
+void shared_text_unref(struct shared_text *t);
+
 enum chat_op_kind {
 	CHAT_OP_MESSAGE, /* a chat message: the sequencer gives it its id, commits it, sends it to all */
 	CHAT_OP_EVENT,   /* join, leave or nick: who is where, and the frame that says so */
@@ -61,9 +73,9 @@ struct chat_op {
 	 * and whether the room is told (not over presence_events_max) */
 	uint32_t count;
 	bool announce;
-	/* JOIN: the joiner's presence snapshot, at its place in the order */
-	char *presence;
-	size_t presence_len;
+	/* JOIN: the users the joiner's presence lists, at its place in the
+	 * order (a JSON array, shared by consecutive joins while it holds) */
+	struct shared_text *users;
 	/* QUERY */
 	bool since;                /* ids > bound; else ids < bound (0: the newest) */
 	uint64_t bound;
@@ -79,7 +91,6 @@ struct chat_op *chat_op_new(enum chat_op_kind kind, unsigned origin, const char 
 /* Copy who m is into op. */
 void chat_op_set_member(struct chat_op *op, const struct chat_member *m);
 void chat_op_set_json(struct chat_op *op, const char *json, size_t len);
-void chat_op_set_presence(struct chat_op *op, const char *json, size_t len);
 void chat_op_set_text(struct chat_op *op, const char *text, size_t len);
 /* Copy store records (valid only during a store callback) into op. */
 void chat_op_set_records(struct chat_op *op, const struct store_record *recs, size_t n);

@@ -99,11 +99,11 @@ void roster_add(struct roster *r, uint32_t id, const char *name, const char *use
 }
 
 /* Swap-remove: order is not part of the protocol. */
-void roster_remove(struct roster *r, uint32_t id)
+int64_t roster_remove(struct roster *r, uint32_t id)
 {
 	int64_t slot = index_find(r, id);
 	if (slot < 0)
-		return;
+		return -1;
 	uint32_t pos = r->index[slot] - 1;
 	index_erase(r, (uint32_t)slot);
 	free(r->entries[pos].name);
@@ -113,14 +113,16 @@ void roster_remove(struct roster *r, uint32_t id)
 		r->entries[pos] = r->entries[last];
 		r->index[index_find(r, r->entries[pos].id)] = pos + 1;
 	}
+	return pos;
 }
 
-void roster_rename(struct roster *r, uint32_t id, const char *name)
+int64_t roster_rename(struct roster *r, uint32_t id, const char *name)
 {
 	int64_t slot = index_find(r, id);
 	if (slot < 0)
-		return;
-	struct roster_entry *e = &r->entries[r->index[slot] - 1];
-	free(e->name);
-	e->name = dup_or_null(name);
+		return -1;
+	uint32_t pos = r->index[slot] - 1;
+	free(r->entries[pos].name);
+	r->entries[pos].name = dup_or_null(name);
+	return pos;
 }

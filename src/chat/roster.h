@@ -26,8 +26,9 @@ struct roster {
 void roster_free(struct roster *r);
 /* Copies name and user_id; the id must not be in the roster. */
 void roster_add(struct roster *r, uint32_t id, const char *name, const char *user_id);
-/* Nothing happens for an id not in it. */
-void roster_remove(struct roster *r, uint32_t id);
-void roster_rename(struct roster *r, uint32_t id, const char *name);
+/* Both return the entry's position (the last entry moves into a removed
+ * one's), or -1 for an id not in the roster, which changes nothing. */
+int64_t roster_remove(struct roster *r, uint32_t id);
+int64_t roster_rename(struct roster *r, uint32_t id, const char *name);
 
 #endif

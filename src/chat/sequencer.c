@@ -38,6 +38,10 @@ struct seq_room {
 	struct seq_room *next;
 	uint64_t last_id;
 	struct roster roster;
+	/* What a presence lists now (the roster's first presence_list_max),
+	 * written once and shared by every join until one of those changes;
+	 * NULL: to be written. */
+	struct shared_text *users;
 	size_t name_len;
 	char name[];
 };
@@ -250,6 +254,19 @@ static void take_message(struct sequencer *seq, struct chat_op *op)
 	list_push(&seq->waiting, op);
 }
 
+static void users_changed(struct seq_room *r)
+{
+	shared_text_unref(r->users);
+	r->users = NULL;
+}
+
+/* The roster entry at pos changed (-1: none did). */
+static void listed_changed(struct sequencer *seq, struct seq_room *r, int64_t pos)
+{
+	if (pos >= 0 && (uint64_t)pos < seq->config.presence_list_max)
+		users_changed(r);
+}
+
 /* Who is where changes here, in the rooms' order; a join's presence and
  * a join's or leave's event are written now, with the count at this
  * point, once for every edge. Rooms larger than presence_events_max get
@@ -259,18 +276,25 @@ static void take_event(struct sequencer *seq, struct chat_op *op)
 	struct chat_member who = { .id = op->member_id, .name = op->name, .user_id = op->user_id };
 	if (op->change == ROSTER_NICK) {
 		const char *name = op->rooms;
-		for (uint8_t k = 0; k < op->nrooms; k++, name += strlen(name) + 1)
-			roster_rename(&room_of(seq, name, strlen(name))->roster, op->member_id, op->name);
+		for (uint8_t k = 0; k < op->nrooms; k++, name += strlen(name) + 1) {
+			struct seq_room *r = room_of(seq, name, strlen(name));
+			listed_changed(seq, r, roster_rename(&r->roster, op->member_id, op->name));
+		}
 		return;
 	}
 	struct seq_room *r = room_of(seq, op->room, op->room_len);
 	bool join = op->change == ROSTER_JOIN;
 	if (join) {
+		if (r->roster.count < seq->config.presence_list_max)
+			users_changed(r); /* the newcomer is listed */
 		roster_add(&r->roster, op->member_id, op->name, op->user_id);
-		ev_presence_roster(&seq->out, op->room, op->room_len, &r->roster, seq->config.presence_list_max);
-		chat_op_set_presence(op, jbuf_json(&seq->out), seq->out.len);
+		if (!r->users) {
+			ev_users_roster(&seq->out, &r->roster, seq->config.presence_list_max);
+			r->users = shared_text_new(jbuf_json(&seq->out), seq->out.len);
+		}
+		op->users = shared_text_ref(r->users);
 	} else {
-		roster_remove(&r->roster, op->member_id);
+		listed_changed(seq, r, roster_remove(&r->roster, op->member_id));
 	}
 	op->count = r->roster.count;
 	op->announce = op->count <= seq->config.presence_events_max;
@@ -486,6 +510,7 @@ void sequencer_free(struct sequencer *seq)
 		while (r) {
 			struct seq_room *next = r->next;
 			roster_free(&r->roster);
+			shared_text_unref(r->users);
 			free(r);
 			r = next;
 		}
