@@ -42,16 +42,17 @@ static void put_user(struct jbuf *b, const struct chat_member *m)
 static void put_roster_user(struct jbuf *b, const struct roster_entry *e)
 {
 	jbuf_lit(b, "{\"id\":");
-	if (e->user_id) {
-		jbuf_str(b, e->user_id, strlen(e->user_id));
+	const char *user_id = roster_entry_user_id(e), *name = roster_entry_name(e);
+	if (user_id) {
+		jbuf_str(b, user_id, strlen(user_id));
 	} else {
 		jbuf_raw(b, "\"", 1);
 		jbuf_u64(b, e->id);
 		jbuf_raw(b, "\"", 1);
 	}
 	jbuf_lit(b, ",\"name\":");
-	if (e->name) {
-		jbuf_str(b, e->name, strlen(e->name));
+	if (name) {
+		jbuf_str(b, name, strlen(name));
 	} else {
 		char tmp[32];
 		int n = snprintf(tmp, sizeof(tmp), "User %u", e->id);

@@ -5,22 +5,37 @@
 #include <stdlib.h>
 #include <string.h>
 
-static char *dup_or_null(const char *s)
+static char *pack_names(const char *name, const char *user_id)
 {
-	if (!s)
+	if (!name && !user_id)
 		return NULL;
-	char *d = strdup(s);
-	if (!d)
+	size_t n = name ? strlen(name) : 0, u = user_id ? strlen(user_id) : 0;
+	char *p = malloc(2 + n + 1 + u + 1);
+	if (!p)
 		abort();
-	return d;
+	p[0] = name != NULL;
+	p[1] = user_id != NULL;
+	memcpy(p + 2, name ? name : "", n + 1);
+	memcpy(p + 2 + n + 1, user_id ? user_id : "", u + 1);
+	return p;
+}
+
+const char *roster_entry_name(const struct roster_entry *e)
+{
+	return e->names && e->names[0] ? e->names + 2 : NULL;
+}
+
+const char *roster_entry_user_id(const struct roster_entry *e)
+{
+	if (!e->names || !e->names[1])
+		return NULL;
+	return e->names + 2 + strlen(e->names + 2) + 1;
 }
 
 void roster_free(struct roster *r)
 {
-	for (uint32_t i = 0; i < r->count; i++) {
-		free(r->entries[i].name);
-		free(r->entries[i].user_id);
-	}
+	for (uint32_t i = 0; i < r->count; i++)
+		free(r->entries[i].names);
 	free(r->entries);
 	free(r->index);
 	*r = (struct roster){ 0 };
@@ -89,10 +104,9 @@ void roster_add(struct roster *r, uint32_t id, const char *name, const char *use
 		if (!r->entries)
 			abort();
 	}
-	r->entries[r->count] = (struct roster_entry){ .id = id, .name = dup_or_null(name),
-							    .user_id = dup_or_null(user_id) };
+	r->entries[r->count] = (struct roster_entry){ .id = id, .names = pack_names(name, user_id) };
 	r->count++;
-	if (r->count * 2 > r->index_cap)
+	if (r->count * 4 > r->index_cap * 3)
 		index_grow(r); /* indexes every entry, the new one too */
 	else
 		index_insert(r, r->count - 1);
@@ -106,8 +120,7 @@ int64_t roster_remove(struct roster *r, uint32_t id)
 		return -1;
 	uint32_t pos = r->index[slot] - 1;
 	index_erase(r, (uint32_t)slot);
-	free(r->entries[pos].name);
-	free(r->entries[pos].user_id);
+	free(r->entries[pos].names);
 	uint32_t last = --r->count;
 	if (pos != last) {
 		r->entries[pos] = r->entries[last];
@@ -122,7 +135,9 @@ int64_t roster_rename(struct roster *r, uint32_t id, const char *name)
 	if (slot < 0)
 		return -1;
 	uint32_t pos = r->index[slot] - 1;
-	free(r->entries[pos].name);
-	r->entries[pos].name = dup_or_null(name);
+	struct roster_entry *e = &r->entries[pos];
+	char *names = pack_names(name, roster_entry_user_id(e));
+	free(e->names);
+	e->names = names;
 	return pos;
 }

@@ -7,17 +7,24 @@
 
 #include <stdint.h>
 
+/* 16 bytes: a room of 100,000 is on one thread, but still 100,000 of them. */
 struct roster_entry {
 	uint32_t id;
-	char *name;     /* NULL: "User <id>" */
-	char *user_id;  /* NULL: a guest */
+	/* NULL for a guest with no name of its own; else which of the two it
+	 * has (two flag bytes), then name and user id, each NUL-terminated */
+	char *names;
 };
+
+/* NULL: "User <id>". */
+const char *roster_entry_name(const struct roster_entry *e);
+/* NULL: a guest. */
+const char *roster_entry_user_id(const struct roster_entry *e);
 
 struct roster {
 	struct roster_entry *entries; /* in no particular order (swap-remove) */
 	uint32_t count, cap;
 	/* open addressing by id: entry position + 1, 0 empty; a power of two,
-	 * at least twice count */
+	 * at most three quarters full */
 	uint32_t *index;
 	uint32_t index_cap;
 };

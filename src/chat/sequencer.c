@@ -32,6 +32,7 @@
 
 #define SEQ_BUCKETS 4096
 #define TRIM_AFTER_OPS 4096
+#define QUIET_MS 250
 
 /* A room's last id and who is in it, on every edge. */
 struct seq_room {
@@ -351,9 +352,19 @@ static void *run(void *arg)
 		nfds = 2;
 	}
 	for (;;) {
-		if (poll(fds, nfds, -1) < 0 && errno != EINTR) {
+		/* After a burst (a crowd joining, thousands of ops and their
+		 * frames, freed on the edges), the freed heap goes back to the
+		 * system once nothing has come for QUIET_MS, rather than staying
+		 * at its peak. */
+		int ready = poll(fds, nfds, since_trim >= TRIM_AFTER_OPS ? QUIET_MS : -1);
+		if (ready < 0 && errno != EINTR) {
 			log_error("sequencer: poll: %s", strerror(errno));
 			break;
+		}
+		if (ready == 0) {
+			malloc_trim(0);
+			since_trim = 0;
+			continue;
 		}
 		drain_fd(seq->efd);
 		pthread_mutex_lock(&seq->lock);
@@ -372,13 +383,6 @@ static void *run(void *arg)
 		wake_edges(seq);
 		if (stopping)
 			break;
-		/* After a burst (a crowd joining writes a presence snapshot per
-		 * join, kilobytes each, freed by the edges), give the freed heap
-		 * back once things are quiet, rather than keeping its peak. */
-		if (since_trim >= TRIM_AFTER_OPS && poll(fds, 1, 0) == 0) {
-			malloc_trim(0);
-			since_trim = 0;
-		}
 	}
 	return NULL;
 }

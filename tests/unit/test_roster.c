@@ -27,7 +27,9 @@ static bool has(uint32_t id, const char *name)
 {
 	for (uint32_t i = 0; i < roster.count; i++)
 		if (roster.entries[i].id == id)
-			return name ? roster.entries[i].name && strcmp(roster.entries[i].name, name) == 0 : true;
+			return name ? roster_entry_name(&roster.entries[i]) &&
+					      strcmp(roster_entry_name(&roster.entries[i]), name) == 0
+				    : true;
 	return false;
 }
 
@@ -68,10 +70,14 @@ static void test_names_and_user_ids_are_copied(void **state)
 	roster_add(&roster, 7, name, user);
 	name[0] = 'X';
 	user[0] = 'X';
-	assert_string_equal(roster.entries[0].name, "Alice");
-	assert_string_equal(roster.entries[0].user_id, "u-42");
-	roster_rename(&roster, 7, NULL); /* back to "User 7" */
-	assert_null(roster.entries[0].name);
+	assert_string_equal(roster_entry_name(&roster.entries[0]), "Alice");
+	assert_string_equal(roster_entry_user_id(&roster.entries[0]), "u-42");
+	roster_rename(&roster, 7, NULL); /* back to "User 7", still signed in */
+	assert_null(roster_entry_name(&roster.entries[0]));
+	assert_string_equal(roster_entry_user_id(&roster.entries[0]), "u-42");
+	roster_rename(&roster, 7, "Bob");
+	assert_string_equal(roster_entry_name(&roster.entries[0]), "Bob");
+	assert_string_equal(roster_entry_user_id(&roster.entries[0]), "u-42");
 	roster_add(&roster, 8, NULL, NULL);
 	roster_remove(&roster, 7);
 	assert_int_equal(roster.count, 1);
