@@ -158,6 +158,9 @@ static int load_file(struct loader *ld)
 		goto out;
 	}
 	head_only = buf_from(head, head_len);
+	/* every edge serves them, each from its own thread */
+	buf_share(get);
+	buf_share(head_only);
 	if (add_file(ld, url, type, get, head_only) < 0) {
 		fprintf(stderr, "ringcast: out of memory loading %s\n", ld->path);
 		goto out;
@@ -165,8 +168,10 @@ static int load_file(struct loader *ld)
 	get = head_only = NULL;
 	err = 0;
 out:
-	buf_unref(get);
-	buf_unref(head_only);
+	if (get)
+		buf_free_shared(get);
+	if (head_only)
+		buf_free_shared(head_only);
 	if (fd >= 0)
 		close(fd);
 	return err;
@@ -264,8 +269,8 @@ void static_site_free(struct static_site *site)
 {
 	for (size_t i = 0; i < site->count; i++) {
 		free(site->files[i].path);
-		buf_unref(site->files[i].get_response);
-		buf_unref(site->files[i].head_response);
+		buf_free_shared(site->files[i].get_response);
+		buf_free_shared(site->files[i].head_response);
 	}
 	free(site->files);
 	*site = (struct static_site){ 0 };
