@@ -27,6 +27,7 @@ struct chat_room;
 struct room_quota;
 struct sequencer;
 struct store;
+struct store_room;
 
 #define CHAT_ROOM_MAX 64
 #define CHAT_ROOMS_PER_MEMBER 16
@@ -125,6 +126,9 @@ void chat_free(struct chat *chat);
 /* Learn every stored room's name and last id (start-up); its messages
  * stay in the store until someone asks for them. */
 int chat_load_history(struct chat *chat);
+/* The same for one room, from a pass over the store that feeds several
+ * chats (edges) and the sequencer at once (store_load_rooms). */
+void chat_load_room(struct chat *chat, const struct store_room *room);
 
 /* Room names: 1-64 of [A-Za-z0-9_.-]. */
 bool chat_room_name_valid(const char *name, size_t len);

@@ -23,6 +23,7 @@
 struct chat_op;
 struct sequencer;
 struct store;
+struct store_room;
 
 struct sequencer_config {
 	unsigned edges;             /* edges 0..edges-1 */
@@ -31,9 +32,12 @@ struct sequencer_config {
 	size_t presence_events_max; /* rooms larger get no join/leave events (0: 100) */
 };
 
-/* A sequencer (cfg copied); reads every stored room's last id so ids go
- * on after a restart, then starts its thread. NULL (logged) on failure. */
+/* A sequencer (cfg copied), its thread started. NULL (logged) on failure.
+ * Before the edges run, feed it every stored room (sequencer_load_room),
+ * so that ids go on after a restart. */
 struct sequencer *sequencer_new(const struct sequencer_config *cfg);
+/* A stored room's last id and guest ids, from store_load_rooms. */
+void sequencer_load_room(struct sequencer *seq, const struct store_room *room);
 /* Stops the thread and drops what was not applied; the edges must have
  * stopped. Close the store after. NULL is fine. */
 void sequencer_free(struct sequencer *seq);

@@ -936,9 +936,8 @@ void chat_store_ready(struct chat *chat)
 /* A stored room comes back as its name and last id only: a restart with
  * many rooms costs no memory for history nobody has asked for. The first
  * join, page or replay reads it from the store (recent_complete false). */
-static void load_one(void *arg, const struct store_room *info)
+void chat_load_room(struct chat *chat, const struct store_room *info)
 {
-	struct chat *chat = arg;
 	/* guest ids continue after a restart past the numeric senders of each
 	 * room's newest history_on_join messages (what a join shows), so a new
 	 * guest is not taken for their author. Not past every sender ever: that
@@ -950,6 +949,11 @@ static void load_one(void *arg, const struct store_room *info)
 	if (info->last_id > r->last_id)
 		r->last_id = r->last_sent = info->last_id;
 	r->recent_complete = false;
+}
+
+static void load_one(void *arg, const struct store_room *info)
+{
+	chat_load_room(arg, info);
 }
 
 int chat_load_history(struct chat *chat)

@@ -141,9 +141,8 @@ static struct seq_room *room_of(struct sequencer *seq, const char *name, size_t 
 	return r;
 }
 
-static void load_room(void *arg, const struct store_room *info)
+void sequencer_load_room(struct sequencer *seq, const struct store_room *info)
 {
-	struct sequencer *seq = arg;
 	struct seq_room *r = room_of(seq, info->room, info->room_len);
 	if (info->last_id > r->last_id)
 		r->last_id = info->last_id;
@@ -436,8 +435,7 @@ struct sequencer *sequencer_new(const struct sequencer_config *cfg)
 	if (!seq->config.presence_events_max)
 		seq->config.presence_events_max = 100;
 	unsigned edges = cfg->edges;
-	struct store *store = cfg->store;
-	seq->store = store;
+	seq->store = cfg->store;
 	seq->edges = edges;
 	atomic_init(&seq->next_member_id, 1);
 	pthread_mutex_init(&seq->lock, NULL);
@@ -454,11 +452,6 @@ struct sequencer *sequencer_new(const struct sequencer_config *cfg)
 	}
 	if (!ok) {
 		log_error("sequencer: eventfd: %s", strerror(errno));
-		sequencer_free(seq);
-		return NULL;
-	}
-	if (store && store_load_rooms(store, 50, load_room, seq) < 0) {
-		log_error("sequencer: cannot read the rooms' last ids");
 		sequencer_free(seq);
 		return NULL;
 	}

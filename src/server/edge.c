@@ -253,10 +253,6 @@ int edge_prepare(struct edges *all, unsigned index)
 		.max_rooms = cfg->max_rooms,
 		.rate = { .per_second = cfg->rate_per_second, .burst = cfg->rate_burst },
 	});
-	if (chat_load_history(e->chat) < 0) {
-		log_error("cannot read history from %s", cfg->db_path);
-		return -1;
-	}
 	e->sessions.ws = ws_transport_new(&(struct ws_conn_config){
 		.max_message = cfg->max_message,
 		.ping_interval = cfg->ping_interval,

@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "chat.h"
 #include "conn_limits.h"
 #include "edge.h"
 #include "log.h"
@@ -127,6 +128,17 @@ static uint16_t port_of(int fd)
 					: ntohs(((struct sockaddr_in *)&ss)->sin_port);
 }
 
+/* One pass over the stored rooms (names, last ids, guest ids) feeds the
+ * sequencer and every edge's chat. */
+static void load_room_everywhere(void *arg, const struct store_room *room)
+{
+	struct edges *all = arg;
+	if (all->sequencer)
+		sequencer_load_room(all->sequencer, room);
+	for (unsigned i = 0; i < all->count; i++)
+		chat_load_room(all->edge[i].chat, room);
+}
+
 /* Everything the edges share, then the edges themselves; -1 (logged). */
 static int open_shared(struct edges *all, const struct config *cfg, struct static_site *site)
 {
@@ -173,6 +185,12 @@ static int open_shared(struct edges *all, const struct config *cfg, struct stati
 	for (unsigned i = 0; i < all->count; i++)
 		if (edge_prepare(all, i) < 0)
 			return -1;
+	/* the window: a join's history (history_on_join), whose guest
+	 * senders new guest ids go past (chat.c) */
+	if (all->store && store_load_rooms(all->store, 50, load_room_everywhere, all) < 0) {
+		log_error("cannot read history from %s", cfg->db_path);
+		return -1;
+	}
 	return 0;
 }
 
