@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "name_hash.h"
 
 /* A ring starts this small and doubles up to --history-memory: most rooms
  * hold a few messages, and 1,000 empty slots are 16 KB a room. */
@@ -20,10 +21,7 @@
 
 static uint32_t hash_name(const char *s, size_t n)
 {
-	uint32_t h = 2166136261u; /* FNV-1a */
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ (unsigned char)s[i]) * 16777619u;
-	return h % ROOM_BUCKETS;
+	return name_hash(s, n) % ROOM_BUCKETS;
 }
 
 void room_table_init(struct chat_rooms *rooms, uint32_t history_memory, uint32_t max_rooms,

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "name_hash.h"
+
 #define QUOTA_BUCKETS 1024
 
 struct quota_room {
@@ -22,10 +24,7 @@ struct room_quota {
 
 static uint32_t bucket_of(const char *s, size_t n)
 {
-	uint32_t h = 2166136261u; /* FNV-1a */
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ (unsigned char)s[i]) * 16777619u;
-	return h % QUOTA_BUCKETS;
+	return name_hash(s, n) % QUOTA_BUCKETS;
 }
 
 struct room_quota *room_quota_new(uint32_t max_rooms)

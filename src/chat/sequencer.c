@@ -27,6 +27,7 @@
 #include "chat_op.h"
 #include "json_out.h"
 #include "log.h"
+#include "name_hash.h"
 #include "roster.h"
 #include "store.h"
 
@@ -119,10 +120,7 @@ static void drain_fd(int efd)
 
 static uint32_t hash_name(const char *s, size_t n)
 {
-	uint32_t h = 2166136261u; /* FNV-1a */
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ (unsigned char)s[i]) * 16777619u;
-	return h % SEQ_BUCKETS;
+	return name_hash(s, n) % SEQ_BUCKETS;
 }
 
 static struct seq_room *room_of(struct sequencer *seq, const char *name, size_t len)
