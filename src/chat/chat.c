@@ -230,11 +230,18 @@ static void send_frame(struct chat *chat, struct chat_member *m, struct buf *fra
 	chat->config.send(m, frame);
 }
 
-static void send_out(struct chat *chat, struct chat_member *m)
+/* JSON as text: this chat's chat->out, or what another thread wrote (the
+ * sequencer), framed here for this edge. */
+static void send_json(struct chat *chat, struct chat_member *m, const char *json, size_t len)
 {
-	struct buf *frame = jbuf_to_payload(&chat->out);
+	struct buf *frame = buf_new_payload(json, len);
 	chat->config.send(m, frame);
 	buf_unref(frame);
+}
+
+static void send_out(struct chat *chat, struct chat_member *m)
+{
+	send_json(chat, m, jbuf_json(&chat->out), chat->out.len);
 }
 
 static size_t backlog(struct chat *chat, struct chat_member *m)
@@ -267,14 +274,6 @@ static void broadcast_message(struct chat *chat, struct chat_room *r, struct buf
 	}
 }
 
-/* JSON another thread wrote (the sequencer): framed here, for this edge. */
-static void send_json(struct chat *chat, struct chat_member *m, const char *json, size_t len)
-{
-	struct buf *frame = buf_new_payload(json, len);
-	chat->config.send(m, frame);
-	buf_unref(frame);
-}
-
 static void broadcast_json(struct chat *chat, struct chat_room *r, const char *json, size_t len)
 {
 	struct buf *frame = buf_new_payload(json, len);
@@ -284,9 +283,7 @@ static void broadcast_json(struct chat *chat, struct chat_room *r, const char *j
 
 static void broadcast_out(struct chat *chat, struct chat_room *r)
 {
-	struct buf *frame = jbuf_to_payload(&chat->out);
-	broadcast_frame(chat, r, frame);
-	buf_unref(frame);
+	broadcast_json(chat, r, jbuf_json(&chat->out), chat->out.len);
 }
 
 static void send_error(struct chat *chat, struct chat_member *m, const char *code,
