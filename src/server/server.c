@@ -17,9 +17,11 @@
 #include <unistd.h>
 
 #include "chat.h"
+#include "cluster.h"
 #include "conn_limits.h"
 #include "edge.h"
 #include "log.h"
+#include "redis_link.h"
 #include "room_quota.h"
 #include "sequencer.h"
 #include "static_files.h"
@@ -139,6 +141,34 @@ static void load_room_everywhere(void *arg, const struct store_room *room)
 		chat_load_room(all->edge[i].chat, room);
 }
 
+/* --redis and --redis-password-file, resolved once here at start-up. */
+static int open_cluster_address(struct edges *all, const struct config *cfg)
+{
+	char err[256];
+	all->redis = calloc(1, sizeof(*all->redis));
+	if (!all->redis || redis_address_parse(cfg->redis_url, all->redis, err, sizeof(err)) < 0) {
+		log_error("--redis %s: %s", cfg->redis_url, all->redis ? err : "out of memory");
+		return -1;
+	}
+	if (cfg->redis_password) {
+		if (cfg->redis_password_len >= sizeof(all->redis->password)) {
+			log_error("--redis-password-file: the password is too long");
+			return -1;
+		}
+		memcpy(all->redis->password, cfg->redis_password, cfg->redis_password_len + 1);
+	}
+	return 0;
+}
+
+static void cluster_ready_changed(void *arg, bool ready, const char *why)
+{
+	(void)arg;
+	if (ready)
+		log_info("cluster: ready");
+	else
+		log_warn("cluster: not ready: %s", why);
+}
+
 /* Everything the edges share, then the edges themselves; -1 (logged). */
 static int open_shared(struct edges *all, const struct config *cfg, struct static_site *site)
 {
@@ -159,13 +189,24 @@ static int open_shared(struct edges *all, const struct config *cfg, struct stati
 			return -1;
 		}
 	}
-	if (all->count > 1) {
+	if (cfg->redis_url && open_cluster_address(all, cfg) < 0)
+		return -1;
+	/* A cluster node orders its rooms through Redis even with one edge */
+	if (all->count > 1 || all->redis) {
 		all->sequencer = sequencer_new(&(struct sequencer_config){
-			.edges = all->count, .store = all->store,
+			.edges = all->count, .store = all->store, .external = all->redis != NULL,
 			.presence_list_max = 100, .presence_events_max = 100 });
 		if (!all->sequencer)
 			return -1;
 		all->rooms = room_quota_new(cfg->max_rooms);
+	}
+	if (all->redis) {
+		all->cluster = cluster_new(&(struct cluster_config){
+			.redis = all->redis, .sequencer = all->sequencer, .history_max = cfg->history_max,
+			.presence_list_max = 100, .presence_events_max = 100,
+			.on_ready = cluster_ready_changed, .arg = all });
+		if (!all->cluster)
+			return -1;
 	}
 	if (!(all->limits = conn_limits_new(cfg->max_connections, cfg->max_per_ip)))
 		return -1;
@@ -204,7 +245,10 @@ static void log_start(const struct edges *all, const char *shown)
 			 "rooms ordered by one sequencer", all->count);
 	else
 		log_info("1 edge (--threads 1): one ring");
-	if (all->store)
+	if (all->redis)
+		log_info("cluster node: rooms and history in Redis at %s:%u (--redis)", all->redis->host,
+			 all->redis->port);
+	else if (all->store)
 		log_info("history in %s (fsync %s)", cfg->db_path, cfg->fsync_always ? "every commit" : "within 100 ms");
 	else
 		log_info("history in memory only (--no-persist)");
@@ -217,8 +261,13 @@ static void log_start(const struct edges *all, const char *shown)
 
 static void close_shared(struct edges *all, struct static_site *site)
 {
-	/* the edges' chats may have work queued with the sequencer */
+	/* the edges' chats may have work queued with the sequencer, and
+	 * the cluster's thread publishes to it */
+	cluster_free(all->cluster);
 	sequencer_free(all->sequencer);
+	if (all->redis)
+		explicit_bzero(all->redis, sizeof(*all->redis)); /* its password */
+	free(all->redis);
 	/* commits what is still queued; those messages were never broadcast,
 	 * so no one took them as acknowledged */
 	if (all->store)
