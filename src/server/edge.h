@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "metrics.h"
+#include "readiness.h"
 #include "session.h"
 
 struct config;
@@ -32,6 +33,7 @@ struct edges {
 	struct sequencer *sequencer; /* NULL: one edge, its chat orders its rooms itself */
 	struct conn_limits *limits;  /* --max-connections, --max-per-ip: for all edges together */
 	struct room_quota *rooms;    /* --max-rooms, for all edges together (NULL: one edge) */
+	struct readiness readiness;  /* /readyz: set by the store's commits and the cluster link */
 	unsigned count;
 	struct edge *edge;           /* [count] */
 };

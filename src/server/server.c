@@ -20,6 +20,7 @@
 #include "conn_limits.h"
 #include "edge.h"
 #include "log.h"
+#include "readiness.h"
 #include "room_quota.h"
 #include "sequencer.h"
 #include "static_files.h"
@@ -139,6 +140,17 @@ static void load_room_everywhere(void *arg, const struct store_room *room)
 		chat_load_room(all->edge[i].chat, room);
 }
 
+/* The store's writer thread after each group commit: the node is not
+ * ready while commits fail, and is again at the first that succeeds. */
+static void store_committed(void *ctx, int err)
+{
+	struct readiness *r = ctx;
+	const char *why = err == -ENOSPC ? "history store failing: disk full"
+			  : err == -EROFS ? "history store failing: read-only"
+					  : "history store failing";
+	readiness_set(r, READY_STORE, err == 0, why);
+}
+
 /* Everything the edges share, then the edges themselves; -1 (logged). */
 static int open_shared(struct edges *all, const struct config *cfg, struct static_site *site)
 {
@@ -152,6 +164,8 @@ static int open_shared(struct edges *all, const struct config *cfg, struct stati
 			.path = cfg->db_path,
 			.sync = cfg->fsync_always ? STORE_SYNC_ALWAYS : STORE_SYNC_INTERVAL,
 			.sync_interval_ms = 100,
+			.committed = store_committed,
+			.committed_ctx = &all->readiness,
 		});
 		if (!all->store) {
 			log_error("cannot open the history database %s (use --db PATH or --no-persist)",
@@ -239,6 +253,7 @@ int server_run(const struct config *cfg)
 	struct static_site site;
 	memset(&site, 0, sizeof(site));
 	struct edges all = { .cfg = cfg, .count = cfg->threads ? cfg->threads : 1 };
+	readiness_init(&all.readiness);
 	int rc = 1;
 	int sfd = -1;
 	unsigned started = 0;
