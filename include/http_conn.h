@@ -1,5 +1,6 @@
 /* http_conn.h: a connection before any upgrade: request heads in, static
- * files, /metrics and error responses out, and the WebSocket upgrade. */
+ * files, /metrics, the /healthz and /readyz probes and error responses
+ * out, and the WebSocket upgrade. */
 #ifndef RINGCAST_HTTP_CONN_H
 #define RINGCAST_HTTP_CONN_H
 
@@ -7,6 +8,7 @@
 #include <stdint.h>
 
 struct conn;
+struct readiness;
 struct static_site;
 
 struct http_conn_config {
@@ -15,6 +17,8 @@ struct http_conn_config {
 	/* Renders /metrics into a new buf, or NULL when not offered. */
 	struct buf *(*metrics)(void *ctx);
 	void *metrics_ctx;
+	/* /readyz asks it (any thread may change it); NULL: always ready. */
+	const struct readiness *readiness;
 	/* Sign-in: an HS256 secret, or NULL when anyone may connect. */
 	const uint8_t *jwt_secret;
 	size_t jwt_secret_len;

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 
 /* What a completion belongs to, packed into user_data with the connection
@@ -26,6 +27,7 @@ enum loop_op {
 	LOOP_OP_TICK,
 	LOOP_OP_SIGNAL,
 	LOOP_OP_READABLE,
+	LOOP_OP_CONNECT,
 };
 
 #define LOOP_GEN_MASK 0xffffffu
@@ -61,6 +63,9 @@ struct loop_handlers {
 	void (*on_send)(void *ctx, uint32_t slot, uint32_t gen, int res, bool held);
 	void (*on_send_released)(void *ctx, uint32_t slot, uint32_t gen);
 	void (*on_shutdown)(void *ctx, uint32_t slot, uint32_t gen, int res);
+	/* An outgoing connect finished: 0, or -errno. NULL for a loop that
+	 * never connects. */
+	void (*on_connect)(void *ctx, uint32_t slot, uint32_t gen, int res);
 	void (*on_tick)(void *ctx);
 	void (*on_signal)(void *ctx, int signo);
 	/* Called once per iteration before waiting: queue this round's sends.
@@ -99,7 +104,9 @@ struct loop;
 struct loop *loop_new(const struct loop_config *cfg, const struct loop_handlers *h, void *ctx);
 void loop_free(struct loop *loop);
 
-/* Run until loop_stop(); returns 0, or -1 on a ring failure. */
+/* Run until loop_stop(); returns 0, or -1 on a ring failure. A stopped
+ * loop may be run again: it picks up where it stopped (tests wait for one
+ * event after another this way). */
 int loop_run(struct loop *loop);
 /* From the loop's own thread (a handler): the loop ends after this pass. */
 void loop_stop(struct loop *loop);
@@ -118,6 +125,11 @@ bool loop_direct(const struct loop *loop);
 int loop_install(struct loop *loop, int fd, uint32_t slot);
 
 void loop_accept(struct loop *loop, int listen_fd);
+/* Connect the socket (plain or direct, as below) to addr; on_connect
+ * follows. addr must stay valid until then: the kernel may read it only
+ * when the connect is issued. */
+void loop_connect(struct loop *loop, int fd, uint32_t slot, uint32_t gen, const struct sockaddr *addr,
+		  socklen_t len);
 void loop_recv(struct loop *loop, int fd, uint32_t slot, uint32_t gen);
 /* zc asks for a zero-copy send (a plain one where the kernel has none): its
  * bytes must then live until on_send_released, not just until on_send. */

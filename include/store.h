@@ -29,6 +29,12 @@ struct store_config {
 	const char *path;          /* database file; parent directories are created */
 	enum store_sync sync;
 	unsigned sync_interval_ms; /* STORE_SYNC_INTERVAL: default 100 */
+	/* Optional: told the outcome of every group commit (err as in
+	 * store_callbacks.appended), on the writer thread as soon as it is
+	 * known, before any append's callback runs. For health reporting: it
+	 * must be quick and safe to call from that thread. */
+	void (*committed)(void *ctx, int err);
+	void *committed_ctx;
 };
 
 /* One stored chat message. Strings are not NUL-terminated; text may hold NUL. */

@@ -85,6 +85,8 @@ struct store {
 	sqlite3_stmt *begin, *commit, *rollback, *insert, *before, *since;
 	enum store_sync sync;
 	unsigned sync_ms;
+	void (*committed)(void *ctx, int err);
+	void *committed_ctx;
 	int efd;
 	pthread_t worker;
 	pthread_mutex_t db_lock;
@@ -381,6 +383,8 @@ static void store_commit_appends(struct store *s, struct store_job *first, struc
 
 	for (struct store_job *j = first; j != end; j = j->next)
 		j->err = err;
+	if (s->committed)
+		s->committed(s->committed_ctx, err);
 	/* The first unsynced commit starts the clock; later ones ride along. */
 	if (!err && s->sync == STORE_SYNC_INTERVAL && !s->unsynced) {
 		s->unsynced = true;
@@ -658,6 +662,8 @@ struct store *store_open(const struct store_config *cfg)
 	s->efd = -1;
 	s->sync = cfg->sync;
 	s->sync_ms = cfg->sync_interval_ms ? cfg->sync_interval_ms : STORE_DEFAULT_SYNC_MS;
+	s->committed = cfg->committed;
+	s->committed_ctx = cfg->committed_ctx;
 
 	if (store_open_db(s, cfg->path) < 0 || store_start_worker(s) < 0) {
 		store_free(s);

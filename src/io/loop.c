@@ -43,6 +43,7 @@ struct watch {
 	int fd;
 	void (*on_ready)(void *arg);
 	void *arg;
+	bool armed;                 /* its multishot poll is in the ring */
 };
 
 struct loop {
@@ -61,6 +62,8 @@ struct loop {
 	bool direct;                /* a file table of direct descriptors is registered */
 
 	struct __kernel_timespec tick_ts;
+	/* What a stopped loop left unarmed, for loop_run to arm again */
+	bool tick_armed, signal_armed;
 	int signal_fd;
 	struct signalfd_siginfo signal_info;
 	struct watch *watches;
@@ -313,6 +316,7 @@ static void arm_tick(struct loop *loop)
 	struct io_uring_sqe *sqe = get_sqe(loop);
 	io_uring_prep_timeout(sqe, &loop->tick_ts, 0, 0);
 	io_uring_sqe_set_data64(sqe, loop_pack(LOOP_OP_TICK, 0, 0));
+	loop->tick_armed = true;
 }
 
 static void arm_signal_read(struct loop *loop)
@@ -320,6 +324,7 @@ static void arm_signal_read(struct loop *loop)
 	struct io_uring_sqe *sqe = get_sqe(loop);
 	io_uring_prep_read(sqe, loop->signal_fd, &loop->signal_info, sizeof(loop->signal_info), 0);
 	io_uring_sqe_set_data64(sqe, loop_pack(LOOP_OP_SIGNAL, 0, 0));
+	loop->signal_armed = true;
 }
 
 struct loop *loop_new(const struct loop_config *cfg, const struct loop_handlers *h, void *ctx)
@@ -408,6 +413,18 @@ void loop_accept(struct loop *loop, int listen_fd)
 	struct io_uring_sqe *sqe = get_sqe(loop);
 	io_uring_prep_multishot_accept(sqe, listen_fd, NULL, NULL, SOCK_CLOEXEC);
 	io_uring_sqe_set_data64(sqe, loop_pack(LOOP_OP_ACCEPT, 0, 0));
+}
+
+void loop_connect(struct loop *loop, int fd, uint32_t slot, uint32_t gen, const struct sockaddr *addr,
+		  socklen_t len)
+{
+	/* The kernel waits for the handshake itself (a non-blocking socket's
+	 * EINPROGRESS becomes a poll inside the ring), so one CQE carries the
+	 * outcome. */
+	struct io_uring_sqe *sqe = get_sqe(loop);
+	io_uring_prep_connect(sqe, fd, addr, len);
+	set_socket(sqe, fd, slot);
+	io_uring_sqe_set_data64(sqe, loop_pack(LOOP_OP_CONNECT, slot, gen));
 }
 
 void loop_recv(struct loop *loop, int fd, uint32_t slot, uint32_t gen)
@@ -518,6 +535,7 @@ static void arm_readable(struct loop *loop, uint32_t i)
 	struct io_uring_sqe *sqe = get_sqe(loop);
 	io_uring_prep_poll_multishot(sqe, loop->watches[i].fd, POLLIN);
 	io_uring_sqe_set_data64(sqe, loop_pack(LOOP_OP_READABLE, i, 0));
+	loop->watches[i].armed = true;
 }
 
 int loop_watch_readable(struct loop *loop, int fd, void (*on_ready)(void *arg), void *arg)
@@ -594,18 +612,26 @@ static void dispatch(struct loop *loop, struct io_uring_cqe *cqe)
 		break;
 	case LOOP_OP_CLOSE:
 		break;
+	case LOOP_OP_CONNECT:
+		if (h->on_connect)
+			h->on_connect(loop->ctx, slot, gen, cqe->res);
+		break;
 	case LOOP_OP_TICK:
+		loop->tick_armed = false;
 		h->on_tick(loop->ctx);
 		if (!loop->stopping)
 			arm_tick(loop);
 		break;
 	case LOOP_OP_READABLE:
+		if (!more)
+			loop->watches[slot].armed = false;
 		if (cqe->res > 0)
 			loop->watches[slot].on_ready(loop->watches[slot].arg);
 		if (!more && !loop->stopping)
 			arm_readable(loop, slot);
 		break;
 	case LOOP_OP_SIGNAL:
+		loop->signal_armed = false;
 		if (cqe->res == (int)sizeof(loop->signal_info))
 			h->on_signal(loop->ctx, (int)loop->signal_info.ssi_signo);
 		if (!loop->stopping)
@@ -614,8 +640,23 @@ static void dispatch(struct loop *loop, struct io_uring_cqe *cqe)
 	}
 }
 
+/* A loop run again after loop_stop: what stopping left unarmed is armed
+ * again, so the tick, signals and watches go on as before. */
+static void resume(struct loop *loop)
+{
+	loop->stopping = false;
+	if (!loop->tick_armed)
+		arm_tick(loop);
+	if (loop->signal_fd >= 0 && !loop->signal_armed)
+		arm_signal_read(loop);
+	for (uint32_t i = 0; i < loop->watch_count; i++)
+		if (!loop->watches[i].armed)
+			arm_readable(loop, i);
+}
+
 int loop_run(struct loop *loop)
 {
+	resume(loop);
 	while (!loop->stopping) {
 		bool busy = loop->handlers.before_wait(loop->ctx);
 		int ret;

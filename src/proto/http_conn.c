@@ -19,6 +19,7 @@
 #include "jwt.h"
 #include "log.h"
 #include "origin.h"
+#include "readiness.h"
 #include "session.h"
 #include "static_files.h"
 #include "ws_conn.h"
@@ -89,24 +90,31 @@ static void queue(struct conn *c, struct buf *b)
 	buf_unref(b);
 }
 
-/* A short plain-text response; errors that leave the stream in doubt close. */
-static void respond_text(struct conn *c, int status, bool keep_alive, const char *extra, bool head_only)
+/* A plain-text response; errors that leave the stream in doubt close. */
+static void respond_plain(struct conn *c, int status, bool keep_alive, const char *extra, const char *body,
+			  size_t blen, bool head_only)
 {
-	char body[96];
-	int blen = snprintf(body, sizeof(body), "%d %s\n", status, http_reason(status));
 	char head[1024];
 	size_t hlen = http_format_head(head, sizeof(head), status, "text/plain; charset=utf-8",
 				       (uint64_t)blen, keep_alive, extra);
-	size_t total = hlen + (head_only ? 0 : (size_t)blen);
+	size_t total = hlen + (head_only ? 0 : blen);
 	struct buf *b = buf_new(total);
 	memcpy(b->data, head, hlen);
 	if (!head_only)
-		memcpy(b->data + hlen, body, (size_t)blen);
+		memcpy(b->data + hlen, body, blen);
 	if (status >= 400)
 		transport_of(c)->stats.errors++;
 	queue(c, b);
 	if (!keep_alive)
 		conn_close(c);
+}
+
+/* The status line again as the body. */
+static void respond_text(struct conn *c, int status, bool keep_alive, const char *extra, bool head_only)
+{
+	char body[96];
+	int blen = snprintf(body, sizeof(body), "%d %s\n", status, http_reason(status));
+	respond_plain(c, status, keep_alive, extra, body, (size_t)blen, head_only);
 }
 
 static void respond_error(struct conn *c, int status)
@@ -250,12 +258,38 @@ static bool upgrade(struct conn *c, const struct http_request *req, const char *
 	return true;
 }
 
+/* The load balancer's probes. /healthz checks nothing: that this edge's
+ * loop answers is the news. /readyz asks the parts that can make the node
+ * useless though its loops run (readiness.h). Neither is ever cached. */
+#define PROBE_HEADERS "Cache-Control: no-store\r\n"
+
+static void probe(struct conn *c, const struct http_request *req, bool readyz, bool head_only)
+{
+	const struct readiness *r = transport_of(c)->config.readiness;
+	char why[160];
+	if (!readyz) {
+		respond_plain(c, 200, req->keep_alive, PROBE_HEADERS, "ok\n", 3, head_only);
+	} else if (!r || readiness_check(r, why, sizeof(why))) {
+		respond_plain(c, 200, req->keep_alive, PROBE_HEADERS, "ready\n", 6, head_only);
+	} else {
+		char body[sizeof(why) + 16]; /* the reason is cut to fit why, so it fits */
+		int blen = snprintf(body, sizeof(body), "not ready: %s\n", why);
+		respond_plain(c, 503, req->keep_alive, PROBE_HEADERS, body, (size_t)blen, head_only);
+	}
+}
+
 static void serve(struct conn *c, const struct http_request *req, const char *path)
 {
 	struct http_transport *t = transport_of(c);
 	bool head_only = http_method_is(req, "HEAD");
 	if (!head_only && !http_method_is(req, "GET")) {
 		respond_text(c, 405, req->keep_alive, "Allow: GET, HEAD\r\n", false);
+		return;
+	}
+	/* before the page's files: they answer whatever --static holds */
+	bool readyz = strcmp(path, "/readyz") == 0;
+	if (readyz || strcmp(path, "/healthz") == 0) {
+		probe(c, req, readyz, head_only);
 		return;
 	}
 	if (strcmp(path, "/metrics") == 0 && t->config.metrics) {

@@ -266,6 +266,7 @@ int edge_prepare(struct edges *all, unsigned index)
 		.header_timeout = cfg->header_timeout,
 		.metrics = render_metrics,
 		.metrics_ctx = e,
+		.readiness = &all->readiness,
 		.jwt_secret = (const uint8_t *)cfg->jwt_secret,
 		.jwt_secret_len = cfg->jwt_secret_len,
 		.allow_origin = cfg->allow_origin,

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "metrics.h"
+#include "readiness.h"
 #include "session.h"
 
 struct config;
@@ -36,6 +37,7 @@ struct edges {
 	struct cluster *cluster;     /* ... which orders the rooms through Redis */
 	struct conn_limits *limits;  /* --max-connections, --max-per-ip: for all edges together */
 	struct room_quota *rooms;    /* --max-rooms, for all edges together (NULL: one edge) */
+	struct readiness readiness;  /* /readyz: set by the store's commits and the cluster link */
 	unsigned count;
 	struct edge *edge;           /* [count] */
 };

@@ -21,6 +21,7 @@
 #include "conn_limits.h"
 #include "edge.h"
 #include "log.h"
+#include "readiness.h"
 #include "redis_link.h"
 #include "room_quota.h"
 #include "sequencer.h"
@@ -160,13 +161,22 @@ static int open_cluster_address(struct edges *all, const struct config *cfg)
 	return 0;
 }
 
+/* From the cluster's thread: /readyz follows Redis (readiness logs it). */
 static void cluster_ready_changed(void *arg, bool ready, const char *why)
 {
-	(void)arg;
-	if (ready)
-		log_info("cluster: ready");
-	else
-		log_warn("cluster: not ready: %s", why);
+	struct edges *all = arg;
+	readiness_set(&all->readiness, READY_CLUSTER, ready, why);
+}
+
+/* The store's writer thread after each group commit: the node is not
+ * ready while commits fail, and is again at the first that succeeds. */
+static void store_committed(void *ctx, int err)
+{
+	struct readiness *r = ctx;
+	const char *why = err == -ENOSPC ? "history store failing: disk full"
+			  : err == -EROFS ? "history store failing: read-only"
+					  : "history store failing";
+	readiness_set(r, READY_STORE, err == 0, why);
 }
 
 /* Everything the edges share, then the edges themselves; -1 (logged). */
@@ -182,6 +192,8 @@ static int open_shared(struct edges *all, const struct config *cfg, struct stati
 			.path = cfg->db_path,
 			.sync = cfg->fsync_always ? STORE_SYNC_ALWAYS : STORE_SYNC_INTERVAL,
 			.sync_interval_ms = 100,
+			.committed = store_committed,
+			.committed_ctx = &all->readiness,
 		});
 		if (!all->store) {
 			log_error("cannot open the history database %s (use --db PATH or --no-persist)",
@@ -288,6 +300,9 @@ int server_run(const struct config *cfg)
 	struct static_site site;
 	memset(&site, 0, sizeof(site));
 	struct edges all = { .cfg = cfg, .count = cfg->threads ? cfg->threads : 1 };
+	readiness_init(&all.readiness);
+	if (cfg->redis_url)
+		readiness_start_not_ready(&all.readiness, READY_CLUSTER, "joining the cluster");
 	int rc = 1;
 	int sfd = -1;
 	unsigned started = 0;

@@ -218,3 +218,25 @@ def server(request, server_factory):
 @pytest.fixture
 def static_dir():
     return STATIC_DIR
+
+
+@pytest.fixture
+def tiny_fs():
+    """A 400 KiB tmpfs mounted on a fresh directory; unmounted afterwards.
+    Request it before server_factory so that the servers stop first. Fill it
+    with rcutil.fill."""
+    d = tempfile.mkdtemp(prefix="ringcast-it-tinyfs-")
+    p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=400k,mode=0700", "tmpfs", d],
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        os.rmdir(d)
+        pytest.fail("cannot mount a 400 KiB tmpfs for the disk-full test (needs root or "
+                    "CAP_SYS_ADMIN): mount exited %d: %s" % (p.returncode, p.stderr.strip()),
+                    pytrace=False)
+    try:
+        yield d
+    finally:
+        r = subprocess.run(["umount", d], capture_output=True, text=True)
+        if r.returncode != 0:
+            subprocess.run(["umount", "-l", d], capture_output=True)
+        os.rmdir(d)

@@ -6,6 +6,7 @@ with a deadline) or plain sockets; nothing can block forever.
 """
 
 import base64
+import errno
 import hashlib
 import hmac
 import json
@@ -199,6 +200,28 @@ def wait_metric_at_least(server, name, minimum, timeout=5.0):
 def wait_metric(server, name, expected, timeout=5.0):
     """Poll /metrics until name equals expected; return the last value."""
     return poll_metrics(server, lambda m: m.get(name) == expected, timeout).get(name)
+
+
+def fill(path):
+    """Fill the filesystem holding `path` (conftest's tiny_fs) with a file;
+    returns its name (and its name + "2" holds the small remainders)."""
+    filler = os.path.join(path, "filler")
+    chunk = b"\0" * 4096
+    with open(filler, "wb", buffering=0) as f:
+        while True:
+            try:
+                f.write(chunk)
+            except OSError as e:
+                assert e.errno == errno.ENOSPC, e
+                break
+    # small remainders too
+    with open(filler + "2", "wb", buffering=0) as f:
+        while True:
+            try:
+                f.write(b"\0" * 512)
+            except OSError:
+                break
+    return filler
 
 
 def rss_kib(pid):

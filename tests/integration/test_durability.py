@@ -4,11 +4,9 @@ anybody saw and never lets an id be reused; the same with --fsync always; a
 full disk makes each sender get `not_saved`, nobody receives the message, and
 the server keeps working and recovers when space is freed."""
 
-import errno
 import os
 import shutil
 import signal
-import subprocess
 import tempfile
 import threading
 import time
@@ -16,7 +14,7 @@ import time
 import pytest
 
 from rcutil import (connect_ws, connect_seq, join_seq, page_all_history, fetch_history,
-                    raw_barrier, send_and_ack, send_burst, http_get, metrics)
+                    raw_barrier, send_and_ack, send_burst, http_get, metrics, fill)
 
 
 @pytest.fixture
@@ -147,48 +145,7 @@ def test_kill_9_mid_stream_fsync_always(server_factory, workdir):
 
 
 # ---------------------------------------------------------------- disk full
-
-
-@pytest.fixture
-def tiny_fs():
-    """A 400 KiB tmpfs mounted on a fresh directory; unmounted afterwards.
-    Request it before server_factory so that the servers stop first."""
-    d = tempfile.mkdtemp(prefix="ringcast-it-tinyfs-")
-    p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=400k,mode=0700", "tmpfs", d],
-                       capture_output=True, text=True)
-    if p.returncode != 0:
-        os.rmdir(d)
-        pytest.fail("cannot mount a 400 KiB tmpfs for the disk-full test (needs root or "
-                    "CAP_SYS_ADMIN): mount exited %d: %s" % (p.returncode, p.stderr.strip()),
-                    pytrace=False)
-    try:
-        yield d
-    finally:
-        r = subprocess.run(["umount", d], capture_output=True, text=True)
-        if r.returncode != 0:
-            subprocess.run(["umount", "-l", d], capture_output=True)
-        os.rmdir(d)
-
-
-def fill(path):
-    """Fill the filesystem holding `path` with a file; returns its name."""
-    filler = os.path.join(path, "filler")
-    chunk = b"\0" * 4096
-    with open(filler, "wb", buffering=0) as f:
-        while True:
-            try:
-                f.write(chunk)
-            except OSError as e:
-                assert e.errno == errno.ENOSPC, e
-                break
-    # small remainders too
-    with open(filler + "2", "wb", buffering=0) as f:
-        while True:
-            try:
-                f.write(b"\0" * 512)
-            except OSError:
-                break
-    return filler
+# (tiny_fs is in conftest.py, fill in rcutil.py: test_health.py fills one too)
 
 
 BIG = 20000  # bytes of text per message: every commit needs new pages in the WAL

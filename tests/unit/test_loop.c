@@ -6,7 +6,8 @@
  * loops, each run on its own thread, must not see each other's context,
  * descriptors or ticks. A TCP socket moved into the file table leaves the
  * process's, is reached by its slot, and closes, gracefully or with a
- * reset, by slot. Deadlines are counted in loop ticks (10 ms), so a missing
+ * reset, by slot. A connect through the ring reports the kernel's answer.
+ * Deadlines are counted in loop ticks (10 ms), so a missing
  * callback fails the case instead of hanging it. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -470,6 +471,122 @@ static void a_refused_table_leaves_plain_descriptors(void **state)
 	loop_free(refused);
 }
 
+/* ---- connect ---------------------------------------------------------------- */
+
+#define CONNECT_SLOT 3
+#define CONNECT_GEN 9
+
+static struct {
+	unsigned calls;
+	int res;
+	uint32_t slot, gen;
+} connected;
+
+static void record_connect(void *c, uint32_t slot, uint32_t gen, int res)
+{
+	(void)c;
+	connected.calls++;
+	connected.res = res;
+	connected.slot = slot;
+	connected.gen = gen;
+	loop_stop(loop);
+}
+
+static int setup_connect(void **state)
+{
+	(void)state;
+	struct loop_handlers h = { .on_accept = ignore_accept, .on_recv = ignore_recv,
+				   .on_send = ignore_send, .on_send_released = ignore_released,
+				   .on_shutdown = ignore_shutdown, .on_connect = record_connect,
+				   .on_tick = on_tick, .on_signal = ignore_signal,
+				   .before_wait = nothing_left };
+	if (!(loop = loop_new(&small_ring, &h, NULL)))
+		return -1;
+	memset(&connected, 0, sizeof(connected));
+	ticks = 0;
+	timed_out = false;
+	return 0;
+}
+
+/* A listening loopback socket on a port of the kernel's choosing. */
+static int listen_loopback(struct sockaddr_in *a)
+{
+	*a = (struct sockaddr_in){ .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(*a);
+	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (l < 0 || bind(l, (struct sockaddr *)a, sizeof(*a)) < 0 || listen(l, 1) < 0 ||
+	    getsockname(l, (struct sockaddr *)a, &len) < 0) {
+		close(l);
+		return -1;
+	}
+	return l;
+}
+
+static int nonblocking_tcp_socket(void)
+{
+	return socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+}
+
+/* A non-blocking socket connects through the ring: one completion, 0, for
+ * its own slot and generation, and the socket is connected to the listener. */
+static void a_connect_to_a_listener_completes_with_zero(void **state)
+{
+	(void)state;
+	struct sockaddr_in a;
+	int l = listen_loopback(&a);
+	assert_true(l >= 0);
+	int fd = nonblocking_tcp_socket();
+	assert_true(fd >= 0);
+	loop_connect(loop, fd, CONNECT_SLOT, CONNECT_GEN, (struct sockaddr *)&a, sizeof(a));
+	assert_int_equal(loop_run(loop), 0);
+	assert_false(timed_out);
+	assert_int_equal(connected.calls, 1);
+	assert_int_equal(connected.res, 0);
+	assert_int_equal(connected.slot, CONNECT_SLOT);
+	assert_int_equal(connected.gen, CONNECT_GEN);
+	int peer = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+	assert_true(peer >= 0);
+	assert_int_equal(send(fd, "x", 1, MSG_NOSIGNAL), 1);
+	char got;
+	assert_int_equal(recv(peer, &got, 1, 0), 1);
+	close(peer);
+	close(fd);
+	close(l);
+}
+
+/* A port nobody listens on (one that was listening, then closed): the
+ * completion carries the refusal. */
+static void a_connect_to_a_closed_port_is_refused(void **state)
+{
+	(void)state;
+	struct sockaddr_in a;
+	int l = listen_loopback(&a);
+	assert_true(l >= 0);
+	close(l);
+	int fd = nonblocking_tcp_socket();
+	assert_true(fd >= 0);
+	loop_connect(loop, fd, CONNECT_SLOT, CONNECT_GEN, (struct sockaddr *)&a, sizeof(a));
+	assert_int_equal(loop_run(loop), 0);
+	assert_false(timed_out);
+	assert_int_equal(connected.calls, 1);
+	assert_int_equal(connected.res, -ECONNREFUSED);
+	assert_int_equal(connected.gen, CONNECT_GEN);
+	close(fd);
+}
+
+/* A stopped loop runs again: the tick that was due when it stopped is
+ * armed again, so a second run still ends at its deadline. */
+static void a_stopped_loop_runs_again_with_its_tick(void **state)
+{
+	(void)state;
+	for (int run = 0; run < 2; run++) {
+		ticks = TICKS_MAX - 2; /* a few ticks from the deadline */
+		timed_out = false;
+		assert_int_equal(loop_run(loop), 0);
+		assert_true(timed_out);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -484,6 +601,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(a_reset_plain_socket_closes_with_a_reset, setup_direct,
 						teardown_direct),
 		cmocka_unit_test(a_refused_table_leaves_plain_descriptors),
+		cmocka_unit_test_setup_teardown(a_connect_to_a_listener_completes_with_zero,
+						setup_connect, teardown_direct),
+		cmocka_unit_test_setup_teardown(a_connect_to_a_closed_port_is_refused, setup_connect,
+						teardown_direct),
+		cmocka_unit_test_setup_teardown(a_stopped_loop_runs_again_with_its_tick, setup_connect,
+						teardown_direct),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

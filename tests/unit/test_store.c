@@ -15,6 +15,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -670,6 +671,55 @@ static void test_injected_enospc_fails_appends_until_cleared(void **state)
 	assert_ids(ask(true, "lobby", 0, 10), "lobby", 1, 3, false);
 }
 
+/* What the committed hook heard, on the writer thread. */
+struct commits {
+	atomic_int calls;
+	atomic_int last_err;
+};
+
+static void on_committed(void *ctx, int err)
+{
+	struct commits *c = ctx;
+
+	atomic_store(&c->last_err, err);
+	atomic_fetch_add(&c->calls, 1);
+}
+
+static void test_committed_hook_hears_every_commit_before_its_appends_report(void **state)
+{
+	struct commits c = { 0 };
+	struct store_config cfg = {
+		.path = fx.path, .sync = STORE_SYNC_INTERVAL, .committed = on_committed, .committed_ctx = &c,
+	};
+
+	(void)state;
+	fx.store = store_open(&cfg);
+	assert_non_null(fx.store);
+	append("lobby", 1, 1);
+	wait_for(1);
+	assert_int_equal(atomic_load(&c.calls), 1);
+	assert_int_equal(atomic_load(&c.last_err), 0);
+
+	store_inject_failure(fx.store, -ENOSPC);
+	append("lobby", 2, 2);
+	wait_for(2);
+	assert_appended(&fx.seen[1], 2, -ENOSPC);
+	assert_int_equal(atomic_load(&c.calls), 2);
+	assert_int_equal(atomic_load(&c.last_err), -ENOSPC);
+
+	/* a query commits nothing */
+	query_before("lobby", 0, 10, 3);
+	wait_for(3);
+	assert_int_equal(atomic_load(&c.calls), 2);
+
+	store_inject_failure(fx.store, 0);
+	append("lobby", 4, 4);
+	wait_for(4);
+	assert_appended(&fx.seen[3], 4, 0);
+	assert_int_equal(atomic_load(&c.calls), 3);
+	assert_int_equal(atomic_load(&c.last_err), 0);
+}
+
 /* ---- the eventfd ---- */
 
 static bool readable(int fd, int timeout_ms)
@@ -869,6 +919,7 @@ int main(void)
 		T(test_text_with_nul_bytes_and_utf8_survives),
 		T(test_duplicate_id_fails_its_whole_batch_and_store_keeps_working),
 		T(test_injected_enospc_fails_appends_until_cleared),
+		T(test_committed_hook_hears_every_commit_before_its_appends_report),
 		T(test_event_fd_is_readable_after_work_and_drain_clears_it),
 		T(test_interval_sync_checkpoints_when_idle),
 		T(test_acknowledged_appends_survive_kill_9),
