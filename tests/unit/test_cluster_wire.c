@@ -111,7 +111,8 @@ static void stream_ids(void **state)
 {
 	(void)state;
 	assert_int_equal(cluster_stream_id("0-1", 3), 1);
-	assert_int_equal(cluster_stream_id("0-18446744073709551615", 22), UINT64_MAX);
+	assert_int_equal(cluster_stream_id("0-9007199254740993", 18), 9007199254740993ull);
+	assert_int_equal(cluster_stream_id("0-99999999999999999999", 22), 0); /* past 64 bits */
 	assert_int_equal(cluster_stream_id("0-", 2), 0);
 	assert_int_equal(cluster_stream_id("1-1", 3), 0);
 	assert_int_equal(cluster_stream_id("0-1x", 4), 0);
