@@ -919,6 +919,10 @@ static void continue_replay(struct chat *chat, struct pending_query *q,
 			continue;
 		if (backlog(chat, q->member) >= chat->config.catchup_bytes)
 			break; /* the rest is read again once the queue drains */
+		/* A cluster's stream is bounded: what it let go is missing
+		 * (a store keeps every id, but for a failed commit's). */
+		if (chat->config.history_elsewhere && recs[i].id > cu->cursor + 1)
+			cu->complete = false;
 		jbuf_reset(&chat->out);
 		ev_message_record(&chat->out, &recs[i]);
 		send_out(chat, q->member);

@@ -62,6 +62,7 @@ struct chat_op {
 	/* MESSAGE; a cluster's JOIN: the room's newest id before it */
 	uint64_t id, ts;
 	uint64_t cluster_seq;      /* a cluster's number for one of its node's ops in flight */
+	uint64_t cluster_deadline; /* ... or when one waiting for Redis to come back gives up (ms) */
 	char *text;
 	size_t text_len;
 	/* EVENT: a nick's rooms, names one after another, each NUL-terminated */

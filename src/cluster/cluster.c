@@ -5,7 +5,8 @@
  * What Redis has not confirmed is never shown as done: a message goes to
  * the edges only when its publication (or the stream) brings it back, so
  * its sender's copy, the acknowledgement, follows the append. While Redis
- * cannot be reached a message gets `unavailable`, and joins, leaves and
+ * cannot be reached a message waits REDIS_GRACE_MS for it (a dropped
+ * connection is usually back by then), then gets `unavailable`; joins, leaves and
  * nicks take effect on this node alone; Redis learns them when it is
  * back (every membership is restored, the leaves are replayed). */
 #include <errno.h>
@@ -33,6 +34,9 @@
 #define ID_BLOCK 1000
 #define ID_LOW 500
 #define SCRATCH_BYTES (256 * 1024)
+/* How long a message or a history read waits for Redis to come back
+ * before it is answered `unavailable` (docs/cluster.md). */
+#define REDIS_GRACE_MS 2000
 
 static uint64_t now_ms(void)
 {
@@ -181,6 +185,31 @@ void cluster_settle_posted(struct cluster *c, struct cl_room *r)
 	}
 }
 
+/* Redis is away: op waits (REDIS_GRACE_MS at most) for it to return. */
+static void stall(struct cluster *c, struct chat_op *op)
+{
+	op->cluster_deadline = now_ms() + REDIS_GRACE_MS;
+	op_queue_push(&c->stalled, op);
+}
+
+static void take(struct cluster *c, struct chat_op *op);
+
+/* Redis is back: what waited goes on, in the order it came. */
+static void unstall(struct cluster *c)
+{
+	struct op_queue waiting = c->stalled;
+	c->stalled = (struct op_queue){ 0 };
+	struct chat_op *op;
+	while ((op = op_queue_pop(&waiting)))
+		take(c, op);
+}
+
+static void give_up_stalled(struct cluster *c, uint64_t now)
+{
+	while (c->stalled.head && c->stalled.head->cluster_deadline <= now)
+		fail(c, op_queue_pop(&c->stalled));
+}
+
 static void on_posted(void *arg, const redisReply *reply)
 {
 	struct call *call = arg;
@@ -212,7 +241,7 @@ static bool must_wait(const struct cluster *c, const struct cl_room *r)
 static void send_post(struct cluster *c, struct cl_room *r, struct chat_op *op)
 {
 	if (!ready_to_order(c)) {
-		fail(c, op);
+		stall(c, op);
 		return;
 	}
 	char from[16], name[24];
@@ -240,7 +269,7 @@ static void send_post(struct cluster *c, struct cl_room *r, struct chat_op *op)
 static void take_message(struct cluster *c, struct chat_op *op)
 {
 	if (!ready_to_order(c)) {
-		fail(c, op);
+		stall(c, op);
 		return;
 	}
 	struct cl_room *r = cluster_room(c, op->room, op->room_len);
@@ -515,7 +544,7 @@ static void on_history(void *arg, const redisReply *reply)
 static void take_query(struct cluster *c, struct chat_op *op)
 {
 	if (!redis_link_up(c->cmd)) {
-		fail(c, op);
+		stall(c, op);
 		return;
 	}
 	struct cl_room *r = cluster_room(c, op->room, op->room_len);
@@ -676,6 +705,7 @@ static void on_node_id(void *arg, const redisReply *reply)
 	heartbeat(c);
 	restore(c);
 	top_up_member_ids(c);
+	unstall(c);
 }
 
 static void on_script_loaded(void *arg, const redisReply *reply)
@@ -699,6 +729,7 @@ static void cmd_up(void *ctx, struct redis_link *link)
 		heartbeat(c);
 		restore(c);
 		top_up_member_ids(c);
+		unstall(c);
 	}
 	cluster_rooms_fill_pending(c);
 	update_ready(c);
@@ -760,6 +791,7 @@ static void on_tick(void *ctx)
 	uint64_t now = now_ms();
 	redis_link_tick(c->cmd, now);
 	redis_link_tick(c->sub, now);
+	give_up_stalled(c, now);
 	if (c->node && redis_link_up(c->cmd) && now >= c->next_heartbeat_ms) {
 		heartbeat(c);
 		top_up_member_ids(c);
@@ -889,6 +921,8 @@ void cluster_free(struct cluster *c)
 	while ((op = op_queue_pop(&c->posted)))
 		chat_op_release(op);
 	while ((op = op_queue_pop(&c->left_offline)))
+		chat_op_release(op);
+	while ((op = op_queue_pop(&c->stalled)))
 		chat_op_release(op);
 	cluster_rooms_free(c);
 	jbuf_free(&c->out);

@@ -68,6 +68,9 @@ struct cluster {
 
 	struct op_queue posted;     /* our messages, sent, waiting for their place (by cluster_seq) */
 	struct op_queue left_offline; /* leaves Redis has yet to hear of */
+	/* Messages and history reads waiting for Redis to come back (a
+	 * dropped connection is usually back within a reconnect) */
+	struct op_queue stalled;
 	uint64_t nicks_seen[64];    /* (node, nseq) of recent nicks: one per room comes */
 	unsigned nicks_at;
 

@@ -10,6 +10,8 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "redis_link.h"
+
 #ifndef RINGCAST_VERSION
 #define RINGCAST_VERSION "dev"
 #endif
@@ -244,6 +246,28 @@ static int read_secret_file(const char *flag, const char *path, char **out, size
 	return 0;
 }
 
+/* --redis, parsed and resolved (once, at start-up), with the password
+ * from --redis-password-file in place of the URL's. */
+static int read_redis_address(struct config *cfg)
+{
+	char err[256];
+	cfg->redis = calloc(1, sizeof(*cfg->redis));
+	if (!cfg->redis)
+		return -1;
+	if (redis_address_parse(cfg->redis_url, cfg->redis, err, sizeof(err)) < 0) {
+		fprintf(stderr, "ringcast: --redis %s: %s\n", cfg->redis_url, err);
+		return -1;
+	}
+	if (cfg->redis_password) {
+		if (cfg->redis_password_len >= sizeof(cfg->redis->password)) {
+			fprintf(stderr, "ringcast: --redis-password-file: the password is too long\n");
+			return -1;
+		}
+		memcpy(cfg->redis->password, cfg->redis_password, cfg->redis_password_len + 1);
+	}
+	return 0;
+}
+
 static uint32_t online_cpus(void)
 {
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -457,6 +481,8 @@ int config_parse(struct config *cfg, int argc, char **argv)
 		return -1;
 	}
 	if (cfg->redis_url) {
+		if (read_redis_address(cfg) < 0)
+			return -1;
 		if (db_given && cfg->db_path) {
 			fprintf(stderr, "ringcast: --db and --redis do not go together: with --redis, "
 					"history lives in Redis\n");
@@ -488,4 +514,8 @@ void config_free(struct config *cfg)
 		explicit_bzero(cfg->redis_password, cfg->redis_password_len);
 	free(cfg->redis_password);
 	cfg->redis_password = NULL;
+	if (cfg->redis)
+		explicit_bzero(cfg->redis, sizeof(*cfg->redis)); /* its password */
+	free(cfg->redis);
+	cfg->redis = NULL;
 }

@@ -33,7 +33,7 @@ struct edges {
 	struct tls_server *tls;
 	struct store *store;
 	struct sequencer *sequencer; /* NULL: one edge, its chat orders its rooms itself */
-	struct redis_address *redis; /* --redis: this process is a cluster node */
+	const struct redis_address *redis; /* --redis: this process is a cluster node */
 	struct cluster *cluster;     /* ... which orders the rooms through Redis */
 	struct conn_limits *limits;  /* --max-connections, --max-per-ip: for all edges together */
 	struct room_quota *rooms;    /* --max-rooms, for all edges together (NULL: one edge) */

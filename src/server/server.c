@@ -142,25 +142,6 @@ static void load_room_everywhere(void *arg, const struct store_room *room)
 		chat_load_room(all->edge[i].chat, room);
 }
 
-/* --redis and --redis-password-file, resolved once here at start-up. */
-static int open_cluster_address(struct edges *all, const struct config *cfg)
-{
-	char err[256];
-	all->redis = calloc(1, sizeof(*all->redis));
-	if (!all->redis || redis_address_parse(cfg->redis_url, all->redis, err, sizeof(err)) < 0) {
-		log_error("--redis %s: %s", cfg->redis_url, all->redis ? err : "out of memory");
-		return -1;
-	}
-	if (cfg->redis_password) {
-		if (cfg->redis_password_len >= sizeof(all->redis->password)) {
-			log_error("--redis-password-file: the password is too long");
-			return -1;
-		}
-		memcpy(all->redis->password, cfg->redis_password, cfg->redis_password_len + 1);
-	}
-	return 0;
-}
-
 /* From the cluster's thread: /readyz follows Redis (readiness logs it). */
 static void cluster_ready_changed(void *arg, bool ready, const char *why)
 {
@@ -201,8 +182,7 @@ static int open_shared(struct edges *all, const struct config *cfg, struct stati
 			return -1;
 		}
 	}
-	if (cfg->redis_url && open_cluster_address(all, cfg) < 0)
-		return -1;
+	all->redis = cfg->redis;
 	/* A cluster node orders its rooms through Redis even with one edge */
 	if (all->count > 1 || all->redis) {
 		all->sequencer = sequencer_new(&(struct sequencer_config){
@@ -277,9 +257,6 @@ static void close_shared(struct edges *all, struct static_site *site)
 	 * the cluster's thread publishes to it */
 	cluster_free(all->cluster);
 	sequencer_free(all->sequencer);
-	if (all->redis)
-		explicit_bzero(all->redis, sizeof(*all->redis)); /* its password */
-	free(all->redis);
 	/* commits what is still queued; those messages were never broadcast,
 	 * so no one took them as acknowledged */
 	if (all->store)

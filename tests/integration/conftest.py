@@ -152,8 +152,10 @@ class Server:
             return []
         self._stopped = True
         problems = []
-        if self.proc.poll() is not None and not self.expect_exit:
-            problems.append("ringcast died during the test with exit status %s" % self.proc.returncode)
+        if self.proc.poll() is not None:
+            if not self.expect_exit:
+                problems.append("ringcast died during the test with exit status %s"
+                                % self.proc.returncode)
         else:
             self.terminate()
             try:

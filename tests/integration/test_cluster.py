@@ -351,9 +351,14 @@ def test_password_from_file_or_url(redis_factory, cluster_factory, tmp_path):
     n2 = cluster_factory(n=1, redis=redis, url="redis://default:%s@127.0.0.1:%d/0" % (password, redis.port))[0]
     members = [member(n, "auth")[0] for n in (n0, n1, n2)]
     for i, ws in enumerate(members):
-        send_and_ack(ws, "from node %d" % i)
+        ack = send_and_ack(ws, "from node %d" % i)
+        assert ack["type"] == "message" and ack["id"] == i + 1, ack
+    # each node reads the room's stream with its own password; once the
+    # last message reached a member, its history has all three
+    for ws in members[:2]:
+        ws.recv_type("message", 5, pred=lambda m: m["id"] == 3)
     for ws in members:
-        got = collect_messages(ws, 3, 5)
+        got = fetch_history(ws, "auth")["messages"]
         assert [m["text"] for m in got] == ["from node 0", "from node 1", "from node 2"]
         assert [m["id"] for m in got] == [1, 2, 3]
         ws.close()
