@@ -248,6 +248,8 @@ static void on_filled(void *arg, const redisReply *reply)
 	struct cl_room *r = call->r;
 	free(call);
 	r->filling = false;
+	if (!r->wanted)
+		return; /* its members here left meanwhile */
 	if (!reply || reply->type != REDIS_REPLY_ARRAY) {
 		if (reply)
 			log_warn("cluster: room %s: reading missed messages: %s", r->name,
@@ -332,7 +334,7 @@ void cluster_room_push(struct cluster *c, const redisReply *reply)
 	if (!strcmp(kind, "message") && reply->element[2]->type == REDIS_REPLY_STRING) {
 		if (!r->wanted)
 			return; /* the last member here left; an UNSUBSCRIBE is on its way */
-		if (r->filling)
+		if (r->filling || r->held) /* behind what waits for the missed ids */
 			hold(r, reply->element[2]->str, reply->element[2]->len);
 		else
 			publication(c, r, reply->element[2]->str, reply->element[2]->len, false);
