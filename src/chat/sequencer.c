@@ -15,7 +15,6 @@
 #include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -27,6 +26,7 @@
 #include "chat_op.h"
 #include "json_out.h"
 #include "log.h"
+#include "thread.h"
 #include "name_hash.h"
 #include "roster.h"
 #include "store.h"
@@ -517,14 +517,7 @@ struct sequencer *sequencer_new(const struct sequencer_config *cfg)
 	}
 	if (cfg->external)
 		return seq; /* the orderer's thread does the rest */
-	/* Signals are for the edges' signalfd, never this thread. */
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	int err = pthread_create(&seq->thread, NULL, run, seq);
-	if (!err)
-		pthread_setname_np(seq->thread, "rc-sequencer"); /* for top -H and perf */
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	int err = thread_start(&seq->thread, "rc-sequencer", run, seq);
 	if (err) {
 		log_error("sequencer: thread: %s", strerror(err));
 		sequencer_free(seq);

@@ -11,7 +11,6 @@
  * back (every membership is restored, the leaves are replayed). */
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +22,7 @@
 #include "chat_event.h"
 #include "cluster_node.h"
 #include "log.h"
+#include "thread.h"
 #include "loop.h"
 #include "sequencer.h"
 
@@ -890,11 +890,7 @@ struct cluster *cluster_new(const struct cluster_config *cfg)
 		cluster_free(c);
 		return NULL;
 	}
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old); /* signals are for the edges' signalfd */
-	int err = pthread_create(&c->thread, NULL, run, c);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	int err = thread_start(&c->thread, "rc-cluster", run, c);
 	if (err) {
 		log_error("cluster: thread: %s", strerror(err));
 		close(c->stop_fd);
@@ -902,7 +898,6 @@ struct cluster *cluster_new(const struct cluster_config *cfg)
 		cluster_free(c);
 		return NULL;
 	}
-	pthread_setname_np(c->thread, "rc-cluster");
 	return c;
 }
 
