@@ -15,6 +15,7 @@
 #ifndef RINGCAST_CHAT_H
 #define RINGCAST_CHAT_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -69,6 +70,10 @@ typedef size_t (*chat_backlog_fn)(struct chat_member *m);
 /* Close m's connection with a WebSocket close code (flood abuse). */
 typedef void (*chat_close_fn)(struct chat_member *m, uint16_t code, const char *reason);
 
+/* An op's err when the cluster's Redis could not be reached: the client
+ * gets an `unavailable` error (docs/protocol.md). */
+#define CHAT_ERR_UNAVAILABLE (-ENOTCONN)
+
 struct chat_config {
 	chat_send_fn send;
 	/* The sender's own copy of its message, its acknowledgement: never
@@ -88,6 +93,9 @@ struct chat_config {
 	 * chat is edge number `edge`. NULL: the chat orders its rooms itself. */
 	struct sequencer *sequencer;
 	unsigned edge;
+	/* No store here, but the sequencer reads history from elsewhere (a
+	 * cluster's Redis streams): what memory lacks can still be asked for. */
+	bool history_elsewhere;
 	/* --max-rooms counted for all edges together (NULL: max_rooms
 	 * counts this chat's rooms). */
 	struct room_quota *room_quota;

@@ -26,6 +26,10 @@ struct readiness {
 /* Every part ready. */
 void readiness_init(struct readiness *r);
 
+/* Before anyone reads it: the parts in mask start not ready, for why (not
+ * logged: a part that has yet to come up, like the cluster's link). */
+void readiness_start_not_ready(struct readiness *r, unsigned mask, const char *why);
+
 /* From any thread: mark the parts in mask (READY_* or'ed) ready, or not
  * ready because of why (a literal; NULL: the part's own "history store
  * failing", "cluster unreachable"). Changes are logged, a repeat is not.

@@ -13,10 +13,16 @@
  *
  * A history read goes the same way and is answered to the asking edge
  * alone. One edge alone needs none of this: its chat is its own sequencer
- * (chat_config.sequencer NULL). */
+ * (chat_config.sequencer NULL).
+ *
+ * In a cluster the order is decided elsewhere (Redis, src/cluster): the
+ * sequencer is then only the exchange between the edges and the cluster's
+ * own thread (sequencer_config.external), which takes what the edges
+ * submit and publishes what comes back, with the same guarantees. */
 #ifndef RINGCAST_SEQUENCER_H
 #define RINGCAST_SEQUENCER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,6 +36,7 @@ struct sequencer_config {
 	struct store *store;        /* NULL: history in memory only */
 	size_t presence_list_max;   /* users listed in a presence snapshot (0: 100) */
 	size_t presence_events_max; /* rooms larger get no join/leave events (0: 100) */
+	bool external;              /* no thread: another orderer takes the ops (below) */
 };
 
 /* A sequencer (cfg copied), its thread started. NULL (logged) on failure.
@@ -42,7 +49,9 @@ void sequencer_load_room(struct sequencer *seq, const struct store_room *room);
  * stopped. Close the store after. NULL is fine. */
 void sequencer_free(struct sequencer *seq);
 
-/* A member id unique in the process (any thread). */
+/* A member id unique in the process (any thread); external: unique in the
+ * cluster, from the blocks the orderer added (when there are none, one
+ * of 2^31 and up, unique in the process only). */
 uint32_t sequencer_member_id(struct sequencer *seq);
 
 /* Readable (an eventfd) when ops wait for edge. */
@@ -54,5 +63,22 @@ void sequencer_submit(struct sequencer *seq, struct chat_op *op);
 /* The ops waiting for edge, in order, into *ops (an array the caller frees);
  * clears the eventfd. The caller applies each, then chat_op_release. */
 size_t sequencer_take(struct sequencer *seq, unsigned edge, struct chat_op ***ops);
+
+/* ---- for an external orderer (its own thread) ------------------------------ */
+
+/* Readable (an eventfd) when the edges submitted ops. */
+int sequencer_incoming_fd(const struct sequencer *seq);
+/* What the edges submitted since the last call, in order (a list through
+ * op->next); clears the eventfd. */
+struct chat_op *sequencer_take_incoming(struct sequencer *seq);
+/* Out to the edges: to every edge, or to its origin alone (a failed
+ * message, a query's answer). */
+void sequencer_publish(struct sequencer *seq, struct chat_op *op);
+/* After a pass of publishing: wake the edges that got something. */
+void sequencer_wake_edges(struct sequencer *seq);
+/* Member ids first..first+count-1 may be handed out (after those left). */
+void sequencer_add_member_ids(struct sequencer *seq, uint32_t first, uint32_t count);
+/* How many are left to hand out. */
+uint32_t sequencer_member_ids_left(struct sequencer *seq);
 
 #endif

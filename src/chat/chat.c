@@ -138,6 +138,33 @@ static void *fifo_pop(struct fifo *f)
 	return item;
 }
 
+/* item out of f, wherever it is: a cluster answers rooms in the order
+ * their streams allow, so ours need not come back in the order sent
+ * (they mostly do: item is the head). */
+static void *fifo_take(struct fifo *f, void *item)
+{
+	void *prev = NULL;
+	for (void *at = f->head; at; prev = at, at = *(void **)at) {
+		if (at != item)
+			continue;
+		void *next = *(void **)at;
+		if (prev)
+			*(void **)prev = next;
+		else
+			f->head = next;
+		if (f->tail == at)
+			f->tail = prev;
+		return item;
+	}
+	abort(); /* an op came back that this chat never sent */
+}
+
+/* History beyond what memory holds can be asked for. */
+static bool history_backed(const struct chat *chat)
+{
+	return chat->config.store || chat->config.history_elsewhere;
+}
+
 struct chat *chat_new(const struct chat_config *cfg)
 {
 	struct chat *chat = calloc(1, sizeof(*chat));
@@ -162,7 +189,8 @@ struct chat *chat_new(const struct chat_config *cfg)
 	chat->next_member_id = 1;
 	chat->next_epoch = 1;
 	chat->next_mark = 1;
-	room_table_init(&chat->rooms, config->history_memory, config->max_rooms, config->store == NULL,
+	room_table_init(&chat->rooms, config->history_memory, config->max_rooms,
+			!config->store && !config->history_elsewhere,
 			config->history_bytes);
 	chat->rooms.sequenced = config->sequencer != NULL;
 	jbuf_init(&chat->out);
@@ -384,7 +412,7 @@ static void send_history_from_memory(struct chat *chat, struct chat_member *m, s
 		const char *json = buf_payload(room_recent_frame(r, i), &len);
 		ev_history_item(&chat->out, i == start, json, len);
 	}
-	ev_history_close(&chat->out, start > 0 || (!r->recent_complete && chat->config.store));
+	ev_history_close(&chat->out, start > 0 || (!r->recent_complete && history_backed(chat)));
 	send_out(chat, m);
 }
 
@@ -418,7 +446,7 @@ static void send_history(struct chat *chat, struct chat_member *m, struct chat_m
 {
 	struct chat_room *r = ms->room;
 	uint32_t end = room_recent_before(&chat->rooms, r, before);
-	if (end >= limit || r->recent_complete || !chat->config.store)
+	if (end >= limit || r->recent_complete || !history_backed(chat))
 		send_history_from_memory(chat, m, r, end, limit);
 	else
 		query_store(chat, QUERY_HISTORY, m, r, ms->epoch, before, limit);
@@ -498,7 +526,7 @@ static void catchup_pump(struct chat *chat, struct chat_membership *ms)
 			send_frame(chat, m, room_recent_frame(r, i));
 			cu->cursor = id;
 			chat->stats.replayed++;
-		} else if (chat->config.store) {
+		} else if (history_backed(chat)) {
 			cu->querying = true;
 			query_store(chat, QUERY_RESUME, m, r, cu->epoch, cu->cursor, CATCHUP_STORE_BATCH);
 		} else {
@@ -562,7 +590,12 @@ static void submit_join(struct chat *chat, struct chat_member *m, struct chat_me
 	fifo_push(&chat->waiting_joins, pj);
 	ms->joining = true;
 	ms->room->waiting++;
-	announce(chat, ms->room, m, "join");
+	struct chat_op *op = chat_op_new(CHAT_OP_EVENT, chat->config.edge, ms->room->name,
+					 ms->room->name_len);
+	op->change = ROSTER_JOIN;
+	op->cookie = pj;
+	chat_op_set_member(op, m);
+	sequencer_submit(chat->config.sequencer, op);
 }
 
 /* In the room: presence, then everyone is told (m too), then what m
@@ -808,7 +841,10 @@ static void post_message(struct chat *chat, struct chat_member *m, struct chat_r
 static void message_failed(struct chat *chat, struct pending_message *pm, int err)
 {
 	chat->stats.store_failures++;
-	if (pm->sender)
+	if (pm->sender && err == CHAT_ERR_UNAVAILABLE)
+		send_error(chat, pm->sender, "unavailable",
+			   "the chat service cannot take messages now; not sent, try again");
+	else if (pm->sender)
 		send_error(chat, pm->sender, "not_saved",
 			   err == -ENOSPC ? "the server's disk is full; message not sent"
 					  : "the message could not be stored; not sent");
@@ -883,6 +919,10 @@ static void continue_replay(struct chat *chat, struct pending_query *q,
 			continue;
 		if (backlog(chat, q->member) >= chat->config.catchup_bytes)
 			break; /* the rest is read again once the queue drains */
+		/* A cluster's stream is bounded: what it let go is missing
+		 * (a store keeps every id, but for a failed commit's). */
+		if (chat->config.history_elsewhere && recs[i].id > cu->cursor + 1)
+			cu->complete = false;
 		jbuf_reset(&chat->out);
 		ev_message_record(&chat->out, &recs[i]);
 		send_out(chat, q->member);
@@ -901,14 +941,16 @@ static void continue_replay(struct chat *chat, struct pending_query *q,
 	catchup_pump(chat, ms);
 }
 
-static void query_answered(struct chat *chat, const struct store_record *recs, size_t n, bool more,
-			   int err)
+static void query_answered(struct chat *chat, struct pending_query *q,
+			   const struct store_record *recs, size_t n, bool more, int err)
 {
-	struct pending_query *q = fifo_pop(&chat->waiting_queries); /* asked in this order */
+	fifo_take(&chat->waiting_queries, q);
 	if (q->kind == QUERY_RESUME) {
 		continue_replay(chat, q, recs, n, err);
 	} else if (q->member) {
-		if (err)
+		if (err == CHAT_ERR_UNAVAILABLE)
+			send_error(chat, q->member, "unavailable", "history cannot be read now; try again");
+		else if (err)
 			send_error(chat, q->member, "history_failed", "history could not be read");
 		else
 			send_history_records(chat, q->member, q->room, recs, n, more);
@@ -920,7 +962,8 @@ static void query_answered(struct chat *chat, const struct store_record *recs, s
 
 static void on_queried(void *ctx, const struct store_record *recs, size_t n, bool more, int err)
 {
-	query_answered(((struct pending_query *)ctx)->chat, recs, n, more, err);
+	struct pending_query *q = ctx;
+	query_answered(q->chat, q, recs, n, more, err);
 }
 
 void chat_store_ready(struct chat *chat)
@@ -1253,7 +1296,7 @@ static void apply_message(struct chat *chat, struct chat_op *op)
 {
 	struct pending_message *pm = NULL;
 	if (op->origin == chat->config.edge) {
-		pm = fifo_pop(&chat->waiting_messages); /* ours come back in the order sent */
+		pm = fifo_take(&chat->waiting_messages, op->cookie);
 		pm->room->waiting--;
 		chat->stats.pending--;
 	}
@@ -1299,16 +1342,31 @@ static void apply_nick(struct chat *chat, struct chat_op *op)
 	buf_unref(frame);
 }
 
+/* A cluster's join says which of the room's ids came before it (op->id;
+ * 0 from the process's own sequencer, which hands every edge every id).
+ * Ids this copy of the room never saw are then in the streams only: a
+ * join's history or a replay reads them there. */
+static void catch_up_to(struct chat_room *r, uint64_t before)
+{
+	if (before <= r->last_sent)
+		return;
+	r->last_sent = before;
+	if (before > r->last_id)
+		r->last_id = before;
+	r->recent_complete = false;
+}
+
 /* Our own join, back in order: the member enters the room now, if it is
  * still there to (it may have left, or gone, meanwhile). */
 static void apply_join(struct chat *chat, struct chat_op *op)
 {
-	struct pending_join *pj = fifo_pop(&chat->waiting_joins); /* ours come back in order */
+	struct pending_join *pj = fifo_take(&chat->waiting_joins, op->cookie);
 	struct chat_room *r = pj->room;
 	struct chat_member *m = pj->member;
 	int k = m ? membership_of(m, r) : -1;
 	r->waiting--;
 	r->everywhere = op->count;
+	catch_up_to(r, op->id);
 	if (k >= 0 && m->rooms[k].epoch == pj->epoch) {
 		m->rooms[k].joining = false;
 		enter_room(chat, m, &m->rooms[k], pj->has_since ? &pj->since : NULL, op);
@@ -1339,11 +1397,12 @@ static void apply_event(struct chat *chat, struct chat_op *op)
 	}
 	struct chat_room *r = room_load(&chat->rooms, op->room, op->room_len);
 	r->everywhere = op->count;
+	catch_up_to(r, op->id);
 	if (op->announce)
 		broadcast_json(chat, r, op->json, op->json_len);
 	if (ours && op->cookie) {
 		/* a leave command's own answer, with the count after it */
-		struct pending_tell *pt = fifo_pop(&chat->waiting_tells);
+		struct pending_tell *pt = fifo_take(&chat->waiting_tells, op->cookie);
 		if (pt->member)
 			send_json(chat, pt->member, op->json, op->json_len);
 		free(pt);
@@ -1362,7 +1421,7 @@ void chat_sequenced_ready(struct chat *chat)
 		else if (op->kind == CHAT_OP_EVENT)
 			apply_event(chat, op);
 		else
-			query_answered(chat, op->records, op->nrecords, op->more, op->err);
+			query_answered(chat, op->cookie, op->records, op->nrecords, op->more, op->err);
 		chat_op_release(op);
 	}
 	free(ops);

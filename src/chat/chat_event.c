@@ -39,6 +39,12 @@ static void put_user(struct jbuf *b, const struct chat_member *m)
 	jbuf_raw(b, "}", 1);
 }
 
+void ev_user(struct jbuf *b, const struct chat_member *m)
+{
+	jbuf_reset(b);
+	put_user(b, m);
+}
+
 static void put_roster_user(struct jbuf *b, const struct roster_entry *e)
 {
 	jbuf_lit(b, "{\"id\":");

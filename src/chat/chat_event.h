@@ -20,6 +20,8 @@ void ev_presence(struct jbuf *b, const struct chat_room *r, size_t list_max);
 /* type: "join" or "leave" */
 void ev_member_change(struct jbuf *b, const char *type, const struct chat_room *r,
 		      const struct chat_member *m);
+/* Who m is, as events and presence list it: {"id":...,"name":...}. */
+void ev_user(struct jbuf *b, const struct chat_member *m);
 /* The same by room name and count (the sequencer's: it has no chat_room). */
 void ev_member_event(struct jbuf *b, const char *type, const char *room, size_t room_len,
 		     const struct chat_member *m, uint64_t count);

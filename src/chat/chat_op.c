@@ -1,6 +1,7 @@
 /* chat_op.c: making, filling and freeing ops (chat_op.h). */
 #include "chat_op.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -86,6 +87,19 @@ void chat_op_set_records(struct chat_op *op, const struct store_record *recs, si
 		r->text = copy(recs[i].text, recs[i].text_len);
 	}
 	op->nrecords = n;
+}
+
+void chat_op_record(const struct chat_op *op, struct store_record *rec, char from[16],
+		    char name[24])
+{
+	*rec = (struct store_record){ .room = op->room, .room_len = op->room_len, .id = op->id,
+				      .ts = op->ts, .text = op->text, .text_len = op->text_len };
+	rec->from = op->user_id ? op->user_id : from;
+	rec->from_len = op->user_id ? strlen(op->user_id)
+				    : (size_t)snprintf(from, 16, "%u", op->member_id);
+	rec->name = op->name ? op->name : name;
+	rec->name_len = op->name ? strlen(op->name)
+				 : (size_t)snprintf(name, 24, "User %u", op->member_id);
 }
 
 void chat_op_release(struct chat_op *op)

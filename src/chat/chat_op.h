@@ -4,7 +4,8 @@
  *
  * An op is self-contained (its strings are its own), because it crosses
  * threads: made on the edge that asks, numbered and committed on the
- * sequencer's thread, applied on every edge, freed by the last of them. */
+ * sequencer's thread, applied on every edge, freed by the last of them.
+ * A cluster's orderer (src/cluster) takes and makes ops the same way. */
 #ifndef RINGCAST_CHAT_OP_H
 #define RINGCAST_CHAT_OP_H
 
@@ -58,8 +59,10 @@ struct chat_op {
 	uint32_t member_id;
 	char *name;                /* NULL: "User <id>" */
 	char *user_id;             /* NULL: a guest */
-	/* MESSAGE */
+	/* MESSAGE; a cluster's JOIN: the room's newest id before it */
 	uint64_t id, ts;
+	uint64_t cluster_seq;      /* a cluster's number for one of its node's ops in flight */
+	uint64_t cluster_deadline; /* ... or when one waiting for Redis to come back gives up (ms) */
 	char *text;
 	size_t text_len;
 	/* EVENT: a nick's rooms, names one after another, each NUL-terminated */
@@ -94,6 +97,11 @@ void chat_op_set_json(struct chat_op *op, const char *json, size_t len);
 void chat_op_set_text(struct chat_op *op, const char *text, size_t len);
 /* Copy store records (valid only during a store callback) into op. */
 void chat_op_set_records(struct chat_op *op, const struct store_record *recs, size_t n);
+/* The record a MESSAGE op makes (its sender as the store keeps it:
+ * user id or member id, name or "User <id>"); from and name are the
+ * room the record's strings may need. */
+void chat_op_record(const struct chat_op *op, struct store_record *rec, char from[16],
+		    char name[24]);
 /* One edge is done with it: the last one frees it. */
 void chat_op_release(struct chat_op *op);
 

@@ -141,3 +141,8 @@ int64_t roster_rename(struct roster *r, uint32_t id, const char *name)
 	e->names = names;
 	return pos;
 }
+
+bool roster_has(const struct roster *r, uint32_t id)
+{
+	return index_find(r, id) >= 0;
+}

@@ -5,6 +5,7 @@
 #ifndef RINGCAST_ROSTER_H
 #define RINGCAST_ROSTER_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 /* 16 bytes: a room of 100,000 is on one thread, but still 100,000 of them. */
@@ -37,5 +38,6 @@ void roster_add(struct roster *r, uint32_t id, const char *name, const char *use
  * one's), or -1 for an id not in the roster, which changes nothing. */
 int64_t roster_remove(struct roster *r, uint32_t id);
 int64_t roster_rename(struct roster *r, uint32_t id, const char *name);
+bool roster_has(const struct roster *r, uint32_t id);
 
 #endif

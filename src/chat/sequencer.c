@@ -15,7 +15,6 @@
 #include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -27,6 +26,7 @@
 #include "chat_op.h"
 #include "json_out.h"
 #include "log.h"
+#include "thread.h"
 #include "name_hash.h"
 #include "roster.h"
 #include "store.h"
@@ -34,6 +34,9 @@
 #define SEQ_BUCKETS 4096
 #define TRIM_AFTER_OPS 4096
 #define QUIET_MS 250
+/* External ids from here up are this node's own, not the cluster's
+ * blocks (which stay below): unique here, perhaps not cluster-wide. */
+#define UNSHARED_IDS 0x80000000u
 
 /* A room's last id and who is in it, on every edge. */
 struct seq_room {
@@ -67,6 +70,9 @@ struct sequencer {
 	unsigned edges;
 	struct inbox *inboxes;
 	atomic_uint next_member_id;
+	/* External: the blocks of cluster-wide ids the orderer added. */
+	pthread_mutex_t ids_lock;
+	uint32_t ids_next, ids_end, spare_first, spare_count;
 	pthread_t thread;
 	bool started;
 
@@ -231,16 +237,8 @@ static void take_message(struct sequencer *seq, struct chat_op *op)
 	struct seq_room *r = room_of(seq, op->room, op->room_len);
 	op->id = ++r->last_id;
 	char from[16], name[24];
-	struct store_record rec = {
-		.room = op->room, .room_len = op->room_len, .id = op->id, .ts = op->ts,
-		.text = op->text, .text_len = op->text_len,
-	};
-	rec.from = op->user_id ? op->user_id : from;
-	rec.from_len = op->user_id ? strlen(op->user_id)
-				   : (size_t)snprintf(from, sizeof(from), "%u", op->member_id);
-	rec.name = op->name ? op->name : name;
-	rec.name_len = op->name ? strlen(op->name)
-				: (size_t)snprintf(name, sizeof(name), "User %u", op->member_id);
+	struct store_record rec;
+	chat_op_record(op, &rec, from, name);
 	jbuf_reset(&seq->out);
 	ev_message_record(&seq->out, &rec);
 	chat_op_set_json(op, jbuf_json(&seq->out), seq->out.len);
@@ -388,7 +386,70 @@ static void *run(void *arg)
 
 uint32_t sequencer_member_id(struct sequencer *seq)
 {
-	return atomic_fetch_add(&seq->next_member_id, 1);
+	if (!seq->config.external)
+		return atomic_fetch_add(&seq->next_member_id, 1);
+	uint32_t id = 0;
+	pthread_mutex_lock(&seq->ids_lock);
+	if (seq->ids_next == seq->ids_end && seq->spare_count) {
+		seq->ids_next = seq->spare_first;
+		seq->ids_end = seq->spare_first + seq->spare_count;
+		seq->spare_count = 0;
+	}
+	if (seq->ids_next < seq->ids_end)
+		id = seq->ids_next++;
+	else /* Redis never reached yet, or a crowd came while it is away */
+		id = UNSHARED_IDS + (atomic_fetch_add(&seq->next_member_id, 1) & (UNSHARED_IDS - 1));
+	pthread_mutex_unlock(&seq->ids_lock);
+	return id;
+}
+
+void sequencer_add_member_ids(struct sequencer *seq, uint32_t first, uint32_t count)
+{
+	pthread_mutex_lock(&seq->ids_lock);
+	if (seq->ids_next == seq->ids_end) {
+		seq->ids_next = first;
+		seq->ids_end = first + count;
+	} else {
+		seq->spare_first = first;
+		seq->spare_count = count;
+	}
+	pthread_mutex_unlock(&seq->ids_lock);
+}
+
+uint32_t sequencer_member_ids_left(struct sequencer *seq)
+{
+	pthread_mutex_lock(&seq->ids_lock);
+	uint32_t left = seq->ids_end - seq->ids_next + seq->spare_count;
+	pthread_mutex_unlock(&seq->ids_lock);
+	return left;
+}
+
+/* ---- an external orderer's side ------------------------------------------------ */
+
+int sequencer_incoming_fd(const struct sequencer *seq)
+{
+	return seq->efd;
+}
+
+struct chat_op *sequencer_take_incoming(struct sequencer *seq)
+{
+	drain_fd(seq->efd);
+	pthread_mutex_lock(&seq->lock);
+	struct chat_op *ops = seq->incoming.head;
+	seq->incoming.head = seq->incoming.tail = NULL;
+	pthread_mutex_unlock(&seq->lock);
+	return ops;
+}
+
+void sequencer_publish(struct sequencer *seq, struct chat_op *op)
+{
+	op->seq = seq;
+	publish(seq, op);
+}
+
+void sequencer_wake_edges(struct sequencer *seq)
+{
+	wake_edges(seq);
 }
 
 int sequencer_edge_fd(const struct sequencer *seq, unsigned edge)
@@ -437,6 +498,7 @@ struct sequencer *sequencer_new(const struct sequencer_config *cfg)
 	seq->edges = edges;
 	atomic_init(&seq->next_member_id, 1);
 	pthread_mutex_init(&seq->lock, NULL);
+	pthread_mutex_init(&seq->ids_lock, NULL);
 	jbuf_init(&seq->out);
 	seq->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	seq->inboxes = calloc(edges, sizeof(*seq->inboxes));
@@ -453,14 +515,9 @@ struct sequencer *sequencer_new(const struct sequencer_config *cfg)
 		sequencer_free(seq);
 		return NULL;
 	}
-	/* Signals are for the edges' signalfd, never this thread. */
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	int err = pthread_create(&seq->thread, NULL, run, seq);
-	if (!err)
-		pthread_setname_np(seq->thread, "rc-sequencer"); /* for top -H and perf */
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (cfg->external)
+		return seq; /* the orderer's thread does the rest */
+	int err = thread_start(&seq->thread, "rc-sequencer", run, seq);
 	if (err) {
 		log_error("sequencer: thread: %s", strerror(err));
 		sequencer_free(seq);
@@ -514,5 +571,6 @@ void sequencer_free(struct sequencer *seq)
 	if (seq->efd >= 0)
 		close(seq->efd);
 	pthread_mutex_destroy(&seq->lock);
+	pthread_mutex_destroy(&seq->ids_lock);
 	free(seq);
 }

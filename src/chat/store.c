@@ -19,7 +19,6 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +27,8 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "thread.h"
 
 #define STORE_SCHEMA_VERSION 1
 #define STORE_DEFAULT_SYNC_MS 100
@@ -618,7 +619,6 @@ static void store_free(struct store *s)
 
 static int store_start_worker(struct store *s)
 {
-	sigset_t all, old;
 	int err;
 
 	s->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -626,14 +626,7 @@ static int store_start_worker(struct store *s)
 		fprintf(stderr, "ringcast: store: eventfd: %s\n", strerror(errno));
 		return -1;
 	}
-	/* The worker inherits a mask with every signal blocked, so SIGINT and
-	 * SIGTERM always reach the loop's signalfd and never this thread. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	err = pthread_create(&s->worker, NULL, store_worker, s);
-	if (!err)
-		pthread_setname_np(s->worker, "rc-store"); /* for top -H and perf */
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	err = thread_start(&s->worker, "rc-store", store_worker, s);
 	if (err) {
 		fprintf(stderr, "ringcast: store: cannot start the worker: %s\n", strerror(err));
 		return -1;

@@ -10,6 +10,8 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "redis_link.h"
+
 #ifndef RINGCAST_VERSION
 #define RINGCAST_VERSION "dev"
 #endif
@@ -52,6 +54,12 @@ static const char usage[] =
 	"  --no-persist            keep history in memory only\n"
 	"  --fsync MODE            'interval' (default): on disk within 100 ms of a commit;\n"
 	"                          'always': fsync every group commit before broadcasting\n"
+	"  --redis URL             cluster mode: share rooms with other nodes through Redis,\n"
+	"                          redis://[user:password@]host:port[/db]; history then\n"
+	"                          lives in Redis, not in --db (docs/cluster.md)\n"
+	"  --redis-password-file PATH  Redis password from a file (overrides the URL's)\n"
+	"  --history-max N         with --redis: messages each room's stream keeps, about\n"
+	"                          (default 10000)\n"
 	"  --history-memory N      recent messages kept in memory per room (default 1000)\n"
 	"  --history-bytes BYTES   recent history kept in memory for all rooms together;\n"
 	"                          least recently used rooms give theirs up first\n"
@@ -88,6 +96,7 @@ enum {
 	OPT_HOST = 256, OPT_PORT, OPT_STATIC, OPT_MAX_MESSAGE, OPT_MAX_QUEUE, OPT_MAX_CONN, OPT_MAX_PER_IP,
 	OPT_PING, OPT_IDLE, OPT_HEADER, OPT_CLOSE, OPT_RECV_BUFS, OPT_RECV_BUF_SIZE,
 	OPT_FLUSH_BATCH, OPT_SEND_ZC, OPT_SEND_TIMEOUT, OPT_HISTORY_BYTES, OPT_ALLOW_HOST, OPT_DB, OPT_NO_PERSIST, OPT_PLAIN_FDS, OPT_FSYNC, OPT_HISTORY_MEMORY,
+	OPT_REDIS, OPT_REDIS_PASSWORD_FILE, OPT_HISTORY_MAX,
 	OPT_MAX_ROOMS, OPT_THREADS, OPT_RATE_LIMIT, OPT_JWT_SECRET, OPT_JWT_SECRET_FILE, OPT_ALLOW_ORIGIN,
 	OPT_TLS_CERT, OPT_TLS_KEY, OPT_QUIET, OPT_VERBOSE, OPT_HELP, OPT_VERSION,
 };
@@ -113,6 +122,9 @@ static const struct option options[] = {
 	{ "allow-host", required_argument, NULL, OPT_ALLOW_HOST },
 	{ "db", required_argument, NULL, OPT_DB },
 	{ "no-persist", no_argument, NULL, OPT_NO_PERSIST },
+	{ "redis", required_argument, NULL, OPT_REDIS },
+	{ "redis-password-file", required_argument, NULL, OPT_REDIS_PASSWORD_FILE },
+	{ "history-max", required_argument, NULL, OPT_HISTORY_MAX },
 	{ "plain-fds", no_argument, NULL, OPT_PLAIN_FDS },
 	{ "fsync", required_argument, NULL, OPT_FSYNC },
 	{ "history-memory", required_argument, NULL, OPT_HISTORY_MEMORY },
@@ -205,11 +217,13 @@ static int parse_rate(const char *s, uint32_t *rate, uint32_t *burst)
 	return 0;
 }
 
-static int read_secret_file(struct config *cfg, const char *path)
+/* A secret from a file (flag names it in messages), trailing newlines
+ * dropped, into *out (replacing what was there). */
+static int read_secret_file(const char *flag, const char *path, char **out, size_t *out_len)
 {
 	FILE *f = fopen(path, "r");
 	if (!f) {
-		fprintf(stderr, "ringcast: --jwt-secret-file %s: %s\n", path, strerror(errno));
+		fprintf(stderr, "ringcast: --%s %s: %s\n", flag, path, strerror(errno));
 		return -1;
 	}
 	char buf[4096];
@@ -218,16 +232,39 @@ static int read_secret_file(struct config *cfg, const char *path)
 	while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
 		n--;
 	if (n == 0) {
-		fprintf(stderr, "ringcast: --jwt-secret-file %s is empty\n", path);
+		fprintf(stderr, "ringcast: --%s %s is empty\n", flag, path);
 		return -1;
 	}
-	free(cfg->jwt_secret);
-	cfg->jwt_secret = malloc(n + 1);
-	if (!cfg->jwt_secret)
+	free(*out);
+	*out = malloc(n + 1);
+	if (!*out)
 		return -1;
-	memcpy(cfg->jwt_secret, buf, n);
-	cfg->jwt_secret[n] = '\0';
-	cfg->jwt_secret_len = n;
+	memcpy(*out, buf, n);
+	(*out)[n] = '\0';
+	*out_len = n;
+	explicit_bzero(buf, n);
+	return 0;
+}
+
+/* --redis, parsed and resolved (once, at start-up), with the password
+ * from --redis-password-file in place of the URL's. */
+static int read_redis_address(struct config *cfg)
+{
+	char err[256];
+	cfg->redis = calloc(1, sizeof(*cfg->redis));
+	if (!cfg->redis)
+		return -1;
+	if (redis_address_parse(cfg->redis_url, cfg->redis, err, sizeof(err)) < 0) {
+		fprintf(stderr, "ringcast: --redis %s: %s\n", cfg->redis_url, err);
+		return -1;
+	}
+	if (cfg->redis_password) {
+		if (cfg->redis_password_len >= sizeof(cfg->redis->password)) {
+			fprintf(stderr, "ringcast: --redis-password-file: the password is too long\n");
+			return -1;
+		}
+		memcpy(cfg->redis->password, cfg->redis_password, cfg->redis_password_len + 1);
+	}
 	return 0;
 }
 
@@ -268,6 +305,7 @@ int config_parse(struct config *cfg, int argc, char **argv)
 		.verbosity = 1,
 		.db_path = "data/ringcast.db",
 		.history_memory = 1000,
+		.history_max = 10000,
 		.max_rooms = 10000,
 		.threads = online_cpus(),
 		.rate_per_second = 20,
@@ -275,7 +313,7 @@ int config_parse(struct config *cfg, int argc, char **argv)
 	};
 	uint64_t v;
 	int opt, rc = 0;
-	bool max_connections_given = false;
+	bool max_connections_given = false, db_given = false;
 	optind = 1;
 	while (rc == 0 && (opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
 		switch (opt) {
@@ -343,6 +381,17 @@ int config_parse(struct config *cfg, int argc, char **argv)
 			break;
 		case OPT_DB:
 			cfg->db_path = optarg;
+			db_given = true;
+			break;
+		case OPT_REDIS:
+			cfg->redis_url = optarg;
+			break;
+		case OPT_REDIS_PASSWORD_FILE:
+			rc = read_secret_file("redis-password-file", optarg, &cfg->redis_password,
+					      &cfg->redis_password_len);
+			break;
+		case OPT_HISTORY_MAX:
+			rc = parse_u32("history-max", optarg, 1, 100000000, &cfg->history_max);
 			break;
 		case OPT_NO_PERSIST:
 			cfg->db_path = NULL;
@@ -380,7 +429,8 @@ int config_parse(struct config *cfg, int argc, char **argv)
 			}
 			break;
 		case OPT_JWT_SECRET_FILE:
-			rc = read_secret_file(cfg, optarg);
+			rc = read_secret_file("jwt-secret-file", optarg, &cfg->jwt_secret,
+					      &cfg->jwt_secret_len);
 			break;
 		case OPT_TLS_CERT:
 			cfg->tls_cert = optarg;
@@ -430,6 +480,19 @@ int config_parse(struct config *cfg, int argc, char **argv)
 			cfg->jwt_secret_len);
 		return -1;
 	}
+	if (cfg->redis_url) {
+		if (read_redis_address(cfg) < 0)
+			return -1;
+		if (db_given && cfg->db_path) {
+			fprintf(stderr, "ringcast: --db and --redis do not go together: with --redis, "
+					"history lives in Redis\n");
+			return -1;
+		}
+		cfg->db_path = NULL;
+	} else if (cfg->redis_password) {
+		fprintf(stderr, "ringcast: --redis-password-file needs --redis\n");
+		return -1;
+	}
 	if (!cfg->static_dir)
 		cfg->static_dir = default_static_dir();
 	/* Each edge's ring has a file table of its own, as large as the
@@ -447,4 +510,12 @@ void config_free(struct config *cfg)
 	free(cfg->jwt_secret);
 	cfg->jwt_secret = NULL;
 	cfg->jwt_secret_len = 0;
+	if (cfg->redis_password)
+		explicit_bzero(cfg->redis_password, cfg->redis_password_len);
+	free(cfg->redis_password);
+	cfg->redis_password = NULL;
+	if (cfg->redis)
+		explicit_bzero(cfg->redis, sizeof(*cfg->redis)); /* its password */
+	free(cfg->redis);
+	cfg->redis = NULL;
 }

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct redis_address;
+
 #define CONFIG_THREADS_MAX 64
 
 struct config {
@@ -28,6 +30,11 @@ struct config {
 	int verbosity;             /* 0 quiet, 1 normal, 2 verbose */
 	const char *db_path;       /* SQLite history; NULL with --no-persist */
 	bool fsync_always;         /* fsync each group commit before broadcasting */
+	const char *redis_url;     /* cluster mode (--redis); NULL: one node */
+	struct redis_address *redis; /* ... parsed and resolved */
+	char *redis_password;      /* --redis-password-file's, overriding the URL's */
+	size_t redis_password_len;
+	uint32_t history_max;      /* cluster: messages a room's stream keeps */
 	uint32_t history_memory;   /* recent messages kept in memory per room */
 	uint64_t history_bytes;    /* recent history kept in memory, all rooms together */
 	uint32_t max_rooms;

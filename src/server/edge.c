@@ -242,6 +242,7 @@ int edge_prepare(struct edges *all, unsigned index)
 		.close = ws_conn_kick,
 		.store = all->store,
 		.sequencer = all->sequencer,
+		.history_elsewhere = all->redis != NULL,
 		.edge = index,
 		.room_quota = all->rooms,
 		.presence_list_max = 100,

@@ -18,6 +18,8 @@
 
 struct config;
 struct conn_limits;
+struct cluster;
+struct redis_address;
 struct room_quota;
 struct sequencer;
 struct static_site;
@@ -31,6 +33,8 @@ struct edges {
 	struct tls_server *tls;
 	struct store *store;
 	struct sequencer *sequencer; /* NULL: one edge, its chat orders its rooms itself */
+	const struct redis_address *redis; /* --redis: this process is a cluster node */
+	struct cluster *cluster;     /* ... which orders the rooms through Redis */
 	struct conn_limits *limits;  /* --max-connections, --max-per-ip: for all edges together */
 	struct room_quota *rooms;    /* --max-rooms, for all edges together (NULL: one edge) */
 	struct readiness readiness;  /* /readyz: set by the store's commits and the cluster link */

@@ -14,6 +14,13 @@ void readiness_init(struct readiness *r)
 		atomic_init(&r->why_not[i], NULL);
 }
 
+void readiness_start_not_ready(struct readiness *r, unsigned mask, const char *why)
+{
+	for (unsigned i = 0; i < READY_PARTS; i++)
+		if (mask & (1u << i))
+			atomic_store(&r->why_not[i], why);
+}
+
 bool readiness_set(struct readiness *r, unsigned mask, bool ok, const char *why)
 {
 	bool changed = false;

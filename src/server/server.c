@@ -17,10 +17,12 @@
 #include <unistd.h>
 
 #include "chat.h"
+#include "cluster.h"
 #include "conn_limits.h"
 #include "edge.h"
 #include "log.h"
 #include "readiness.h"
+#include "redis_link.h"
 #include "room_quota.h"
 #include "sequencer.h"
 #include "static_files.h"
@@ -140,6 +142,13 @@ static void load_room_everywhere(void *arg, const struct store_room *room)
 		chat_load_room(all->edge[i].chat, room);
 }
 
+/* From the cluster's thread: /readyz follows Redis (readiness logs it). */
+static void cluster_ready_changed(void *arg, bool ready, const char *why)
+{
+	struct edges *all = arg;
+	readiness_set(&all->readiness, READY_CLUSTER, ready, why);
+}
+
 /* The store's writer thread after each group commit: the node is not
  * ready while commits fail, and is again at the first that succeeds. */
 static void store_committed(void *ctx, int err)
@@ -173,13 +182,23 @@ static int open_shared(struct edges *all, const struct config *cfg, struct stati
 			return -1;
 		}
 	}
-	if (all->count > 1) {
+	all->redis = cfg->redis;
+	/* A cluster node orders its rooms through Redis even with one edge */
+	if (all->count > 1 || all->redis) {
 		all->sequencer = sequencer_new(&(struct sequencer_config){
-			.edges = all->count, .store = all->store,
+			.edges = all->count, .store = all->store, .external = all->redis != NULL,
 			.presence_list_max = 100, .presence_events_max = 100 });
 		if (!all->sequencer)
 			return -1;
 		all->rooms = room_quota_new(cfg->max_rooms);
+	}
+	if (all->redis) {
+		all->cluster = cluster_new(&(struct cluster_config){
+			.redis = all->redis, .sequencer = all->sequencer, .history_max = cfg->history_max,
+			.presence_list_max = 100, .presence_events_max = 100,
+			.on_ready = cluster_ready_changed, .arg = all });
+		if (!all->cluster)
+			return -1;
 	}
 	if (!(all->limits = conn_limits_new(cfg->max_connections, cfg->max_per_ip)))
 		return -1;
@@ -218,7 +237,10 @@ static void log_start(const struct edges *all, const char *shown)
 			 "rooms ordered by one sequencer", all->count);
 	else
 		log_info("1 edge (--threads 1): one ring");
-	if (all->store)
+	if (all->redis)
+		log_info("cluster node: rooms and history in Redis at %s:%u (--redis)", all->redis->host,
+			 all->redis->port);
+	else if (all->store)
 		log_info("history in %s (fsync %s)", cfg->db_path, cfg->fsync_always ? "every commit" : "within 100 ms");
 	else
 		log_info("history in memory only (--no-persist)");
@@ -231,7 +253,9 @@ static void log_start(const struct edges *all, const char *shown)
 
 static void close_shared(struct edges *all, struct static_site *site)
 {
-	/* the edges' chats may have work queued with the sequencer */
+	/* the edges' chats may have work queued with the sequencer, and
+	 * the cluster's thread publishes to it */
+	cluster_free(all->cluster);
 	sequencer_free(all->sequencer);
 	/* commits what is still queued; those messages were never broadcast,
 	 * so no one took them as acknowledged */
@@ -254,6 +278,8 @@ int server_run(const struct config *cfg)
 	memset(&site, 0, sizeof(site));
 	struct edges all = { .cfg = cfg, .count = cfg->threads ? cfg->threads : 1 };
 	readiness_init(&all.readiness);
+	if (cfg->redis_url)
+		readiness_start_not_ready(&all.readiness, READY_CLUSTER, "joining the cluster");
 	int rc = 1;
 	int sfd = -1;
 	unsigned started = 0;

@@ -11,15 +11,16 @@ work=$(mktemp -d /tmp/ringcast-fuzz.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 cflags=(-std=gnu17 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 	-I"$root/include" -I"$root/src/base" -I"$root/src/io" -I"$root/src/proto" -I"$root/src/chat"
-	-I"$root/src/server")
+	-I"$root/src/server" -I"$root/src/cluster")
 
 # harness: sources and libraries
 declare -A sources=(
 	[http]="src/proto/http.c src/proto/origin.c"
 	[ws_frame]="src/proto/utf8.c src/proto/ws_frame.c"
 	[jwt]="src/proto/jwt.c"
-	[chat]="src/chat/chat.c src/chat/chat_op.c src/chat/sequencer.c src/chat/room_quota.c src/chat/roster.c src/base/log.c src/chat/chat_room.c src/chat/chat_event.c src/chat/chat_name.c src/chat/rate_limit.c src/chat/json_out.c src/base/buf.c src/proto/ws_frame.c src/proto/utf8.c src/chat/store.c"
+	[chat]="src/base/thread.c src/chat/chat.c src/chat/chat_op.c src/chat/sequencer.c src/chat/room_quota.c src/chat/roster.c src/base/log.c src/chat/chat_room.c src/chat/chat_event.c src/chat/chat_name.c src/chat/rate_limit.c src/chat/json_out.c src/base/buf.c src/proto/ws_frame.c src/proto/utf8.c src/chat/store.c"
 	[tls]="src/io/tls.c"
+	[cluster_wire]="src/cluster/cluster_wire.c"
 )
 declare -A libs=(
 	[http]=""
@@ -27,10 +28,11 @@ declare -A libs=(
 	[jwt]="-lcrypto -ljansson"
 	[chat]="-ljansson -lsqlite3 -lpthread"
 	[tls]="-lssl -lcrypto"
+	[cluster_wire]=""
 )
 
 failed=0
-for name in http ws_frame jwt chat tls; do
+for name in http ws_frame jwt chat tls cluster_wire; do
 	src=()
 	for f in ${sources[$name]}; do src+=("$root/$f"); done
 	# shellcheck disable=SC2086

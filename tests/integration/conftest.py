@@ -38,6 +38,8 @@ LISTEN_RE = re.compile(r"listening on (https?)://(\[[^\]]+\]|[^:/\s]+):(\d+)/")
 def pytest_configure(config):
     config.addinivalue_line("markers", "server_args(*args): extra ringcast command-line flags")
     config.addinivalue_line("markers", "timeout_s(n): per-test watchdog in seconds")
+    config.addinivalue_line("markers", "cluster: needs redis-server and haproxy; run once, not per "
+                            "--threads (tests/meson.build)")
 
 
 class WatchdogTimeout(BaseException):
@@ -150,8 +152,10 @@ class Server:
             return []
         self._stopped = True
         problems = []
-        if self.proc.poll() is not None and not self.expect_exit:
-            problems.append("ringcast died during the test with exit status %s" % self.proc.returncode)
+        if self.proc.poll() is not None:
+            if not self.expect_exit:
+                problems.append("ringcast died during the test with exit status %s"
+                                % self.proc.returncode)
         else:
             self.terminate()
             try:
@@ -240,3 +244,88 @@ def tiny_fs():
         if r.returncode != 0:
             subprocess.run(["umount", "-l", d], capture_output=True)
         os.rmdir(d)
+
+
+# ---------------------------------------------------------------- cluster mode
+# The processes are in cluster.py (imported here, not at the top: it imports
+# this module). Cases using these fixtures carry `pytest.mark.cluster`.
+
+
+def _require_tool(path, what):
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        pytest.fail("%s not installed (%s): scripts/dev installs it" % (what, path), pytrace=False)
+
+
+@pytest.fixture
+def redis_factory():
+    """start(password=None) -> a cluster.RedisServer answering PING (free
+    port, temporary directory). Killed and its directory removed at teardown."""
+    import cluster
+    _require_tool(cluster.REDIS_SERVER, "redis-server")
+    servers = []
+
+    def start(password=None):
+        r = cluster.RedisServer(password=password)
+        servers.append(r)
+        return r.start()
+
+    yield start
+    for r in servers:
+        print("---- redis-server :%d ----\n%s" % (r.port, r.output()))
+        r.close()
+
+
+@pytest.fixture
+def redis_server(redis_factory):
+    return redis_factory()
+
+
+@pytest.fixture
+def cluster_factory(redis_server):
+    """start(n=3, redis=redis_server, extra=(), threads=1, url=None,
+    ready=True) -> a cluster.Cluster of n nodes, each answering /readyz 200
+    unless ready=False. At teardown every node gets SIGTERM and must exit 0
+    (a node the test killed is excused)."""
+    import cluster
+    clusters = []
+
+    def start(n=3, redis=None, extra=(), threads=1, url=None, ready=True):
+        c = cluster.Cluster(_binary(), redis or redis_server, n=n, extra=extra, threads=threads, url=url)
+        clusters.append(c)
+        if ready:
+            c.wait_ready()
+        return c
+
+    yield start
+    problems = []
+    for c in clusters:
+        problems += c.stop()
+    if problems:
+        pytest.fail("\n\n".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def cluster(cluster_factory):
+    """Three nodes on redis_server, ready."""
+    return cluster_factory()
+
+
+@pytest.fixture
+def haproxy_factory():
+    """start(nodes) -> a cluster.Haproxy running docs/cluster/haproxy.cfg in
+    front of three nodes, each UP (its /readyz check passing). Stopped at
+    teardown."""
+    import cluster
+    _require_tool(cluster.HAPROXY, "haproxy")
+    procs = []
+
+    def start(nodes, config=None):
+        h = cluster.Haproxy(nodes, config or cluster.HAPROXY_CFG)
+        procs.append(h)
+        h.wait_status({"n%d" % (i + 1): "UP" for i in range(len(nodes))})
+        return h
+
+    yield start
+    for h in procs:
+        h.stop()
+        print("---- haproxy ----\n%s" % h.output())
