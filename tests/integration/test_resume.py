@@ -8,6 +8,7 @@ its length: test_bounded.py replays thousands of messages, megabytes of them."""
 
 import socket
 import struct
+import select
 import threading
 import time
 
@@ -32,10 +33,25 @@ class Streamer(threading.Thread):
         self.all_acked = threading.Event()
         self._reader = threading.Thread(target=self._read, daemon=True)
 
+    def _readable(self, timeout):
+        if self.ws.reader.buf:
+            return True
+        return bool(select.select([self.ws.reader.sock], [], [], timeout)[0])
+
     def _read(self):
+        # The last ack may come back before the sender has counted its send
+        # or said it is done: wait in short slices and look again, never in
+        # one long read past the end.
         try:
+            quiet_since = time.monotonic()
             while not (self.done_sending.is_set() and len(self.acks) >= self.sent):
+                if not self._readable(0.1):
+                    if time.monotonic() - quiet_since > 10:
+                        raise TimeoutError("no frame for 10 s (%d acks of %d sent)"
+                                           % (len(self.acks), self.sent))
+                    continue
                 m = self.ws.recv_json(10)
+                quiet_since = time.monotonic()
                 if m.get("type") == "message" and m.get("text", "").startswith(self.prefix):
                     self.acks.append(m)
                 elif m.get("type") == "error":
