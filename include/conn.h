@@ -133,6 +133,9 @@ struct conn_config {
 	 * at least max_connections entries): connections beyond RLIMIT_NOFILE.
 	 * conns_stats says whether it is on. */
 	bool direct;
+	/* Names this ring in log lines: a connection is NAME.slot.gen there
+	 * (conn_log_id). NULL: "-". */
+	const char *log_name;
 };
 
 struct conns;
@@ -228,6 +231,12 @@ void *conns_ctx(const struct conns *cs);
 /* Call fn(ctx, c) on every open connection (shutdown); ctx as for the
  * handlers. */
 void conns_for_each(struct conns *cs, void (*fn)(void *ctx, struct conn *c));
+
+/* How log lines name c: its ring's log_name, slot and generation, unique
+ * while the process runs (out must hold 32 bytes). --verbose logs the
+ * peer's address with this at the connection's open. */
+#define CONN_LOG_ID_LEN 32
+void conn_log_id(const struct conn *c, char *out, size_t len);
 
 /* Number of connections not yet freed. */
 uint32_t conns_count(const struct conns *cs);

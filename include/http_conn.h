@@ -12,6 +12,8 @@ struct readiness;
 struct static_site;
 
 struct http_conn_config {
+	/* The chat page; NULL for a listener of /metrics and the probes
+	 * only (--metrics-listen): no page, no WebSocket, 404 otherwise. */
 	const struct static_site *site;
 	uint32_t header_timeout;
 	/* Renders /metrics into a new buf, or NULL when not offered. */
@@ -59,6 +61,8 @@ void http_conn_data(struct conn *c, uint8_t *data, size_t len);
 void http_conn_deadline(struct conn *c);
 /* The answers sent so far have gone out: read on in pipelined requests. */
 void http_conn_drained(struct conn *c);
+/* The connection closes while still HTTP (--verbose logs it). */
+void http_conn_closing(struct conn *c);
 
 
 #endif

@@ -25,9 +25,15 @@ struct session {
 	uint8_t proto;       /* enum session_proto */
 	uint8_t ctrl_len;    /* bytes gathered in ctrl */
 	uint16_t ws_flags;   /* WS_F_* (ws_conn.c) */
-	/* HTTP request body bytes still to discard: a larger body than
-	 * http_conn.c discards (64 KiB) is refused, not read, so 32 bits do */
-	uint32_t skip;
+	/* One phase's or the other's, sharing the room (per connection, it counts) */
+	union {
+		/* HTTP request body bytes still to discard: a larger body than
+		 * http_conn.c discards (64 KiB) is refused, not read, so 32 bits do */
+		uint32_t skip;
+		/* WebSocket: the close handshake's code, whoever spoke first;
+		 * 0: none yet (for --verbose's line at the close) */
+		uint16_t close_code;
+	};
 	uint8_t *ctrl;       /* control frame payload gathered from pieces */
 	struct ws_parser ws;
 	struct chat_member member;

@@ -27,7 +27,10 @@
  * completion never finds a recycled slot (the generation check backs this). */
 #include "conn.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -249,6 +252,12 @@ void *conn_ctx(const struct conn *c)
 	return conns_of(c)->ctx;
 }
 
+void conn_log_id(const struct conn *c, char *out, size_t len)
+{
+	const char *name = conns_of(c)->config.log_name;
+	snprintf(out, len, "%s.%u.%u", name ? name : "-", c->slot, c->gen);
+}
+
 void *conns_ctx(const struct conns *cs)
 {
 	return cs->ctx;
@@ -336,6 +345,31 @@ static struct conn *slot_alloc(struct conns *cs)
 	return c;
 }
 
+/* The peer of a plain socket as ADDR:PORT ([ADDR]:PORT for IPv6), for
+ * --verbose: a direct socket has no descriptor to ask later. */
+static void peer_text(int fd, char *out, size_t len)
+{
+	struct sockaddr_storage sa;
+	socklen_t sl = sizeof(sa);
+	char host[INET6_ADDRSTRLEN] = "?";
+	unsigned port = 0;
+	if (getpeername(fd, (struct sockaddr *)&sa, &sl) == 0) {
+		if (sa.ss_family == AF_INET6) {
+			struct sockaddr_in6 *a = (struct sockaddr_in6 *)&sa;
+			inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+			port = ntohs(a->sin6_port);
+			snprintf(out, len, "[%s]:%u", host, port);
+			return;
+		}
+		if (sa.ss_family == AF_INET) {
+			struct sockaddr_in *a = (struct sockaddr_in *)&sa;
+			inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+			port = ntohs(a->sin_port);
+		}
+	}
+	snprintf(out, len, "%s:%u", host, port);
+}
+
 /* Under --max-connections and --max-per-ip? The address is asked of the
  * socket only when the per-address limit is on. */
 static enum conn_admission admit(struct conns *cs, int fd, struct in6_addr *addr)
@@ -392,7 +426,12 @@ void conn_on_accept(void *ctx, int res, bool more)
 		struct in6_addr addr;
 		enum conn_admission admission = admit(cs, res, &addr);
 		struct conn *c = admission == CONN_ADMITTED ? slot_alloc(cs) : NULL;
+		char peer[INET6_ADDRSTRLEN + 8] = "";
+		if (log_enabled(LOG_DEBUG))
+			peer_text(res, peer, sizeof(peer));
 		if (!c) {
+			log_kv(LOG_DEBUG, "connection refused", LOG_STR("peer", peer),
+			       LOG_STR("why", admission == CONN_OVER_ADDRESS ? "max-per-ip" : "max-connections"));
 			/* Over --max-connections or --max-per-ip: a clear answer,
 			 * not a silent reset. */
 			if (admission == CONN_OVER_ADDRESS)
@@ -425,6 +464,11 @@ void conn_on_accept(void *ctx, int res, bool more)
 				cs->free_slots[cs->free_count++] = c->slot;
 				loop_send_then_close(cs->loop, res, cs->config.refusal, cs->config.refusal_len);
 				goto rearm;
+			}
+			if (log_enabled(LOG_DEBUG)) {
+				char id[CONN_LOG_ID_LEN];
+				conn_log_id(c, id, sizeof(id));
+				log_kv(LOG_DEBUG, "connection open", LOG_STR("conn", id), LOG_STR("peer", peer));
 			}
 			c->state = CONN_OPEN;
 			c->last_rx = cs->clock_now;

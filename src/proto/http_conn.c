@@ -47,6 +47,14 @@ struct http_transport {
 	struct http_conn_config config;
 	struct http_conn_stats stats;
 	bool host_check; /* listening on loopback: Host names are checked */
+	/* The request being answered, for --verbose's lines: set while one
+	 * request is handled (a ring handles one at a time), cleared after. */
+	struct {
+		const char *path;   /* decoded; NULL before it is known */
+		const char *why;    /* why it is refused, when that says more than the status */
+		const char *detail; /* ... and more still (a token's fault) */
+		bool upgrade;       /* it asked for a WebSocket */
+	} req;
 };
 
 static struct http_transport *transport_of(const struct conn *c)
@@ -83,6 +91,19 @@ void http_conn_open(struct conn *c)
 	conn_set_deadline(c, conn_now(c) + transport_of(c)->config.header_timeout);
 }
 
+/* --verbose: an error answer, or a refused upgrade, and why. */
+static void log_error_answer(struct conn *c, int status)
+{
+	if (!log_enabled(LOG_DEBUG))
+		return;
+	struct http_transport *t = transport_of(c);
+	char id[CONN_LOG_ID_LEN];
+	conn_log_id(c, id, sizeof(id));
+	log_kv(LOG_DEBUG, t->req.upgrade ? "upgrade refused" : "http error", LOG_STR("conn", id),
+	       LOG_NUM("status", status), LOG_STR("path", t->req.path), LOG_STR("why", t->req.why),
+	       LOG_STR("detail", t->req.detail));
+}
+
 static void queue(struct conn *c, struct buf *b)
 {
 	if (!conn_send(c, b))
@@ -102,8 +123,10 @@ static void respond_plain(struct conn *c, int status, bool keep_alive, const cha
 	memcpy(b->data, head, hlen);
 	if (!head_only)
 		memcpy(b->data + hlen, body, blen);
-	if (status >= 400)
+	if (status >= 400) {
 		transport_of(c)->stats.errors++;
+		log_error_answer(c, status);
+	}
 	queue(c, b);
 	if (!keep_alive)
 		conn_close(c);
@@ -200,11 +223,14 @@ static bool upgrade(struct conn *c, const struct http_request *req, const char *
 	const char *key;
 	size_t key_len;
 	int status = ws_upgrade_check(req, &key, &key_len);
+	t->req.why = "bad request";
 	if (status == 405) {
+		t->req.why = "method";
 		respond_text(c, 405, false, "Allow: GET\r\n", false);
 		return false;
 	}
 	if (status == 426) {
+		t->req.why = "version";
 		respond_text(c, 426, false, "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n", false);
 		return false;
 	}
@@ -218,6 +244,7 @@ static bool upgrade(struct conn *c, const struct http_request *req, const char *
 			    host ? host->value : NULL, host ? host->value_len : 0, t->config.allow_origin,
 			    t->config.allow_origin_count)) {
 		t->stats.origin_refused++;
+		t->req.why = "origin";
 		respond_error(c, 403);
 		return false;
 	}
@@ -231,6 +258,7 @@ static bool upgrade(struct conn *c, const struct http_request *req, const char *
 	uint64_t since;
 	int since_given = since_param(query, query_len, &since);
 	if (room_len < 0 || !chat_room_name_valid(room, (size_t)room_len) || since_given < 0) {
+		t->req.why = since_given < 0 ? "bad request: since" : "bad request: room";
 		respond_error(c, 400);
 		return false;
 	}
@@ -240,7 +268,8 @@ static bool upgrade(struct conn *c, const struct http_request *req, const char *
 		enum jwt_status st = check_token(&t->config, req, query, query_len, &claims);
 		if (st != JWT_OK) {
 			t->stats.auth_refused++;
-			log_debug("upgrade refused: %s", jwt_status_text(st));
+			t->req.why = "auth";
+			t->req.detail = jwt_status_text(st);
 			respond_text(c, 401, false, "WWW-Authenticate: Bearer\r\n", false);
 			return false;
 		}
@@ -272,6 +301,7 @@ static void probe(struct conn *c, const struct http_request *req, bool readyz, b
 	} else if (!r || readiness_check(r, why, sizeof(why))) {
 		respond_plain(c, 200, req->keep_alive, PROBE_HEADERS, "ready\n", 6, head_only);
 	} else {
+		transport_of(c)->req.why = "not ready";
 		char body[sizeof(why) + 16]; /* the reason is cut to fit why, so it fits */
 		int blen = snprintf(body, sizeof(body), "not ready: %s\n", why);
 		respond_plain(c, 503, req->keep_alive, PROBE_HEADERS, body, (size_t)blen, head_only);
@@ -283,6 +313,7 @@ static void serve(struct conn *c, const struct http_request *req, const char *pa
 	struct http_transport *t = transport_of(c);
 	bool head_only = http_method_is(req, "HEAD");
 	if (!head_only && !http_method_is(req, "GET")) {
+		t->req.why = "method";
 		respond_text(c, 405, req->keep_alive, "Allow: GET, HEAD\r\n", false);
 		return;
 	}
@@ -304,7 +335,11 @@ static void serve(struct conn *c, const struct http_request *req, const char *pa
 			memcpy(b->data + hlen, body->data, body->len);
 		buf_unref(body);
 		queue(c, b);
+	} else if (!t->config.site) {
+		respond_text(c, 404, req->keep_alive, NULL, head_only); /* a /metrics listener */
+		return;
 	} else if (strcmp(path, "/ws") == 0) {
+		t->req.why = "not an upgrade";
 		/* The WebSocket endpoint asked for as a page. */
 		respond_text(c, 426, req->keep_alive, "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n",
 			     head_only);
@@ -336,27 +371,32 @@ static bool host_allowed(const struct http_transport *t, const struct http_reque
 
 /* Handle one complete request head. Returns true when the connection
  * became a WebSocket. */
-static bool handle_request(struct conn *c, const struct http_request *req)
+static bool answer_request(struct conn *c, const struct http_request *req)
 {
 	struct http_transport *t = transport_of(c);
 	char path[HTTP_MAX_PATH];
 	const char *query;
 	size_t query_len;
 	t->stats.requests++;
+	t->req.upgrade = ws_upgrade_requested(req);
 	if (http_decode_path(req->target, req->target_len, path, sizeof(path), &query, &query_len) < 0) {
+		t->req.why = "bad target";
 		respond_error(c, 400);
 		return false;
 	}
+	t->req.path = path;
 	/* before anything is served or upgraded; after the checks every
 	 * malformed request gets, so that it is 400 whatever its Host */
 	if (!host_allowed(t, req)) {
 		t->stats.host_refused++;
+		t->req.why = "host";
 		respond_error(c, 421);
 		return false;
 	}
 	bool ws_path = strcmp(path, "/") == 0 || strcmp(path, "/ws") == 0;
-	if (ws_upgrade_requested(req)) {
-		if (!ws_path) {
+	if (t->req.upgrade) {
+		if (!ws_path || !t->config.site) { /* none on a /metrics listener */
+			t->req.why = "path";
 			respond_text(c, 404, false, NULL, false);
 			return false;
 		}
@@ -364,6 +404,24 @@ static bool handle_request(struct conn *c, const struct http_request *req)
 	}
 	serve(c, req, path);
 	return false;
+}
+
+static bool handle_request(struct conn *c, const struct http_request *req)
+{
+	struct http_transport *t = transport_of(c);
+	bool upgraded = answer_request(c, req);
+	memset(&t->req, 0, sizeof(t->req)); /* its path was on answer_request's stack */
+	return upgraded;
+}
+
+/* An answer outside any request (a head that cannot be read, a body too
+ * large, a head too slow), with why for --verbose. */
+static void refuse(struct conn *c, int status, const char *why)
+{
+	struct http_transport *t = transport_of(c);
+	t->req.why = why;
+	respond_error(c, status);
+	t->req.why = NULL;
 }
 
 void http_conn_data(struct conn *c, uint8_t *data, size_t len)
@@ -392,13 +450,13 @@ void http_conn_data(struct conn *c, uint8_t *data, size_t len)
 		if (r == HTTP_INCOMPLETE)
 			break;
 		if (r < 0) {
-			respond_error(c, -r);
+			refuse(c, -r, "bad request head");
 			off = len;
 			break;
 		}
 		off += (size_t)r;
 		if (req.content_length > MAX_DISCARDED_BODY) {
-			respond_error(c, 413);
+			refuse(c, 413, "body too large");
 			off = len;
 			break;
 		}
@@ -452,8 +510,17 @@ void http_conn_drained(struct conn *c)
 void http_conn_deadline(struct conn *c)
 {
 	if (c->in_len) {
-		respond_error(c, 408); /* a head started and never finished */
+		refuse(c, 408, "header timeout"); /* a head started and never finished */
 		return;
 	}
 	conn_close(c); /* an idle keep-alive connection */
+}
+
+void http_conn_closing(struct conn *c)
+{
+	if (!log_enabled(LOG_DEBUG))
+		return;
+	char id[CONN_LOG_ID_LEN];
+	conn_log_id(c, id, sizeof(id));
+	log_kv(LOG_DEBUG, "connection closed", LOG_STR("conn", id), LOG_STR("proto", "http"));
 }

@@ -19,6 +19,7 @@
 
 #define WS_F_CLOSE_SENT 0x01
 #define WS_F_CLOSE_RCVD 0x02
+#define WS_F_CLIENT_CLOSED 0x04 /* the client's close frame came first */
 
 /* The WebSocket side of one ring: its settings and counters. Every
  * connection finds it through its ring's sessions (session.h). */
@@ -106,7 +107,10 @@ static void send_close_frame(struct conn *c, uint16_t code, const char *reason, 
 		conn_send_unbounded(c, b);
 		buf_unref(b);
 	}
-	session_of(c)->ws_flags |= WS_F_CLOSE_SENT;
+	struct session *s = session_of(c);
+	s->ws_flags |= WS_F_CLOSE_SENT;
+	if (!s->close_code)
+		s->close_code = code;
 	count_close(transport_of(c), code);
 }
 
@@ -192,6 +196,7 @@ void ws_conn_open(struct conn *c, const struct chat_identity *who, const char *r
 	struct ws_transport *t = transport_of(c);
 	s->proto = PROTO_WS;
 	s->ws_flags = 0;
+	s->close_code = 0; /* in the room of HTTP's skip */
 	conn_pin_queue(c); /* the 101 goes out even if c is dropped in this pass */
 	ws_parser_init(&s->ws, t->config.max_message);
 	t->stats.opened++;
@@ -202,6 +207,16 @@ void ws_conn_open(struct conn *c, const struct chat_identity *who, const char *r
 void ws_conn_closing(struct conn *c)
 {
 	struct session *s = session_of(c);
+	if (log_enabled(LOG_DEBUG)) {
+		char id[CONN_LOG_ID_LEN];
+		conn_log_id(c, id, sizeof(id));
+		/* no close frame either way: 1006, as RFC 6455 §7.1.5 names it */
+		log_kv(LOG_DEBUG, "connection closed", LOG_STR("conn", id), LOG_STR("proto", "websocket"),
+		       LOG_NUM("code", s->close_code ? s->close_code : 1006),
+		       LOG_STR("by", (s->ws_flags & WS_F_CLIENT_CLOSED) ? "client"
+				     : s->close_code		      ? "server"
+								      : "none"));
+	}
 	chat_disconnect(transport_of(c)->config.chat, &s->member);
 	/* a control frame cut short by the close; nothing is read after it */
 	free(s->ctrl);
@@ -223,6 +238,11 @@ static void handle_control(struct conn *c, uint8_t opcode, uint8_t *payload, siz
 		uint16_t code;
 		uint16_t bad = ws_check_close_payload(payload, len, &code);
 		s->ws_flags |= WS_F_CLOSE_RCVD;
+		if (!(s->ws_flags & WS_F_CLOSE_SENT)) {
+			s->ws_flags |= WS_F_CLIENT_CLOSED;
+			if (!bad)
+				s->close_code = code; /* a bad one: the 1002 we answer with */
+		}
 		if (bad) {
 			fail(c, bad);
 			return;

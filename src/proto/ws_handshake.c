@@ -3,8 +3,9 @@
 #include "ws.h"
 
 #include <openssl/evp.h>
-#include <stdio.h>
 #include <stdlib.h>
+
+#include "log.h"
 
 /* §1.3: every server appends this to the key before hashing, so the answer
  * proves it understood the handshake and is not echoing headers back. */
@@ -26,7 +27,7 @@ void ws_accept_key(const char *key, size_t key_len, char out[29])
 	     EVP_DigestFinal_ex(ctx, digest, &digest_len);
 	EVP_MD_CTX_free(ctx);
 	if (!ok) {
-		fprintf(stderr, "ringcast: SHA-1 failed for the WebSocket accept key\n");
+		log_error("SHA-1 failed for the WebSocket accept key");
 		abort();
 	}
 	EVP_EncodeBlock((unsigned char *)out, digest, (int)digest_len);

@@ -85,8 +85,14 @@ static const char usage[] =
 	"                          that send no Origin (not browsers) are always allowed\n"
 	"  --allow-host NAME       a Host name served besides loopback names when listening on\n"
 	"                          loopback (DNS-rebinding defence); repeatable\n"
+	"  --metrics-listen ADDR:PORT  serve /metrics (and /healthz, /readyz) on a listener of\n"
+	"                          its own, e.g. 127.0.0.1:9100, instead of the chat port;\n"
+	"                          'off': no /metrics anywhere (default: on the chat port)\n"
+	"  --log-format FORMAT     'text' (default): timestamp, level, message, key=value;\n"
+	"                          'json': one JSON object a line (ts, level, msg, fields)\n"
 	"  --quiet                 log errors only\n"
-	"  --verbose               log every connection\n"
+	"  --verbose               also log each connection's open and close (with its close\n"
+	"                          code), refused upgrades (and why) and HTTP errors\n"
 	"  --help                  print this help and exit\n"
 	"  --version               print the version and exit\n"
 	"\n"
@@ -99,6 +105,7 @@ enum {
 	OPT_REDIS, OPT_REDIS_PASSWORD_FILE, OPT_HISTORY_MAX,
 	OPT_MAX_ROOMS, OPT_THREADS, OPT_RATE_LIMIT, OPT_JWT_SECRET, OPT_JWT_SECRET_FILE, OPT_ALLOW_ORIGIN,
 	OPT_TLS_CERT, OPT_TLS_KEY, OPT_QUIET, OPT_VERBOSE, OPT_HELP, OPT_VERSION,
+	OPT_METRICS_LISTEN, OPT_LOG_FORMAT,
 };
 
 static const struct option options[] = {
@@ -138,6 +145,8 @@ static const struct option options[] = {
 	{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
 	{ "quiet", no_argument, NULL, OPT_QUIET },
 	{ "verbose", no_argument, NULL, OPT_VERBOSE },
+	{ "metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN },
+	{ "log-format", required_argument, NULL, OPT_LOG_FORMAT },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
@@ -198,6 +207,39 @@ static int append_entry(const char *flag, const char **list, size_t *count, size
 		return -1;
 	}
 	list[(*count)++] = value;
+	return 0;
+}
+
+/* --metrics-listen: off, HOST:PORT or [IPv6]:PORT. */
+static int parse_metrics_listen(struct config *cfg, const char *s)
+{
+	if (strcmp(s, "off") == 0) {
+		cfg->metrics_off = true;
+		cfg->metrics_host[0] = '\0';
+		return 0;
+	}
+	cfg->metrics_off = false;
+	const char *colon = strrchr(s, ':');
+	const char *host = s;
+	size_t host_len = colon ? (size_t)(colon - s) : 0;
+	bool bracketed = host_len >= 2 && host[0] == '[' && host[host_len - 1] == ']';
+	if (bracketed) {
+		host++;
+		host_len -= 2;
+	}
+	/* an IPv6 address without brackets would be ambiguous: ::1:9100 */
+	if (!colon || host_len == 0 || host_len >= sizeof(cfg->metrics_host) ||
+	    (!bracketed && memchr(host, ':', host_len))) {
+		fprintf(stderr, "ringcast: --metrics-listen wants ADDR:PORT ([ADDR]:PORT for IPv6) "
+				"or 'off', not '%s'\n", s);
+		return -1;
+	}
+	uint64_t port;
+	if (parse_u64("metrics-listen port", colon + 1, 0, 65535, &port) < 0)
+		return -1;
+	memcpy(cfg->metrics_host, host, host_len);
+	cfg->metrics_host[host_len] = '\0';
+	cfg->metrics_port = (uint16_t)port;
 	return 0;
 }
 
@@ -447,6 +489,17 @@ int config_parse(struct config *cfg, int argc, char **argv)
 			break;
 		case OPT_VERBOSE:
 			cfg->verbosity = 2;
+			break;
+		case OPT_METRICS_LISTEN:
+			rc = parse_metrics_listen(cfg, optarg);
+			break;
+		case OPT_LOG_FORMAT:
+			if (strcmp(optarg, "text") == 0 || strcmp(optarg, "json") == 0) {
+				cfg->log_json = strcmp(optarg, "json") == 0;
+			} else {
+				fprintf(stderr, "ringcast: --log-format is 'text' or 'json', not '%s'\n", optarg);
+				rc = -1;
+			}
 			break;
 		case OPT_HELP:
 			fputs(usage, stdout);

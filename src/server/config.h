@@ -28,6 +28,13 @@ struct config {
 	uint32_t flush_batch;      /* connections flushed per loop iteration */
 	uint64_t send_zc;          /* sends of at least this many bytes go zero-copy; 0 = never */
 	int verbosity;             /* 0 quiet, 1 normal, 2 verbose */
+	bool log_json;             /* --log-format json: one JSON object a line */
+	/* --metrics-listen: /metrics on a listener of its own at
+	 * metrics_host:metrics_port (empty host: on the chat port), or
+	 * nowhere (metrics_off) */
+	char metrics_host[256];
+	uint16_t metrics_port;
+	bool metrics_off;
 	const char *db_path;       /* SQLite history; NULL with --no-persist */
 	bool fsync_always;         /* fsync each group commit before broadcasting */
 	const char *redis_url;     /* cluster mode (--redis); NULL: one node */

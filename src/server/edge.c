@@ -92,6 +92,8 @@ static void on_closing(void *ctx, struct conn *c)
 	(void)ctx;
 	if (session_of(c)->proto == PROTO_WS)
 		ws_conn_closing(c);
+	else
+		http_conn_closing(c);
 }
 
 /* ---- shutdown ------------------------------------------------------------ */
@@ -188,26 +190,31 @@ static void on_sequenced(void *arg)
 	chat_sequenced_ready(e->chat);
 }
 
+struct buf *edges_render_metrics(struct edges *all)
+{
+	struct metrics_sample *samples = calloc(all->count, sizeof(*samples));
+	if (!samples)
+		return NULL;
+	for (unsigned i = 0; i < all->count; i++) {
+		struct edge *other = &all->edge[i];
+		pthread_mutex_lock(&other->sample_lock);
+		samples[i] = other->sample;
+		pthread_mutex_unlock(&other->sample_lock);
+	}
+	/* one edge: its own count; several: the rooms with members anywhere */
+	uint64_t rooms = all->rooms ? room_quota_in_use(all->rooms) : samples[0].chat.rooms;
+	struct buf *text = metrics_render(samples, all->count, rooms);
+	free(samples);
+	return text;
+}
+
 /* /metrics on this edge: its own counters now, the others' as of their
  * last tick. */
 static struct buf *render_metrics(void *ctx)
 {
 	struct edge *e = ctx;
 	publish_sample(e);
-	struct metrics_sample *samples = calloc(e->all->count, sizeof(*samples));
-	if (!samples)
-		return NULL;
-	for (unsigned i = 0; i < e->all->count; i++) {
-		struct edge *other = &e->all->edge[i];
-		pthread_mutex_lock(&other->sample_lock);
-		samples[i] = other->sample;
-		pthread_mutex_unlock(&other->sample_lock);
-	}
-	/* one edge: its own count; several: the rooms with members anywhere */
-	uint64_t rooms = e->all->rooms ? room_quota_in_use(e->all->rooms) : samples[0].chat.rooms;
-	struct buf *text = metrics_render(samples, e->all->count, rooms);
-	free(samples);
-	return text;
+	return edges_render_metrics(e->all);
 }
 
 /* ---- set-up and teardown -------------------------------------------------- */
@@ -228,6 +235,7 @@ int edge_prepare(struct edges *all, unsigned index)
 	e->index = index;
 	e->all = all;
 	e->listen_fd = e->signal_fd = -1;
+	snprintf(e->log_name, sizeof(e->log_name), "%u", index);
 	pthread_mutex_init(&e->sample_lock, NULL);
 	e->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (e->stop_fd < 0) {
@@ -264,7 +272,8 @@ int edge_prepare(struct edges *all, unsigned index)
 	e->sessions.http = http_transport_new(&(struct http_conn_config){
 		.site = all->site,
 		.header_timeout = cfg->header_timeout,
-		.metrics = render_metrics,
+		/* not on the chat port when --metrics-listen moved it or turned it off */
+		.metrics = cfg->metrics_host[0] || cfg->metrics_off ? NULL : render_metrics,
 		.metrics_ctx = e,
 		.readiness = &all->readiness,
 		.jwt_secret = (const uint8_t *)cfg->jwt_secret,
@@ -316,6 +325,7 @@ static int open_ring(struct edge *e)
 		 * kernel refuses) */
 		.direct = !cfg->plain_fds,
 		.limits = e->all->limits,
+		.log_name = e->log_name,
 	}, &(struct conn_handlers){
 		.on_open = on_open,
 		.on_data = on_data,

@@ -44,6 +44,7 @@ struct edges {
 
 struct edge {
 	unsigned index;
+	char log_name[12];           /* its index: log lines name its connections <index>.slot.gen */
 	struct edges *all;
 	struct chat *chat;
 	struct sessions sessions;    /* the conns' ctx */
@@ -70,6 +71,10 @@ void edge_run(struct edge *e);
 
 /* Start edge_run on a thread of its own. -1 (logged) on failure. */
 int edge_start(struct edge *e);
+
+/* /metrics for the whole process: every edge's counters as of its last
+ * tick (100 ms), added up. From any thread; NULL when out of memory. */
+struct buf *edges_render_metrics(struct edges *all);
 
 /* From any thread: begin e's shutdown. */
 void edge_stop(struct edge *e);

@@ -21,6 +21,7 @@
 #include "conn_limits.h"
 #include "edge.h"
 #include "log.h"
+#include "metrics_listener.h"
 #include "readiness.h"
 #include "redis_link.h"
 #include "room_quota.h"
@@ -45,26 +46,27 @@ static bool port_free(const struct addrinfo *res)
 	return ok;
 }
 
-/* A listener on cfg's host and port (port: 0 for cfg's), one of a group
- * sharing it with SO_REUSEPORT when group: the kernel spreads new
- * connections over the group by a hash of their addresses, so each edge
- * accepts its own share (perf/README.md, accept_spread: better balanced
- * and cheaper than one acceptor handing sockets over). */
-static int open_listener(const struct config *cfg, uint16_t port_override, bool group, char *shown,
+/* A listener on host and port, one of a group sharing it with
+ * SO_REUSEPORT when group: the kernel spreads new connections over the
+ * group by a hash of their addresses, so each edge accepts its own share
+ * (perf/README.md, accept_spread: better balanced and cheaper than one
+ * acceptor handing sockets over). The group's first (first) checks that
+ * the port is free. */
+static int open_listener(const char *host, uint16_t port_number, bool group, bool first, char *shown,
 			 size_t shown_len)
 {
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
 				  .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
 	struct addrinfo *res;
 	char port[8];
-	snprintf(port, sizeof(port), "%u", port_override ? port_override : cfg->port);
-	int err = getaddrinfo(cfg->host, port, &hints, &res);
+	snprintf(port, sizeof(port), "%u", port_number);
+	int err = getaddrinfo(host, port, &hints, &res);
 	if (err) {
-		log_error("--host %s: %s", cfg->host, gai_strerror(err));
+		log_error("listen on %s: %s", host, gai_strerror(err));
 		return -1;
 	}
-	if (group && !port_override && cfg->port && !port_free(res)) {
-		log_error("listen on %s port %u: %s", cfg->host, cfg->port, strerror(EADDRINUSE));
+	if (group && first && port_number && !port_free(res)) {
+		log_error("listen on %s port %u: %s", host, port_number, strerror(EADDRINUSE));
 		freeaddrinfo(res);
 		return -1;
 	}
@@ -82,7 +84,7 @@ static int open_listener(const struct config *cfg, uint16_t port_override, bool 
 	 * instead of waiting for the previous one's ACK. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 4096) < 0) {
-		log_error("listen on %s port %u: %s", cfg->host, cfg->port, strerror(errno));
+		log_error("listen on %s port %u: %s", host, port_number, strerror(errno));
 		close(fd);
 		freeaddrinfo(res);
 		return -1;
@@ -92,18 +94,18 @@ static int open_listener(const struct config *cfg, uint16_t port_override, bool 
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
 	getsockname(fd, (struct sockaddr *)&ss, &sl);
-	char host[INET6_ADDRSTRLEN];
+	char bound_host[INET6_ADDRSTRLEN];
 	unsigned bound_port;
 	if (ss.ss_family == AF_INET6) {
 		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-		inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+		inet_ntop(AF_INET6, &a->sin6_addr, bound_host, sizeof(bound_host));
 		bound_port = ntohs(a->sin6_port);
-		snprintf(shown, shown_len, "[%s]:%u", host, bound_port);
+		snprintf(shown, shown_len, "[%s]:%u", bound_host, bound_port);
 	} else {
 		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-		inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+		inet_ntop(AF_INET, &a->sin_addr, bound_host, sizeof(bound_host));
 		bound_port = ntohs(a->sin_port);
-		snprintf(shown, shown_len, "%s:%u", host, bound_port);
+		snprintf(shown, shown_len, "%s:%u", bound_host, bound_port);
 	}
 	return fd;
 }
@@ -251,6 +253,34 @@ static void log_start(const struct edges *all, const char *shown)
 		 shown);
 }
 
+/* --metrics-listen: a listener of its own (logged), or none. -1 (logged)
+ * when it cannot listen; 0 with *out NULL when there is none. */
+static int open_metrics(struct edges *all, struct metrics_listener **out)
+{
+	const struct config *cfg = all->cfg;
+	*out = NULL;
+	if (cfg->metrics_off) {
+		log_info("/metrics off (--metrics-listen off)");
+		return 0;
+	}
+	if (!cfg->metrics_host[0])
+		return 0;
+	char shown[80];
+	int fd = open_listener(cfg->metrics_host, cfg->metrics_port, false, false, shown, sizeof(shown));
+	if (fd < 0) {
+		log_error("cannot serve --metrics-listen %s:%u", cfg->metrics_host, cfg->metrics_port);
+		return -1;
+	}
+	if (!(*out = metrics_listener_new(all, fd)))
+		return -1;
+	/* not "listening on": that names the chat port */
+	char url[100];
+	snprintf(url, sizeof(url), "http://%s/metrics", shown);
+	log_kv(LOG_INFO, "metrics served apart (--metrics-listen): /metrics, /healthz and /readyz only",
+	       LOG_STR("url", url));
+	return 0;
+}
+
 static void close_shared(struct edges *all, struct static_site *site)
 {
 	/* the edges' chats may have work queued with the sequencer, and
@@ -274,6 +304,7 @@ static void close_shared(struct edges *all, struct static_site *site)
 int server_run(const struct config *cfg)
 {
 	log_set_level(cfg->verbosity == 0 ? LOG_ERROR : cfg->verbosity == 1 ? LOG_INFO : LOG_DEBUG);
+	log_set_format(cfg->log_json ? LOG_JSON : LOG_TEXT);
 	struct static_site site;
 	memset(&site, 0, sizeof(site));
 	struct edges all = { .cfg = cfg, .count = cfg->threads ? cfg->threads : 1 };
@@ -282,6 +313,7 @@ int server_run(const struct config *cfg)
 		readiness_start_not_ready(&all.readiness, READY_CLUSTER, "joining the cluster");
 	int rc = 1;
 	int sfd = -1;
+	struct metrics_listener *metrics = NULL;
 	unsigned started = 0;
 	if (open_shared(&all, cfg, &site) < 0)
 		goto out;
@@ -301,18 +333,21 @@ int server_run(const struct config *cfg)
 	all.edge[0].signal_fd = sfd;
 	char shown[80];
 	bool group = all.count > 1;
-	uint16_t port = 0;
+	uint16_t port = cfg->port;
 	for (unsigned i = 0; i < all.count; i++) {
-		all.edge[i].listen_fd = open_listener(cfg, port, group, shown, sizeof(shown));
+		all.edge[i].listen_fd = open_listener(cfg->host, port, group, i == 0, shown, sizeof(shown));
 		if (all.edge[i].listen_fd < 0)
 			goto out;
 		port = port_of(all.edge[i].listen_fd); /* the others share the first's port */
 	}
+	if (open_metrics(&all, &metrics) < 0)
+		goto out;
 	log_start(&all, shown);
 	for (started = 1; started < all.count; started++)
 		if (edge_start(&all.edge[started]) < 0)
 			break;
-	if (started == all.count) {
+	bool all_up = started == all.count && (!metrics || metrics_listener_start(metrics) == 0);
+	if (all_up) {
 		edge_run(&all.edge[0]);
 	} else {
 		for (unsigned i = 1; i < started; i++)
@@ -326,6 +361,7 @@ int server_run(const struct config *cfg)
 	}
 	log_info("stopped");
 out:
+	metrics_listener_free(metrics); /* it reads the edges' samples */
 	close_shared(&all, &site);
 	if (sfd >= 0)
 		close(sfd);
