@@ -29,6 +29,7 @@ struct config {
 	uint64_t send_zc;          /* sends of at least this many bytes go zero-copy; 0 = never */
 	int verbosity;             /* 0 quiet, 1 normal, 2 verbose */
 	const char *db_path;       /* SQLite history; NULL with --no-persist */
+	char *state_db_path;       /* db_path's storage when it defaults to $STATE_DIRECTORY's */
 	bool fsync_always;         /* fsync each group commit before broadcasting */
 	const char *redis_url;     /* cluster mode (--redis); NULL: one node */
 	struct redis_address *redis; /* ... parsed and resolved */
