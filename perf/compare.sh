@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
-# perf/compare.sh: the kernel floor, ringcast and the Node ws reference, one
+# perf/compare.sh: the kernel floor, ringcast and the reference servers in
+# perf/peers/ (Node's ws; uWebSockets when UWS_SRC names a checkout), one
 # after another under identical load, in one command.
 #
 #   perf/compare.sh [BUILD_DIR] [--quick] [--repeats N] [...]   (--help)
 #
 # For every point (connections N x offered deliveries/s) and every repeat:
-# perf/floor, then a fresh ringcast, then a fresh ws server, each server
+# perf/floor, then a fresh ringcast, then each fresh peer server, each server
 # pinned to core 0 and the load generator to core 1. Medians per point go to
 # a table, a CSV and gnuplot plots in perf/results/<date>/.
 #
-# Needs: taskset (util-linux), node + npm (for the ws reference), ss
-# (iproute2), timeout (coreutils), and gnuplot for the plots; on Debian:
-#   apt-get install gnuplot-nox
+# Needs: taskset (util-linux), ss (iproute2), timeout (coreutils), gnuplot
+# for the plots (Debian: apt-get install gnuplot-nox); node + npm for the ws
+# peer, a C/C++ compiler for the uWebSockets one. Without node the default
+# leaves ws out (say so with --servers ringcast to silence the note).
 # This script installs nothing system-wide; it says what is missing. It does
-# run `npm ci` in a temporary copy of the ws reference.
+# run `npm ci` in a temporary copy of the ws peer and build the uWS peer in
+# a temporary directory.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -29,12 +32,15 @@ WARMUP=2
 DURATION=5
 DRAIN=2
 FLOOR_DURATION=3
-SERVERS="ringcast ws"
+SERVERS=""
 PLOTS=1
 WAIT_QUIET=0
 OUT=""
 REPLOT=""
-WS_SRC=${WS_PEER_DIR:-$ROOT/../shared/peers/ws}
+WS_SRC=${WS_PEER_DIR:-$ROOT/perf/peers/ws}
+UWS_SRC=${UWS_SRC:-}
+# Every server the table and plots know, in the order they are shown.
+SERVER_KINDS="ringcast ws uws"
 # ringcast's flood control (20 msg/s per connection by default) would drop
 # most of a benchmark sender's messages; the ws reference has none.
 RINGCAST_ARGS=${RINGCAST_ARGS:---rate-limit 0}
@@ -51,15 +57,18 @@ usage: perf/compare.sh [BUILD_DIR] [options]
   --rates "A B"      offered deliveries/s (default "$RATES")
   --duration S       measured seconds per server run (default $DURATION)
   --warmup S         warm-up seconds per server run (default $WARMUP)
-  --servers "A B"    which servers: ringcast and/or ws (default "$SERVERS")
+  --servers "A B"    which servers: ringcast, ws, uws (default: ringcast, ws
+                     when node is installed, uws when UWS_SRC is set)
   --out DIR          results directory (default perf/results/<date>)
   --no-plots         skip gnuplot
   --wait-quiet S     before each point's runs, wait up to S seconds for other
                      processes to use under 15% of a core (default 0: don't)
   --replot DIR       redo the table and plots from DIR's runs-*.csv, run nothing
 Environment: RINGCAST_ARGS (ringcast flags; default "--rate-limit 0", as flood
-control would drop the benchmark's messages), WS_PEER_DIR (ws reference),
-RINGCAST_BIN and PERF_BIN_DIR (binaries from elsewhere than BUILD_DIR).
+control would drop the benchmark's messages), WS_PEER_DIR (ws peer, default
+perf/peers/ws), UWS_SRC (a uWebSockets checkout with its uSockets submodule:
+adds the uws peer, built from perf/peers/uws), RINGCAST_BIN and PERF_BIN_DIR
+(binaries from elsewhere than BUILD_DIR).
 EOF
 }
 
@@ -104,8 +113,18 @@ if [ "$QUICK" = 1 ]; then
 fi
 case "$REPEATS" in ''|*[!0-9]*|0) die "--repeats wants a positive number" ;; esac
 case "$WAIT_QUIET" in ''|*[!0-9]*) die "--wait-quiet wants seconds" ;; esac
+# The default: every contender this machine can run.
+if [ -z "$SERVERS" ]; then
+	SERVERS=ringcast
+	if command -v node >/dev/null && command -v npm >/dev/null; then
+		SERVERS="$SERVERS ws"
+	else
+		say "no node/npm: leaving the ws peer out (Debian: apt-get install nodejs npm)"
+	fi
+	[ -n "$UWS_SRC" ] && SERVERS="$SERVERS uws"
+fi
 for s in $SERVERS; do
-	case "$s" in ringcast|ws) ;; *) die "unknown server $s (ringcast, ws)" ;; esac
+	case "$s" in ringcast|ws|uws) ;; *) die "unknown server $s (ringcast, ws, uws)" ;; esac
 done
 
 # --- prerequisites -----------------------------------------------------------
@@ -130,7 +149,12 @@ check_prereqs() {
 	if [[ " $SERVERS " == *" ws "* ]]; then
 		command -v node >/dev/null || die "missing node (Debian: apt-get install nodejs npm)"
 		command -v npm >/dev/null || die "missing npm (Debian: apt-get install npm)"
-		[ -f "$WS_SRC/server.js" ] || die "no ws reference at $WS_SRC (set WS_PEER_DIR)"
+		[ -f "$WS_SRC/server.js" ] || die "no ws peer at $WS_SRC (set WS_PEER_DIR)"
+	fi
+	if [[ " $SERVERS " == *" uws "* ]]; then
+		[ -n "$UWS_SRC" ] || die "uws needs UWS_SRC=<a uWebSockets checkout> (git clone --recursive https://github.com/uNetworking/uWebSockets)"
+		[ -f "$UWS_SRC/src/App.h" ] || die "UWS_SRC=$UWS_SRC is not a uWebSockets checkout (no src/App.h)"
+		command -v "${CXX:-c++}" >/dev/null || die "missing a C++ compiler for uws (Debian: build-essential)"
 	fi
 	if [ "$PLOTS" = 1 ] && ! command -v gnuplot >/dev/null; then
 		die "missing gnuplot (Debian: apt-get install gnuplot-nox), or pass --no-plots"
@@ -252,12 +276,17 @@ start_server() {
 		# (data/ringcast.db) starts empty and lands in our temporary dir.
 		rm -rf "$TMP/rc" && mkdir -p "$TMP/rc"
 		# shellcheck disable=SC2086
-		(cd "$TMP/rc" && exec taskset -c "$SERVER_CPU" "$RINGCAST" --host 127.0.0.1 \
+		# (Not in a systemd state directory, were this run under one.)
+		(cd "$TMP/rc" && exec env -u STATE_DIRECTORY taskset -c "$SERVER_CPU" "$RINGCAST" --host 127.0.0.1 \
 			--port "$PORT" $RINGCAST_ARGS) >"$log" 2>&1 &
 		;;
 	ws)
 		(cd "$TMP/ws" && ENVELOPE=json HOST=127.0.0.1 PORT=$PORT \
 			exec taskset -c "$SERVER_CPU" node server.js) >"$log" 2>&1 &
+		;;
+	uws)
+		(HOST=127.0.0.1 PORT=$PORT exec taskset -c "$SERVER_CPU" "$TMP/uws/uws-broadcast") \
+			>"$log" 2>&1 &
 		;;
 	esac
 	SERVER_PID=$!
@@ -317,16 +346,21 @@ run_floor_point() {
 	fi
 }
 
-# --- the ws reference, in a writable copy ------------------------------------
+# --- the peers: ws in a writable copy, uws built from UWS_SRC -------------------
 
-install_ws() {
+install_peers() {
+	if [[ " $SERVERS " == *" uws "* ]]; then
+		say "building the uws peer from $UWS_SRC into $TMP/uws"
+		run_bounded "$OUT/logs/uws-build.log" timeout 600 "$ROOT/perf/peers/uws/build.sh" \
+			"$UWS_SRC" "$TMP/uws" || die "building the uws peer failed (see $OUT/logs/uws-build.log)"
+	fi
 	if [[ " $SERVERS " == *" ws "* ]]; then
-		say "installing the ws reference into $TMP/ws"
+		say "installing the ws peer into $TMP/ws"
 		mkdir -p "$TMP/ws"
 		cp -r "$WS_SRC"/. "$TMP/ws/"
 		rm -rf "$TMP/ws/node_modules"
 		(cd "$TMP/ws" && timeout 180 npm ci --no-audit --no-fund --loglevel=error) >"$OUT/logs/npm-ci.log" 2>&1 ||
-			die "npm ci for the ws reference failed (see $OUT/logs/npm-ci.log)"
+			die "npm ci for the ws peer failed (see $OUT/logs/npm-ci.log)"
 	fi
 }
 
@@ -348,7 +382,12 @@ run_all() {
 		echo "points: conns [$CONNS] x deliveries/s [$RATES], $SENDERS senders, $SIZE B, warm-up $WARMUP s, measured $DURATION s"
 		echo "ringcast: $RINGCAST $RINGCAST_ARGS"
 		[ -x "$RINGCAST" ] && echo "ringcast version: $("$RINGCAST" --version 2>&1 | head -1)"
-		[[ " $SERVERS " == *" ws "* ]] && echo "ws: node $(node --version), ws $(cd "$TMP/ws" && node -p "require('ws/package.json').version")"
+		if [[ " $SERVERS " == *" ws "* ]]; then
+			echo "ws: node $(node --version), ws $(cd "$TMP/ws" && node -p "require('ws/package.json').version")"
+		fi
+		if [[ " $SERVERS " == *" uws "* ]]; then
+			echo "uws: $(tail -1 "$OUT/logs/uws-build.log")"
+		fi
 		echo "machine busy before: ${BUSY_BEFORE}% of a core"
 	} >"$OUT/meta.txt"
 
@@ -436,22 +475,26 @@ summarize() {
 # --- the table --------------------------------------------------------------------
 
 print_table() {
-	awk -F, -v reps="$REPEATS" '
+	# One row per server at each point, the floor first: as many servers as
+	# ran, in the order of SERVER_KINDS.
+	awk -F, -v reps="$REPEATS" -v kinds="$SERVER_KINDS" '
 		NR == 1 { next }
 		{
-			k = $2 SUBSEP $3; pts[k] = 1; ns[$2] = 1; rs[$3] = 1
+			k = $2 SUBSEP $3; pts[k] = 1
 			cpu[$1, k] = $5; p50[$1, k] = $6; p99[$1, k] = $7; dps[$1, k] = $8
 			rss[$1, k] = $10; miss[$1, k] = $11; other[$1, k] = $12; sat[$1, k] = $14
+			seen[$1, k] = 1
 		}
 		function f(v, fmt) { return v == "" ? "-" : sprintf(fmt, v) }
 		function ratio(a, b) { return (a == "" || b == "" || b + 0 == 0) ? "-" : sprintf("%.2f", a / b) }
 		function lossy(m) { return m + 0 > 1 ? "*" : "" }
 		function lat(v) { return v == "" ? "-" : v >= 10000 ? sprintf("%.0fms", v / 1000) : v >= 1000 ? sprintf("%.1fms", v / 1000) : sprintf("%.0fus", v) }
 		END {
+			nk = split(kinds, kind, " ")
 			printf "CPU per delivery (ns, median of %d) and ratios; floor = min(write, io_uring)\n", reps
-			printf "%6s %8s | %6s %6s | %8s %6s | %8s %6s | %6s | %15s | %15s | %15s | %11s | %6s\n",
-				"conns", "offered", "write", "uring", "ringcast", "xfloor", "ws", "xfloor", "rc/ws",
-				"rc p50/p99", "ws p50/p99", "achieved rc/ws", "rss/conn", "other"
+			printf "%6s %8s | %6s %6s | %-8s %8s %6s %6s | %15s | %8s | %8s | %6s\n",
+				"conns", "offered", "write", "uring", "server", "ns/dlv", "xfloor", "xrc",
+				"p50/p99", "achieved", "rss/conn", "other"
 			for (k in pts) order[++np] = k
 			for (i = 2; i <= np; i++)
 				for (j = i; j > 1; j--) {
@@ -464,20 +507,26 @@ print_table() {
 				k = order[i]; split(k, q, SUBSEP)
 				fw = cpu["floor-write", k]; fu = cpu["floor-uring", k]
 				fl = fw; if (fu != "" && (fl == "" || fu + 0 < fl + 0)) fl = fu
-				rc = cpu["ringcast", k]; ws = cpu["ws", k]
-				o = other["ringcast", k]; if (other["ws", k] > o) o = other["ws", k]
-				printf "%6d %8s | %6s %6s | %8s %6s | %8s %6s | %6s | %7s/%-7s | %7s/%-7s | %7s/%-7s | %5s/%-5s | %5s%s\n",
-					q[1], sprintf("%.0fk", q[2] / 1000), f(fw, "%.0f"), f(fu, "%.0f"),
-					f(rc, "%.0f"), ratio(rc, fl), f(ws, "%.0f"), ratio(ws, fl), ratio(rc, ws),
-					lat(p50["ringcast", k]), lat(p99["ringcast", k]) lossy(miss["ringcast", k]),
-					lat(p50["ws", k]), lat(p99["ws", k]) lossy(miss["ws", k]),
-					f(dps["ringcast", k] / 1000, "%.0fk"), f(dps["ws", k] / 1000, "%.0fk"),
-					f(rss["ringcast", k], "%.0f"), f(rss["ws", k], "%.0f"),
-					o == "" ? "-" : sprintf("%.0f%%", 100 * o),
-					(sat["ringcast", k] + sat["ws", k] > 0) ? " LOADGEN-BOUND" : ""
+				first = 1
+				for (x = 1; x <= nk; x++) {
+					s = kind[x]
+					if (!((s, k) in seen)) continue
+					printf "%6s %8s | %6s %6s | %-8s %8s %6s %6s | %7s/%-7s | %8s | %8s | %6s%s\n",
+						first ? q[1] : "", first ? sprintf("%.0fk", q[2] / 1000) : "",
+						first ? f(fw, "%.0f") : "", first ? f(fu, "%.0f") : "",
+						s, f(cpu[s, k], "%.0f"), ratio(cpu[s, k], fl), ratio(cpu[s, k], cpu["ringcast", k]),
+						lat(p50[s, k]), lat(p99[s, k]) lossy(miss[s, k]),
+						f(dps[s, k] / 1000, "%.0fk"), f(rss[s, k], "%.0f"),
+						other[s, k] == "" ? "-" : sprintf("%.0f%%", 100 * other[s, k]),
+						(sat[s, k] > 0) ? " LOADGEN-BOUND" : ""
+					first = 0
+				}
+				if (first)
+					printf "%6d %8s | %6s %6s | (no server result)\n", q[1], sprintf("%.0fk", q[2] / 1000),
+						f(fw, "%.0f"), f(fu, "%.0f")
 			}
 			print ""
-			print "xfloor: server CPU per delivery / floor. rc/ws: ringcast / ws (lower is better for ringcast)."
+			print "xfloor: server CPU per delivery / floor. xrc: / ringcast'"'"'s (above 1: ringcast is cheaper)."
 			print "achieved: deliveries/s received in the window (k = 1000). rss/conn in bytes."
 			print "other: CPU (% of a core) used by processes other than server and loadgen during the window."
 			print "*: over 1% of the window'"'"'s messages had not arrived by the end of the drain; the"
@@ -485,9 +534,12 @@ print_table() {
 			print "LOADGEN-BOUND: the load generator used over 85% of its core in some run."
 			for (i = 1; i <= np; i++) {
 				k = order[i]; split(k, q, SUBSEP)
-				if (miss["ringcast", k] + 0 > 0.01 || miss["ws", k] + 0 > 0.01)
-					printf "missing at %d conns, %.0fk/s: ringcast %s%%, ws %s%% of expected deliveries\n",
-						q[1], q[2] / 1000, f(miss["ringcast", k], "%.2f"), f(miss["ws", k], "%.2f")
+				for (x = 1; x <= nk; x++) {
+					s = kind[x]
+					if ((s, k) in seen && miss[s, k] + 0 > 0.01)
+						printf "missing at %d conns, %.0fk/s: %s %s%% of expected deliveries\n",
+							q[1], q[2] / 1000, s, f(miss[s, k], "%.2f")
+				}
 			}
 		}' "$SUMMARY" | tee "$TABLE"
 }
@@ -501,6 +553,7 @@ style() {
 	floor-uring) echo 'lc rgb "#404040" dt 3 pt 2' ;;
 	ringcast) echo 'lc rgb "#0060c0" lw 2 pt 7' ;;
 	ws) echo 'lc rgb "#d03020" lw 2 pt 5' ;;
+	uws) echo 'lc rgb "#20a040" lw 2 pt 9' ;;
 	esac
 }
 
@@ -524,7 +577,7 @@ panel_plots() {
 plot() {
 	local s n f ncols
 	# One data file per (server, conns): offered cpu p50 p99 achieved.
-	for s in floor-write floor-uring ringcast ws; do
+	for s in floor-write floor-uring $SERVER_KINDS; do
 		for n in $CONNS; do
 			f="$OUT/plotdata/$s-$n.dat"
 			awk -F, -v s="$s" -v n="$n" 'NR > 1 && $1 == s && $2 == n {
@@ -546,21 +599,21 @@ plot() {
 			fi
 			echo "set output \"cpu_per_delivery.$term\"; set logscale y; set ylabel \"server CPU ns per delivery\"; set key bottom left"
 			echo "set multiplot layout 1,$ncols title \"Server CPU per delivery (median); floor = kernel alone, no WebSocket\""
-			panel_plots 2 "floor-write floor-uring ringcast ws" ""
+			panel_plots 2 "floor-write floor-uring $SERVER_KINDS" ""
 			echo "unset multiplot"
 			echo "set output \"latency_p50.$term\"; set ylabel \"p50 latency (ms)\"; set key top left"
 			echo "set multiplot layout 1,$ncols title \"Median delivery latency, send to receipt\""
 			# shellcheck disable=SC2016 # gnuplot's $3, not the shell's
-			panel_plots '($3/1000)' "ringcast ws" ""
+			panel_plots '($3/1000)' "$SERVER_KINDS" ""
 			echo "unset multiplot"
 			echo "set output \"latency_p99.$term\"; set ylabel \"p99 latency (ms)\""
 			echo "set multiplot layout 1,$ncols title \"p99 delivery latency, send to receipt\""
 			# shellcheck disable=SC2016
-			panel_plots '($4/1000)' "ringcast ws" ""
+			panel_plots '($4/1000)' "$SERVER_KINDS" ""
 			echo "unset multiplot"
 			echo "set output \"achieved.$term\"; set ylabel \"achieved deliveries/s\""
 			echo "set multiplot layout 1,$ncols title \"Achieved vs offered deliveries/s\""
-			panel_plots 5 "floor-write floor-uring ringcast ws" 'x with lines dashtype 2 lc "gray" title "offered"'
+			panel_plots 5 "floor-write floor-uring $SERVER_KINDS" 'x with lines dashtype 2 lc "gray" title "offered"'
 			echo "unset multiplot; unset output"
 		done
 	} >"$OUT/plots.gp"
@@ -584,7 +637,7 @@ else
 	setup_out
 	: >"$RUNS_SRV"
 	: >"$RUNS_FLOOR"
-	install_ws
+	install_peers
 	run_all
 fi
 summarize

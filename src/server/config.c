@@ -50,7 +50,9 @@ static const char usage[] =
 	"  --send-zc BYTES         send zero-copy when one send carries at least BYTES (not\n"
 	"                          TLS); 0 never (default 0: over loopback the kernel copies\n"
 	"                          anyway; on a real NIC try 16384 and measure)\n"
-	"  --db PATH               SQLite history database (default data/ringcast.db)\n"
+	"  --db PATH               SQLite history database (default: ringcast.db in\n"
+	"                          $STATE_DIRECTORY when set, as systemd's StateDirectory=\n"
+	"                          does; else data/ringcast.db)\n"
 	"  --no-persist            keep history in memory only\n"
 	"  --fsync MODE            'interval' (default): on disk within 100 ms of a commit;\n"
 	"                          'always': fsync every group commit before broadcasting\n"
@@ -197,6 +199,34 @@ static const char *default_static_dir(void)
 #else
 	return "static";
 #endif
+}
+
+/* Under systemd (StateDirectory=), the database belongs in the service's
+ * state directory, not in whatever directory it was started from. systemd
+ * lists one directory per StateDirectory= entry, ':'-separated; the first is
+ * ours. 0 with cfg->db_path unchanged when the variable is unset or empty. */
+static int default_db_in_state_dir(struct config *cfg)
+{
+	const char *dirs = getenv("STATE_DIRECTORY");
+	size_t len;
+
+	if (!dirs || !*dirs)
+		return 0;
+	len = strcspn(dirs, ":");
+	if (dirs[0] != '/') {
+		fprintf(stderr, "ringcast: STATE_DIRECTORY=%s is not an absolute path; "
+				"pass --db PATH\n", dirs);
+		return -1;
+	}
+	cfg->state_db_path = malloc(len + sizeof("/ringcast.db"));
+	if (!cfg->state_db_path) {
+		fprintf(stderr, "ringcast: out of memory\n");
+		return -1;
+	}
+	memcpy(cfg->state_db_path, dirs, len);
+	memcpy(cfg->state_db_path + len, "/ringcast.db", sizeof("/ringcast.db"));
+	cfg->db_path = cfg->state_db_path;
+	return 0;
 }
 
 /* One more value of a repeatable flag. */
@@ -548,6 +578,8 @@ int config_parse(struct config *cfg, int argc, char **argv)
 	}
 	if (!cfg->static_dir)
 		cfg->static_dir = default_static_dir();
+	if (cfg->db_path && !db_given && default_db_in_state_dir(cfg) < 0)
+		return -1;
 	/* Each edge's ring has a file table of its own, as large as the
 	 * descriptor limit: by default the process takes as many connections
 	 * as its edges can hold. */
@@ -571,4 +603,6 @@ void config_free(struct config *cfg)
 		explicit_bzero(cfg->redis, sizeof(*cfg->redis)); /* its password */
 	free(cfg->redis);
 	cfg->redis = NULL;
+	free(cfg->state_db_path);
+	cfg->state_db_path = NULL;
 }

@@ -36,6 +36,7 @@ struct config {
 	uint16_t metrics_port;
 	bool metrics_off;
 	const char *db_path;       /* SQLite history; NULL with --no-persist */
+	char *state_db_path;       /* db_path's storage when it defaults to $STATE_DIRECTORY's */
 	bool fsync_always;         /* fsync each group commit before broadcasting */
 	const char *redis_url;     /* cluster mode (--redis); NULL: one node */
 	struct redis_address *redis; /* ... parsed and resolved */

@@ -169,6 +169,13 @@ static int open_shared(struct edges *all, const struct config *cfg, struct stati
 		log_error("cannot load the chat page from %s (use --static DIR)", cfg->static_dir);
 		return -1;
 	}
+	/* An empty directory is a mistake (a wrong --static, an install that
+	 * lost its files), not a server that should answer 404 to everything. */
+	if (site->count == 0) {
+		log_error("no files to serve in %s: the chat page is missing (use --static DIR)",
+			  cfg->static_dir);
+		return -1;
+	}
 	all->site = site;
 	if (cfg->db_path) {
 		all->store = store_open(&(struct store_config){
