@@ -3,8 +3,8 @@
  * A broadcast is encoded once into one buf and every recipient's send queue
  * holds a reference to it, never a copy. A buf belongs to one edge (one
  * thread), so the count is a plain integer; what every edge serves (the
- * chat page's files) is made shared (buf_share): no longer counted, never
- * freed by an unref, and so never written once other threads see it.
+ * chat page's files) is copied for each edge (static_site_copy), so that
+ * a reload can drop a page while sends still hold it.
  *
  * A buf made by buf_new_payload keeps BUF_HEADROOM free bytes before its
  * payload, so that a transport can put its header there in place: head is
@@ -60,21 +60,12 @@ static inline const void *buf_payload(const struct buf *b, size_t *len)
 	return b->data + b->payload;
 }
 
-/* refs of a shared buf */
-#define BUF_SHARED UINT32_MAX
-
 static inline struct buf *buf_ref(struct buf *b)
 {
-	if (b->refs != BUF_SHARED)
-		b->refs++;
+	b->refs++;
 	return b;
 }
 
 void buf_unref(struct buf *b);
-
-/* Before any other thread sees it: b lives until buf_free_shared, and
- * references to it cost nothing, on any thread. */
-void buf_share(struct buf *b);
-void buf_free_shared(struct buf *b);
 
 #endif

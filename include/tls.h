@@ -22,6 +22,12 @@ struct tls_session;  /* one per connection */
 struct tls_server *tls_server_new(const char *cert_file, const char *key_file);
 void tls_server_free(struct tls_server *srv);
 
+/* Load cert and key again (a renewed certificate): new sessions get them,
+ * sessions already made keep the ones they started with. From any thread,
+ * while others make sessions. Returns 0, or -1 with a message on stderr,
+ * and then srv keeps what it had. Blocking file reads: call it rarely. */
+int tls_server_reload(struct tls_server *srv, const char *cert_file, const char *key_file);
+
 /* NULL when out of memory. */
 struct tls_session *tls_session_new(struct tls_server *srv);
 void tls_session_free(struct tls_session *s);

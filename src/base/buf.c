@@ -43,16 +43,6 @@ struct buf *buf_new_payload(const void *payload, size_t len)
 
 void buf_unref(struct buf *b)
 {
-	if (b && b->refs != BUF_SHARED && --b->refs == 0)
+	if (b && --b->refs == 0)
 		free(b);
-}
-
-void buf_share(struct buf *b)
-{
-	b->refs = BUF_SHARED;
-}
-
-void buf_free_shared(struct buf *b)
-{
-	free(b);
 }

@@ -15,6 +15,7 @@
 #include "tls.h"
 
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,7 +36,13 @@
 /* Plaintext written during the handshake starts in a buffer this big. */
 #define TLS_HELD_MIN 512
 
+/* ctx is swapped by tls_server_reload while edges make sessions from it:
+ * the lock covers reading the pointer and SSL_new's reference to it (one
+ * uncontended lock per TLS accept). A session holds its ctx's reference
+ * until SSL_free, so the old one lives on for the connections that use it
+ * and goes with the last of them. */
 struct tls_server {
+	pthread_mutex_t lock;
 	SSL_CTX *ctx;
 };
 
@@ -154,6 +161,23 @@ static bool tls_ctx_load(SSL_CTX *ctx, const char *cert_file, const char *key_fi
 	return true;
 }
 
+/* A context with the settings and the certificate, or NULL (logged). */
+static SSL_CTX *tls_ctx_new(const char *cert_file, const char *key_file)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+
+	if (!ctx || !tls_ctx_settings(ctx)) {
+		tls_report("cannot set up a TLS server context");
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	if (!tls_ctx_load(ctx, cert_file, key_file)) {
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
 struct tls_server *tls_server_new(const char *cert_file, const char *key_file)
 {
 	struct tls_server *srv = calloc(1, sizeof(*srv));
@@ -162,17 +186,27 @@ struct tls_server *tls_server_new(const char *cert_file, const char *key_file)
 		fputs("tls: out of memory\n", stderr);
 		return NULL;
 	}
-	srv->ctx = SSL_CTX_new(TLS_server_method());
-	if (!srv->ctx || !tls_ctx_settings(srv->ctx)) {
-		tls_report("cannot set up a TLS server context");
-		goto fail;
+	srv->ctx = tls_ctx_new(cert_file, key_file);
+	if (!srv->ctx) {
+		free(srv);
+		return NULL;
 	}
-	if (!tls_ctx_load(srv->ctx, cert_file, key_file))
-		goto fail;
+	pthread_mutex_init(&srv->lock, NULL);
 	return srv;
-fail:
-	tls_server_free(srv);
-	return NULL;
+}
+
+int tls_server_reload(struct tls_server *srv, const char *cert_file, const char *key_file)
+{
+	SSL_CTX *ctx = tls_ctx_new(cert_file, key_file), *old;
+
+	if (!ctx)
+		return -1;
+	pthread_mutex_lock(&srv->lock);
+	old = srv->ctx;
+	srv->ctx = ctx;
+	pthread_mutex_unlock(&srv->lock);
+	SSL_CTX_free(old); /* our reference; open sessions keep theirs */
+	return 0;
 }
 
 void tls_server_free(struct tls_server *srv)
@@ -180,15 +214,20 @@ void tls_server_free(struct tls_server *srv)
 	if (!srv)
 		return;
 	SSL_CTX_free(srv->ctx);
+	pthread_mutex_destroy(&srv->lock);
 	free(srv);
 }
 
 struct tls_session *tls_session_new(struct tls_server *srv)
 {
 	struct tls_session *s = calloc(1, sizeof(*s));
-	SSL *ssl = SSL_new(srv->ctx);
 	BIO *in = BIO_new(BIO_s_mem());
 	BIO *out = BIO_new(BIO_s_mem());
+	SSL *ssl;
+
+	pthread_mutex_lock(&srv->lock);
+	ssl = SSL_new(srv->ctx); /* takes a reference to the ctx */
+	pthread_mutex_unlock(&srv->lock);
 
 	if (!s || !ssl || !in || !out) {
 		SSL_free(ssl);

@@ -1,8 +1,8 @@
 /* http_conn.c: the HTTP/1.1 side of a connection.
  *
  * Requests are answered in order, pipelined ones included, by queueing
- * buffers on the connection: a static file's response is rendered once at
- * start-up and handed out by reference. A request head that is not complete
+ * buffers on the connection: a static file's responses (plain, gzip, 304)
+ * are rendered once at load and handed out by reference. A request head that is not complete
  * within --header-timeout of its first byte gets 408. */
 #include "http_conn.h"
 
@@ -16,6 +16,7 @@
 #include "chat.h"
 #include "conn.h"
 #include "http.h"
+#include "http_cache.h"
 #include "jwt.h"
 #include "log.h"
 #include "origin.h"
@@ -308,6 +309,23 @@ static void probe(struct conn *c, const struct http_request *req, bool readyz, b
 	}
 }
 
+/* The gzip copy when the client takes it; then 304 when its cached copy
+ * of that representation is current (If-None-Match is compared with the
+ * ETag of what this request would get, RFC 9110 §13.1.2). */
+static struct buf *static_response(const struct static_file *f, const struct http_request *req,
+				   bool head_only)
+{
+	const struct http_header *ae = http_find_header(req, "accept-encoding");
+	const struct static_body *b = f->gzip.get_response && ae &&
+						      http_accepts_gzip(ae->value, ae->value_len)
+					      ? &f->gzip
+					      : &f->plain;
+	const struct http_header *inm = http_find_header(req, "if-none-match");
+	if (inm && http_etag_matches(inm->value, inm->value_len, b->etag))
+		return b->not_modified;
+	return head_only ? b->head_response : b->get_response;
+}
+
 static void serve(struct conn *c, const struct http_request *req, const char *path)
 {
 	struct http_transport *t = transport_of(c);
@@ -350,7 +368,7 @@ static void serve(struct conn *c, const struct http_request *req, const char *pa
 			respond_text(c, 404, req->keep_alive, NULL, head_only);
 			return;
 		}
-		queue(c, buf_ref(head_only ? f->head_response : f->get_response));
+		queue(c, buf_ref(static_response(f, req, head_only)));
 	}
 	if (!req->keep_alive)
 		conn_close(c);

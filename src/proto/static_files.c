@@ -1,9 +1,11 @@
 /* static_files.c: the chat page's files, read once and served from memory.
  *
- * Loading is plain blocking open/read: it runs once at start-up, before the
+ * Loading is plain blocking open/read: it runs at start-up, before the
  * ring exists. Each file's GET and HEAD responses are rendered then, so a
  * request costs a lookup and a reference. Lookups are a binary search over
- * the sorted paths; the site is a handful of files. */
+ * the sorted paths; the site is a handful of files. Loading runs again on
+ * SIGHUP, on edge 0's thread: a few milliseconds of blocking reads and
+ * compression, rare enough not to need a thread of its own. */
 #include "static_files.h"
 
 #include <dirent.h>
@@ -19,6 +21,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <zlib.h>
+
 #include "buf.h"
 #include "http.h"
 
@@ -26,8 +30,9 @@
  * the static directory, and refusing it keeps a response inside one buf. */
 #define STATIC_MAX_FILE (64u << 20)
 
-/* Room for the rendered 200 head, about 400 bytes today (267 of them the
- * common security headers); the check in load_file catches outgrowing it. */
+/* Room for a rendered head, about 520 bytes today with ETag, Vary and
+ * Content-Encoding (267 of them the common security headers); the check in
+ * render_body catches outgrowing it. */
 #define STATIC_HEAD_MAX 1024
 
 struct loader {
@@ -95,40 +100,141 @@ static int read_all(int fd, uint8_t *p, size_t n)
 	return 0;
 }
 
-static int add_file(struct loader *ld, const char *url, const char *type, struct buf *get,
-		    struct buf *head)
+/* FNV-1a over the bytes, for the ETag: it only has to change when the
+ * file does, and a 64-bit hash of a few files never collides by chance. */
+static uint64_t content_hash(const uint8_t *p, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * 0x100000001b3ull;
+	return h;
+}
+
+/* The gzip copy of body into *out (malloc'd), or 0 when it saves less than
+ * a tenth: then the plain bytes are served to everyone. Level 9: this runs
+ * once per load, and every download after it is smaller. */
+static size_t gzip_body(const uint8_t *body, size_t len, uint8_t **out)
+{
+	z_stream z = { 0 };
+	size_t cap, got = 0;
+	*out = NULL;
+	if (len < 64 || len > UINT32_MAX)
+		return 0;
+	/* windowBits 15 + 16: a gzip header and trailer, not zlib's */
+	if (deflateInit2(&z, 9, Z_DEFLATED, 15 + 16, 9, Z_DEFAULT_STRATEGY) != Z_OK)
+		return 0;
+	cap = deflateBound(&z, (uLong)len);
+	*out = malloc(cap);
+	if (*out) {
+		z.next_in = (Bytef *)body;
+		z.avail_in = (uInt)len;
+		z.next_out = *out;
+		z.avail_out = (uInt)cap;
+		if (deflate(&z, Z_FINISH) == Z_STREAM_END)
+			got = z.total_out;
+	}
+	deflateEnd(&z);
+	if (got == 0 || got > len - len / 10) {
+		free(*out);
+		*out = NULL;
+		return 0;
+	}
+	return got;
+}
+
+/* The 200 (GET and HEAD) and 304 responses of one representation. */
+static int render_body(struct static_body *b, const char *type, const uint8_t *body, size_t len,
+		       bool gzip, bool vary)
+{
+	char head[STATIC_HEAD_MAX], extra[160];
+	size_t head_len, nm_len;
+
+	snprintf(extra, sizeof(extra), "Cache-Control: no-cache\r\nETag: %s\r\n%s%s", b->etag,
+		 vary ? "Vary: Accept-Encoding\r\n" : "", gzip ? "Content-Encoding: gzip\r\n" : "");
+	/* RFC 9110 §15.4.5: a 304 carries the validators and Vary a 200 would;
+	 * its Content-Length, if any, is the 200's, and no body follows. */
+	nm_len = http_format_head(head, sizeof(head), 304, NULL, (uint64_t)len, true, extra);
+	if (!nm_len)
+		return -1;
+	b->not_modified = buf_from(head, nm_len);
+	head_len = http_format_head(head, sizeof(head), 200, type, (uint64_t)len, true, extra);
+	if (!head_len)
+		return -1;
+	b->head_response = buf_from(head, head_len);
+	b->get_response = buf_new(head_len + len);
+	memcpy(b->get_response->data, head, head_len);
+	memcpy(b->get_response->data + head_len, body, len);
+	return 0;
+}
+
+static void free_body(struct static_body *b)
+{
+	buf_unref(b->get_response);
+	buf_unref(b->head_response);
+	buf_unref(b->not_modified);
+	*b = (struct static_body){ 0 };
+}
+
+static struct static_file *add_file(struct loader *ld)
 {
 	struct static_site *site = ld->site;
-	struct static_file *f;
 
 	if (site->count == ld->cap) {
 		size_t cap = ld->cap ? 2 * ld->cap : 16;
 		struct static_file *files = realloc(site->files, cap * sizeof(*files));
 
 		if (!files)
-			return -1;
+			return NULL;
 		site->files = files;
 		ld->cap = cap;
 	}
-	f = &site->files[site->count];
-	f->path = strdup(url);
-	if (!f->path)
+	site->files[site->count] = (struct static_file){ 0 };
+	return &site->files[site->count];
+}
+
+/* Render the file's responses into a new entry of the site. */
+static int add_rendered(struct loader *ld, const char *url, const uint8_t *body, size_t len)
+{
+	struct static_file *f = add_file(ld);
+	uint8_t *gz = NULL;
+	size_t gz_len;
+	uint64_t hash = content_hash(body, len);
+	int err = -1;
+
+	if (!f || !(f->path = strdup(url))) {
+		fprintf(stderr, "ringcast: out of memory loading %s\n", ld->path);
 		return -1;
-	f->content_type = type;
-	f->get_response = get;
-	f->head_response = head;
-	site->count++;
+	}
+	f->content_type = static_content_type(url);
+	gz_len = gzip_body(body, len, &gz);
+	snprintf(f->plain.etag, sizeof(f->plain.etag), "\"%016llx\"", (unsigned long long)hash);
+	if (render_body(&f->plain, f->content_type, body, len, false, gz != NULL) < 0)
+		goto out;
+	if (gz) {
+		snprintf(f->gzip.etag, sizeof(f->gzip.etag), "\"%016llx-gz\"", (unsigned long long)hash);
+		if (render_body(&f->gzip, f->content_type, gz, gz_len, true, true) < 0)
+			goto out;
+	}
+	err = 0;
+out:
+	free(gz);
+	if (err) {
+		fprintf(stderr, "ringcast: static file %s: response head over %d bytes\n", ld->path,
+			STATIC_HEAD_MAX);
+		free(f->path);
+		free_body(&f->plain);
+		free_body(&f->gzip);
+		return -1;
+	}
+	ld->site->count++;
 	return 0;
 }
 
 static int load_file(struct loader *ld)
 {
 	const char *url = ld->path + ld->root_len;
-	const char *type = static_content_type(url);
-	char head[STATIC_HEAD_MAX];
-	struct buf *get = NULL, *head_only = NULL;
+	uint8_t *body = NULL;
 	struct stat st;
-	size_t head_len;
 	int fd, err = -1;
 
 	/* the size comes from the file actually opened, not from the walk's
@@ -143,35 +249,19 @@ static int load_file(struct loader *ld)
 			ld->path, (long long)st.st_size, STATIC_MAX_FILE);
 		goto out;
 	}
-	head_len = http_format_head(head, sizeof(head), 200, type, (uint64_t)st.st_size, true,
-				    "Cache-Control: no-cache\r\n");
-	if (!head_len) {
-		fprintf(stderr, "ringcast: static file %s: response head over %d bytes\n",
-			ld->path, STATIC_HEAD_MAX);
+	body = malloc((size_t)st.st_size + 1);
+	if (!body) {
+		fprintf(stderr, "ringcast: out of memory loading %s\n", ld->path);
 		goto out;
 	}
-	get = buf_new(head_len + (size_t)st.st_size);
-	memcpy(get->data, head, head_len);
-	if (read_all(fd, get->data + head_len, (size_t)st.st_size) < 0) {
+	if (read_all(fd, body, (size_t)st.st_size) < 0) {
 		fprintf(stderr, "ringcast: static file %s: read failed or file shrank while loading\n",
 			ld->path);
 		goto out;
 	}
-	head_only = buf_from(head, head_len);
-	/* every edge serves them, each from its own thread */
-	buf_share(get);
-	buf_share(head_only);
-	if (add_file(ld, url, type, get, head_only) < 0) {
-		fprintf(stderr, "ringcast: out of memory loading %s\n", ld->path);
-		goto out;
-	}
-	get = head_only = NULL;
-	err = 0;
+	err = add_rendered(ld, url, body, (size_t)st.st_size);
 out:
-	if (get)
-		buf_free_shared(get);
-	if (head_only)
-		buf_free_shared(head_only);
+	free(body);
 	if (fd >= 0)
 		close(fd);
 	return err;
@@ -269,11 +359,47 @@ void static_site_free(struct static_site *site)
 {
 	for (size_t i = 0; i < site->count; i++) {
 		free(site->files[i].path);
-		buf_free_shared(site->files[i].get_response);
-		buf_free_shared(site->files[i].head_response);
+		free_body(&site->files[i].plain);
+		free_body(&site->files[i].gzip);
 	}
 	free(site->files);
 	*site = (struct static_site){ 0 };
+}
+
+static struct buf *copy_buf(const struct buf *b)
+{
+	return b ? buf_from(b->data, b->len) : NULL;
+}
+
+static void copy_body(struct static_body *dst, const struct static_body *src)
+{
+	memcpy(dst->etag, src->etag, sizeof(dst->etag));
+	dst->get_response = copy_buf(src->get_response);
+	dst->head_response = copy_buf(src->head_response);
+	dst->not_modified = copy_buf(src->not_modified);
+}
+
+int static_site_copy(struct static_site *dst, const struct static_site *src)
+{
+	*dst = (struct static_site){ 0 };
+	if (!src->count)
+		return 0;
+	dst->files = calloc(src->count, sizeof(*dst->files));
+	if (!dst->files)
+		return -1;
+	for (size_t i = 0; i < src->count; i++) {
+		struct static_file *f = &dst->files[i];
+		f->path = strdup(src->files[i].path);
+		if (!f->path) {
+			static_site_free(dst);
+			return -1;
+		}
+		dst->count++;
+		f->content_type = src->files[i].content_type;
+		copy_body(&f->plain, &src->files[i].plain);
+		copy_body(&f->gzip, &src->files[i].gzip);
+	}
+	return 0;
 }
 
 /* The path a lookup wants: path itself, plus "index.html" when it names a

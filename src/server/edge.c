@@ -119,10 +119,16 @@ static void begin_shutdown(struct edge *e, const char *why)
 	conns_for_each(e->conns, say_goodbye);
 }
 
-/* Edge 0 takes the signal and passes it on. */
+/* Edge 0 takes the signals: SIGHUP reloads (the other edges copy the new
+ * page at their next tick), the others stop every edge. */
 static void on_signal(void *ctx, int signo)
 {
 	struct edge *e = edge_of(ctx);
+	if (signo == SIGHUP) {
+		reload_now(&e->all->reload);
+		reload_follow_site(&e->all->reload, &e->site, &e->site_generation);
+		return;
+	}
 	for (unsigned i = 0; i < e->all->count; i++)
 		if (i != e->index)
 			edge_stop(&e->all->edge[i]);
@@ -161,6 +167,8 @@ static void on_tick(void *ctx)
 	struct edge *e = edge_of(ctx);
 	conns_tick(e->conns);
 	publish_sample(e); /* the others read it at most a tick old */
+	/* one atomic load a tick; a new page is served within 100 ms of SIGHUP */
+	reload_follow_site(&e->all->reload, &e->site, &e->site_generation);
 	if (e->shutting_down && monotonic_ms() >= e->shutdown_deadline_ms) {
 		log_info("shutdown: %u connections did not finish closing in time", conns_count(e->conns));
 		loop_stop(e->loop);
@@ -242,6 +250,8 @@ int edge_prepare(struct edges *all, unsigned index)
 		log_error("eventfd: %s", strerror(errno));
 		return -1;
 	}
+	if (!reload_follow_site(&all->reload, &e->site, &e->site_generation))
+		return -1;
 	e->chat = chat_new(&(struct chat_config){
 		.send = ws_conn_deliver,
 		.send_own = ws_conn_deliver_own,
@@ -270,7 +280,7 @@ int edge_prepare(struct edges *all, unsigned index)
 		.chat = e->chat,
 	});
 	e->sessions.http = http_transport_new(&(struct http_conn_config){
-		.site = all->site,
+		.site = &e->site, /* replaced in place on reload */
 		.header_timeout = cfg->header_timeout,
 		/* not on the chat port when --metrics-listen moved it or turned it off */
 		.metrics = cfg->metrics_host[0] || cfg->metrics_off ? NULL : render_metrics,
@@ -421,6 +431,7 @@ void edge_free(struct edge *e)
 	ws_transport_free(e->sessions.ws); /* after the last on_closing */
 	http_transport_free(e->sessions.http);
 	chat_free(e->chat);
+	static_site_free(&e->site); /* after the connections and their queues */
 	if (e->listen_fd >= 0)
 		close(e->listen_fd);
 	if (e->stop_fd >= 0)

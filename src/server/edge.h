@@ -1,9 +1,9 @@
 /* edge.h: one edge: a ring on a thread of its own, with the connections it
  * accepted, their sessions, and its chat (its members of every room).
  *
- * Edges share nothing mutable: what they have in common (the chat page,
- * TLS, the store, the sequencer that orders the rooms) is read-only or
- * thread-safe, and they reach one another only through eventfds (a
+ * Edges share nothing mutable: what they have in common (the chat page's
+ * latest load, which each copies; TLS, the store, the sequencer that orders
+ * the rooms) is read-only, locked or thread-safe, and they reach one another only through eventfds (a
  * shutdown) and the counters each publishes for /metrics. */
 #ifndef RINGCAST_EDGE_H
 #define RINGCAST_EDGE_H
@@ -14,6 +14,7 @@
 
 #include "metrics.h"
 #include "readiness.h"
+#include "reload.h"
 #include "session.h"
 
 struct config;
@@ -29,7 +30,7 @@ struct tls_server;
 /* What every edge of the process shares. */
 struct edges {
 	const struct config *cfg;
-	struct static_site *site;
+	struct reload reload;        /* SIGHUP: the chat page (each edge copies it) and TLS */
 	struct tls_server *tls;
 	struct store *store;
 	struct sequencer *sequencer; /* NULL: one edge, its chat orders its rooms itself */
@@ -53,6 +54,8 @@ struct edge {
 	int listen_fd;
 	int signal_fd;               /* edge 0 takes the signals; -1 on the others */
 	int stop_fd;                 /* readable: another edge began the shutdown */
+	struct static_site site;     /* this edge's copy of the page; its bufs counted here */
+	unsigned site_generation;    /* of reload.latest it was copied from */
 	bool shutting_down;
 	uint64_t shutdown_deadline_ms;
 	pthread_t thread;

@@ -24,6 +24,7 @@
 #include "metrics_listener.h"
 #include "readiness.h"
 #include "redis_link.h"
+#include "reload.h"
 #include "room_quota.h"
 #include "sequencer.h"
 #include "static_files.h"
@@ -116,6 +117,7 @@ static int open_signalfd(void)
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGHUP); /* reload (reload.c), not the default exit */
 	/* Signals arrive as reads on the ring, never as handlers interrupting
 	 * the loop. */
 	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
@@ -163,20 +165,19 @@ static void store_committed(void *ctx, int err)
 }
 
 /* Everything the edges share, then the edges themselves; -1 (logged). */
-static int open_shared(struct edges *all, const struct config *cfg, struct static_site *site)
+static int open_shared(struct edges *all, const struct config *cfg)
 {
-	if (static_site_load(site, cfg->static_dir) < 0) {
+	if (reload_init(&all->reload, cfg->static_dir) < 0) {
 		log_error("cannot load the chat page from %s (use --static DIR)", cfg->static_dir);
 		return -1;
 	}
 	/* An empty directory is a mistake (a wrong --static, an install that
 	 * lost its files), not a server that should answer 404 to everything. */
-	if (site->count == 0) {
+	if (all->reload.latest.count == 0) {
 		log_error("no files to serve in %s: the chat page is missing (use --static DIR)",
 			  cfg->static_dir);
 		return -1;
 	}
-	all->site = site;
 	if (cfg->db_path) {
 		all->store = store_open(&(struct store_config){
 			.path = cfg->db_path,
@@ -215,6 +216,9 @@ static int open_shared(struct edges *all, const struct config *cfg, struct stati
 		log_error("cannot set up TLS with --tls-cert %s --tls-key %s", cfg->tls_cert, cfg->tls_key);
 		return -1;
 	}
+	all->reload.tls = all->tls;
+	all->reload.tls_cert = cfg->tls_cert;
+	all->reload.tls_key = cfg->tls_key;
 	all->edge = calloc(all->count, sizeof(*all->edge));
 	if (!all->edge) {
 		log_error("out of memory");
@@ -239,7 +243,7 @@ static int open_shared(struct edges *all, const struct config *cfg, struct stati
 static void log_start(const struct edges *all, const char *shown)
 {
 	const struct config *cfg = all->cfg;
-	log_info("serving %s (%zu files), up to %u connections", cfg->static_dir, all->site->count,
+	log_info("serving %s (%zu files), up to %u connections", cfg->static_dir, all->reload.latest.count,
 		 cfg->max_connections);
 	if (all->count > 1)
 		log_info("%u edges (--threads): a ring and a listener each (SO_REUSEPORT), "
@@ -288,7 +292,7 @@ static int open_metrics(struct edges *all, struct metrics_listener **out)
 	return 0;
 }
 
-static void close_shared(struct edges *all, struct static_site *site)
+static void close_shared(struct edges *all)
 {
 	/* the edges' chats may have work queued with the sequencer, and
 	 * the cluster's thread publishes to it */
@@ -304,7 +308,7 @@ static void close_shared(struct edges *all, struct static_site *site)
 	free(all->edge);
 	conn_limits_free(all->limits);
 	room_quota_free(all->rooms);
-	static_site_free(site);
+	reload_free(&all->reload);
 	tls_server_free(all->tls);
 }
 
@@ -312,8 +316,6 @@ int server_run(const struct config *cfg)
 {
 	log_set_level(cfg->verbosity == 0 ? LOG_ERROR : cfg->verbosity == 1 ? LOG_INFO : LOG_DEBUG);
 	log_set_format(cfg->log_json ? LOG_JSON : LOG_TEXT);
-	struct static_site site;
-	memset(&site, 0, sizeof(site));
 	struct edges all = { .cfg = cfg, .count = cfg->threads ? cfg->threads : 1 };
 	readiness_init(&all.readiness);
 	if (cfg->redis_url)
@@ -322,7 +324,7 @@ int server_run(const struct config *cfg)
 	int sfd = -1;
 	struct metrics_listener *metrics = NULL;
 	unsigned started = 0;
-	if (open_shared(&all, cfg, &site) < 0)
+	if (open_shared(&all, cfg) < 0)
 		goto out;
 
 	/* The first handshake pulls about 2 MB of libcrypto code into memory
@@ -369,7 +371,7 @@ int server_run(const struct config *cfg)
 	log_info("stopped");
 out:
 	metrics_listener_free(metrics); /* it reads the edges' samples */
-	close_shared(&all, &site);
+	close_shared(&all);
 	if (sfd >= 0)
 		close(sfd);
 	return rc;

@@ -18,6 +18,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <zlib.h>
+
 #include "buf.h"
 #include "http.h"
 #include "static_files.h"
@@ -290,17 +292,17 @@ static void get_response_is_a_200_with_the_exact_body(void **state)
 
 		assert_non_null(f);
 		assert_string_equal(f->content_type, served[i].type);
-		assert_true(f->get_response->len < sizeof(head) + served[i].len);
-		assert_true(f->get_response->len >= served[i].len);
-		head_len = f->get_response->len - served[i].len;
-		memcpy(head, f->get_response->data, head_len);
+		assert_true(f->plain.get_response->len < sizeof(head) + served[i].len);
+		assert_true(f->plain.get_response->len >= served[i].len);
+		head_len = f->plain.get_response->len - served[i].len;
+		memcpy(head, f->plain.get_response->data, head_len);
 		head[head_len] = '\0';
 
 		assert_memory_equal(head, "HTTP/1.1 200 OK\r\n", 17);
 		blank = strstr(head, "\r\n\r\n");
 		assert_non_null(blank);
 		assert_int_equal(blank + 4 - head, head_len);
-		assert_memory_equal(f->get_response->data + head_len, served[i].body, served[i].len);
+		assert_memory_equal(f->plain.get_response->data + head_len, served[i].body, served[i].len);
 
 		snprintf(length, sizeof(length), "%zu", served[i].len);
 		assert_string_equal(header_value(head, "Content-Length", value, sizeof(value)), length);
@@ -319,9 +321,9 @@ static void head_response_is_the_get_head_alone(void **state)
 		const struct static_file *f = static_site_find(site_of(state), served[i].path);
 
 		assert_non_null(f);
-		assert_int_equal(f->head_response->len + served[i].len, f->get_response->len);
-		assert_memory_equal(f->head_response->data, f->get_response->data,
-				    f->head_response->len);
+		assert_int_equal(f->plain.head_response->len + served[i].len, f->plain.get_response->len);
+		assert_memory_equal(f->plain.head_response->data, f->plain.get_response->data,
+				    f->plain.head_response->len);
 	}
 }
 
@@ -417,6 +419,155 @@ static void free_leaves_an_empty_site(void **state)
 	assert_null(static_site_find(&site, "/index.html"));
 }
 
+/* ---- validators, 304 and gzip ---- */
+
+static void head_of(const struct buf *b, char *out, size_t cap)
+{
+	const char *end = memmem(b->data, b->len, "\r\n\r\n", 4);
+
+	assert_non_null(end);
+	assert_true((size_t)(end + 4 - (const char *)b->data) < cap);
+	memcpy(out, b->data, (size_t)(end + 4 - (const char *)b->data));
+	out[end + 4 - (const char *)b->data] = '\0';
+}
+
+static void etag_is_quoted_and_follows_the_bytes(void **state)
+{
+	const struct static_file *app = static_site_find(site_of(state), "/app.js");
+	const struct static_file *alias = static_site_find(site_of(state), "/alias.js");
+	const struct static_file *css = static_site_find(site_of(state), "/sub/dir/file.css");
+	char head[1024], value[64];
+
+	assert_true(app && alias && css);
+	assert_int_equal(app->plain.etag[0], '"');
+	assert_int_equal(app->plain.etag[strlen(app->plain.etag) - 1], '"');
+	assert_string_equal(app->plain.etag, alias->plain.etag); /* same bytes */
+	assert_string_not_equal(app->plain.etag, css->plain.etag);
+	head_of(app->plain.get_response, head, sizeof(head));
+	assert_string_equal(header_value(head, "ETag", value, sizeof(value)), app->plain.etag);
+}
+
+static void not_modified_is_a_304_with_the_validators_and_no_body(void **state)
+{
+	for (size_t i = 0; i < sizeof(served) / sizeof(served[0]); i++) {
+		const struct static_file *f = static_site_find(site_of(state), served[i].path);
+		char head[1024], value[64];
+
+		assert_non_null(f);
+		head_of(f->plain.not_modified, head, sizeof(head));
+		assert_int_equal(strlen(head), f->plain.not_modified->len); /* head only */
+		assert_memory_equal(head, "HTTP/1.1 304 Not Modified\r\n", 27);
+		assert_string_equal(header_value(head, "ETag", value, sizeof(value)), f->plain.etag);
+		assert_string_equal(header_value(head, "Cache-Control", value, sizeof(value)),
+				    "no-cache");
+		assert_null(strstr(head, "\r\nContent-Type:"));
+	}
+}
+
+static void small_files_get_no_gzip_copy(void **state)
+{
+	for (size_t i = 0; i < sizeof(served) / sizeof(served[0]); i++) {
+		const struct static_file *f = static_site_find(site_of(state), served[i].path);
+		char head[1024];
+
+		assert_non_null(f);
+		assert_null(f->gzip.get_response);
+		head_of(f->plain.get_response, head, sizeof(head));
+		assert_null(strstr(head, "Vary:"));
+	}
+}
+
+/* A site of its own under the fixture's tmp: one compressible file and
+ * one that gzip cannot shrink. */
+static void load_gzip_site(void **state, struct static_site *site, char *text, size_t text_len,
+			   uint8_t *noise, size_t noise_len)
+{
+	char path[128];
+
+	for (size_t i = 0; i < text_len; i++)
+		text[i] = "ringcast chat line\n"[i % 19];
+	for (size_t i = 0; i < noise_len; i++)
+		noise[i] = (uint8_t)(rand() >> 7);
+	snprintf(path, sizeof(path), "%s/outside/gz", ((struct fixture *)*state)->tmp);
+	mkdir(path, 0755);
+	write_file(path, "page.js", text, text_len);
+	write_file(path, "noise.png", (const char *)noise, noise_len);
+	assert_int_equal(static_site_load(site, path), 0);
+}
+
+static void compressible_file_gets_a_gzip_copy_of_the_same_bytes(void **state)
+{
+	static char text[4096], out[8192];
+	static uint8_t noise[4096];
+	struct static_site site;
+	char head[1024], value[64], length[32];
+
+	load_gzip_site(state, &site, text, sizeof(text), noise, sizeof(noise));
+	const struct static_file *f = static_site_find(&site, "/page.js");
+	assert_non_null(f);
+	assert_non_null(f->gzip.get_response);
+	head_of(f->gzip.get_response, head, sizeof(head));
+	assert_string_equal(header_value(head, "Content-Encoding", value, sizeof(value)), "gzip");
+	assert_string_equal(header_value(head, "Vary", value, sizeof(value)), "Accept-Encoding");
+	assert_string_equal(header_value(head, "ETag", value, sizeof(value)), f->gzip.etag);
+	assert_string_not_equal(f->gzip.etag, f->plain.etag);
+	size_t head_len = strlen(head), body_len = f->gzip.get_response->len - head_len;
+	snprintf(length, sizeof(length), "%zu", body_len);
+	assert_string_equal(header_value(head, "Content-Length", value, sizeof(value)), length);
+	assert_true(body_len < sizeof(text) / 4);
+
+	z_stream z = { 0 };
+	assert_int_equal(inflateInit2(&z, 15 + 16), Z_OK);
+	z.next_in = f->gzip.get_response->data + head_len;
+	z.avail_in = (uInt)body_len;
+	z.next_out = (Bytef *)out;
+	z.avail_out = sizeof(out);
+	assert_int_equal(inflate(&z, Z_FINISH), Z_STREAM_END);
+	assert_int_equal(z.total_out, sizeof(text));
+	assert_memory_equal(out, text, sizeof(text));
+	inflateEnd(&z);
+
+	/* the plain copy says it varies too, or a cache would hand it to all */
+	head_of(f->plain.get_response, head, sizeof(head));
+	assert_string_equal(header_value(head, "Vary", value, sizeof(value)), "Accept-Encoding");
+	assert_null(strstr(head, "Content-Encoding"));
+	head_of(f->gzip.not_modified, head, sizeof(head));
+	assert_string_equal(header_value(head, "ETag", value, sizeof(value)), f->gzip.etag);
+
+	const struct static_file *png = static_site_find(&site, "/noise.png");
+	assert_non_null(png);
+	assert_null(png->gzip.get_response);
+	static_site_free(&site);
+}
+
+static void copy_owns_equal_bufs_of_its_own(void **state)
+{
+	static char text[4096];
+	static uint8_t noise[512];
+	struct static_site site, copy;
+
+	load_gzip_site(state, &site, text, sizeof(text), noise, sizeof(noise));
+	assert_int_equal(static_site_copy(&copy, &site), 0);
+	assert_int_equal(copy.count, site.count);
+	for (size_t i = 0; i < site.count; i++) {
+		const struct static_file *a = &site.files[i], *b = &copy.files[i];
+		assert_string_equal(a->path, b->path);
+		assert_string_equal(a->plain.etag, b->plain.etag);
+		assert_ptr_not_equal(a->plain.get_response, b->plain.get_response);
+		assert_int_equal(b->plain.get_response->refs, 1);
+		assert_int_equal(a->plain.get_response->len, b->plain.get_response->len);
+		assert_memory_equal(a->plain.get_response->data, b->plain.get_response->data,
+				    a->plain.get_response->len);
+		assert_int_equal(a->gzip.get_response == NULL, b->gzip.get_response == NULL);
+	}
+	/* a reference taken from the copy outlives both sites */
+	struct buf *held = buf_ref(static_site_find(&copy, "/page.js")->gzip.get_response);
+	static_site_free(&site);
+	static_site_free(&copy);
+	assert_int_equal(held->refs, 1);
+	buf_unref(held);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -442,6 +593,11 @@ int main(void)
 		cmocka_unit_test(load_refuses_the_root_directory),
 		cmocka_unit_test(empty_dir_loads_no_files),
 		cmocka_unit_test(free_leaves_an_empty_site),
+		cmocka_unit_test(etag_is_quoted_and_follows_the_bytes),
+		cmocka_unit_test(not_modified_is_a_304_with_the_validators_and_no_body),
+		cmocka_unit_test(small_files_get_no_gzip_copy),
+		cmocka_unit_test(compressible_file_gets_a_gzip_copy_of_the_same_bytes),
+		cmocka_unit_test(copy_owns_equal_bufs_of_its_own),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
