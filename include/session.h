@@ -29,6 +29,9 @@ struct session {
 	 * http_conn.c discards (64 KiB) is refused, not read, so 32 bits do */
 	uint32_t skip;
 	uint8_t *ctrl;       /* control frame payload gathered from pieces */
+	/* An API request waiting for the chat's answer (api.c): no further
+	 * request is read until it is answered */
+	struct api_call *api;
 	struct ws_parser ws;
 	struct chat_member member;
 };
