@@ -169,6 +169,47 @@ void chat_sequenced_ready(struct chat *chat);
  * chat_free. */
 const struct chat_stats *chat_stats(struct chat *chat);
 
+/* ---- the server API (src/proto/api.c): an application's backend ------------ */
+
+/* A published message's sender, as "from" shows it; "name" is the name
+ * given, else CHAT_API_NAME. */
+#define CHAT_API_SENDER "api"
+#define CHAT_API_NAME "API"
+/* The close code of a connection the API disconnected (docs/protocol.md):
+ * in the range RFC 6455 leaves to applications. */
+#define CHAT_KICK_CODE 4000
+/* Users a presence answer lists at most. */
+#define CHAT_API_PRESENCE_MAX 10000
+
+/* How an API call ended, on the chat's own thread: err is 0 or what a
+ * member's message would have got (CHAT_ERR_UNAVAILABLE, -ENOSPC, ...).
+ * A publish's id; a presence's JSON object (valid during the call). */
+struct chat_api_result {
+	int err;
+	uint64_t id;
+	const char *json;
+	size_t json_len;
+};
+typedef void (*chat_api_done_fn)(void *ctx, const struct chat_api_result *res);
+
+/* Post text (valid UTF-8) to room (a valid name) as the API, named name
+ * (NULL: CHAT_API_NAME): numbered, stored and delivered like a member's
+ * message, in the room's order. done is called once it is stored (or
+ * not), perhaps before this returns. Returns NULL, or the error code a
+ * member would get without anything sent ("empty", "bad_text",
+ * "bad_name") and done not called. */
+const char *chat_publish(struct chat *chat, const char *room, size_t room_len, const char *text,
+			 size_t len, const char *name, size_t name_len, chat_api_done_fn done, void *ctx);
+/* Close every connection of signed-in user user_id, on every edge, with
+ * CHAT_KICK_CODE and reason (at most 123 bytes of UTF-8); done when this
+ * edge has. Members in no room are not found. */
+void chat_kick(struct chat *chat, const char *user_id, const char *reason, chat_api_done_fn done,
+	       void *ctx);
+/* Who is in room (a valid name), on every edge: done gets a presence
+ * event's JSON (count exact, users at most CHAT_API_PRESENCE_MAX). */
+void chat_presence(struct chat *chat, const char *room, size_t room_len, chat_api_done_fn done,
+		   void *ctx);
+
 /* Milliseconds since the epoch, as put in "ts". */
 uint64_t chat_now_ms(void);
 

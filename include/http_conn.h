@@ -4,9 +4,11 @@
 #ifndef RINGCAST_HTTP_CONN_H
 #define RINGCAST_HTTP_CONN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+struct chat;
 struct conn;
 struct readiness;
 struct static_site;
@@ -32,6 +34,12 @@ struct http_conn_config {
 	const char *listen_host;
 	const char *const *allow_host;
 	size_t allow_host_count;
+	/* The server API (src/proto/api.c): its key, or NULL when /api is
+	 * not served (404); the chat it works on; --max-message. */
+	const char *api_key;
+	size_t api_key_len;
+	struct chat *chat;
+	uint64_t max_message;
 };
 
 struct http_conn_stats {
@@ -61,8 +69,15 @@ void http_conn_data(struct conn *c, uint8_t *data, size_t len);
 void http_conn_deadline(struct conn *c);
 /* The answers sent so far have gone out: read on in pipelined requests. */
 void http_conn_drained(struct conn *c);
-/* The connection closes while still HTTP (--verbose logs it). */
+/* The connection closes while still HTTP (--verbose logs it; an API
+ * answer may still be on its way). */
 void http_conn_closing(struct conn *c);
+
+/* For the API (api.c): the ring's HTTP settings, and one response with
+ * body; a keep_alive of false closes after it. */
+const struct http_conn_config *http_conn_config_of(const struct conn *c);
+void http_conn_respond(struct conn *c, int status, bool keep_alive, const char *content_type,
+		       const char *extra, const char *body, size_t len);
 
 
 #endif

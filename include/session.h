@@ -35,6 +35,9 @@ struct session {
 		uint16_t close_code;
 	};
 	uint8_t *ctrl;       /* control frame payload gathered from pieces */
+	/* An API request waiting for the chat's answer (api.c): no further
+	 * request is read until it is answered */
+	struct api_call *api;
 	struct ws_parser ws;
 	struct chat_member member;
 };

@@ -61,8 +61,16 @@ struct pending_message {
 	struct chat_room *room;
 	uint64_t id;
 	struct buf *frame;          /* NULL with a sequencer: its op brings the JSON */
-	struct chat_member *sender; /* NULL once the sender has gone */
+	struct chat_member *sender; /* NULL once the sender has gone, or for the API */
 	struct chat *chat;          /* the store's callback gets only this */
+	chat_api_done_fn done;      /* the API's publish: told once stored, or not */
+	void *done_ctx;
+};
+
+/* An API call waiting for its op to come back (chat_kick, chat_presence). */
+struct pending_api {
+	chat_api_done_fn done;
+	void *ctx;
 };
 
 enum query_kind { QUERY_HISTORY, QUERY_RESUME };
@@ -771,13 +779,13 @@ static bool text_has_control(const char *text, size_t len)
 
 /* The sequencer numbers it, has it committed and sends it to every edge;
  * this edge acknowledges it when it comes back (apply_message). */
-static void submit_message(struct chat *chat, struct chat_member *m, struct chat_room *r,
-			   const char *text, size_t len, uint64_t ts)
+static void submit_message(struct chat *chat, const struct chat_member *m, struct chat_room *r,
+			   const char *text, size_t len, uint64_t ts, const struct pending_message *tmpl)
 {
 	struct pending_message *pm = malloc(sizeof(*pm));
 	if (!pm)
 		abort();
-	*pm = (struct pending_message){ .room = r, .sender = m, .chat = chat };
+	*pm = *tmpl;
 	fifo_push(&chat->waiting_messages, pm);
 	r->waiting++;
 	chat->stats.pending++;
@@ -787,6 +795,48 @@ static void submit_message(struct chat *chat, struct chat_member *m, struct chat
 	op->ts = ts;
 	op->cookie = pm;
 	sequencer_submit(chat->config.sequencer, op);
+}
+
+/* A message's way once it is valid, from member m or the API (tmpl: its
+ * sender to acknowledge, or the API's callback). */
+static void append_message(struct chat *chat, const struct chat_member *m, struct chat_room *r,
+			   const char *text, size_t len, const struct pending_message *tmpl)
+{
+	uint64_t ts = chat_now_ms();
+	if (chat->config.sequencer) {
+		submit_message(chat, m, r, text, len, ts, tmpl);
+		return;
+	}
+	uint64_t id = ++r->last_id;
+	ev_message(&chat->out, r, id, m, text, len, ts);
+	struct buf *frame = jbuf_to_payload(&chat->out);
+	if (!chat->config.store) {
+		deliver(chat, r, id, frame, tmpl->sender);
+		chat->stats.messages++;
+		buf_unref(frame);
+		if (tmpl->done)
+			tmpl->done(tmpl->done_ctx, &(struct chat_api_result){ .id = id });
+		return;
+	}
+	struct pending_message *pm = malloc(sizeof(*pm));
+	if (!pm)
+		abort();
+	*pm = *tmpl;
+	pm->id = id;
+	pm->frame = frame;
+	fifo_push(&chat->waiting_messages, pm);
+	r->waiting++;
+	chat->stats.pending++;
+	/* the record's strings are copied by the store before this returns */
+	char from[16], name[16];
+	struct store_record rec = {
+		.room = r->name, .room_len = r->name_len, .id = id, .ts = ts, .text = text, .text_len = len,
+	};
+	rec.from = m->user_id ? m->user_id : from;
+	rec.from_len = m->user_id ? strlen(m->user_id) : (size_t)snprintf(from, sizeof(from), "%u", m->id);
+	rec.name = m->name ? m->name : name;
+	rec.name_len = m->name ? strlen(m->name) : (size_t)snprintf(name, sizeof(name), "User %u", m->id);
+	store_append(chat->config.store, &rec, pm);
 }
 
 static void post_message(struct chat *chat, struct chat_member *m, struct chat_room *r,
@@ -802,38 +852,8 @@ static void post_message(struct chat *chat, struct chat_member *m, struct chat_r
 			   "message text may not hold control characters other than tab and newline");
 		return;
 	}
-	uint64_t ts = chat_now_ms();
-	if (chat->config.sequencer) {
-		submit_message(chat, m, r, text, len, ts);
-		return;
-	}
-	uint64_t id = ++r->last_id;
-	ev_message(&chat->out, r, id, m, text, len, ts);
-	struct buf *frame = jbuf_to_payload(&chat->out);
-	if (!chat->config.store) {
-		deliver(chat, r, id, frame, m);
-		chat->stats.messages++;
-		buf_unref(frame);
-		return;
-	}
-	struct pending_message *pm = malloc(sizeof(*pm));
-	if (!pm)
-		abort();
-	*pm = (struct pending_message){ .room = r, .id = id, .frame = frame, .sender = m,
-					  .chat = chat };
-	fifo_push(&chat->waiting_messages, pm);
-	r->waiting++;
-	chat->stats.pending++;
-	/* the record's strings are copied by the store before this returns */
-	char from[16], name[16];
-	struct store_record rec = {
-		.room = r->name, .room_len = r->name_len, .id = id, .ts = ts, .text = text, .text_len = len,
-	};
-	rec.from = m->user_id ? m->user_id : from;
-	rec.from_len = m->user_id ? strlen(m->user_id) : (size_t)snprintf(from, sizeof(from), "%u", m->id);
-	rec.name = m->name ? m->name : name;
-	rec.name_len = m->name ? strlen(m->name) : (size_t)snprintf(name, sizeof(name), "User %u", m->id);
-	store_append(chat->config.store, &rec, pm);
+	append_message(chat, m, r, text, len,
+		       &(struct pending_message){ .room = r, .sender = m, .chat = chat });
 }
 
 /* Not stored, so not sent to anyone: the sender learns it was not
@@ -863,6 +883,8 @@ static void on_appended(void *ctx, int err)
 		deliver(chat, pm->room, pm->id, pm->frame, pm->sender);
 		chat->stats.messages++;
 	}
+	if (pm->done)
+		pm->done(pm->done_ctx, &(struct chat_api_result){ .err = err, .id = err ? 0 : pm->id });
 	room_settle(&chat->rooms, pm->room);
 	buf_unref(pm->frame);
 	free(pm);
@@ -1302,6 +1324,8 @@ static void apply_message(struct chat *chat, struct chat_op *op)
 	}
 	if (op->err) {
 		message_failed(chat, pm, op->err);
+		if (pm->done)
+			pm->done(pm->done_ctx, &(struct chat_api_result){ .err = op->err });
 		room_settle(&chat->rooms, pm->room);
 		free(pm);
 		return;
@@ -1316,6 +1340,8 @@ static void apply_message(struct chat *chat, struct chat_op *op)
 	if (pm)
 		chat->stats.messages++;
 	buf_unref(frame);
+	if (pm && pm->done)
+		pm->done(pm->done_ctx, &(struct chat_api_result){ .id = op->id });
 	room_settle(&chat->rooms, r);
 	free(pm);
 }
@@ -1410,6 +1436,117 @@ static void apply_event(struct chat *chat, struct chat_op *op)
 	room_settle(&chat->rooms, r);
 }
 
+/* ---- the server API --------------------------------------------------------------- */
+
+/* This edge's connections of a signed-in user, closed. Collected first:
+ * a close may change the rooms being walked. O(members of every room):
+ * fine for an operator's call. */
+static void kick_here(struct chat *chat, const char *user_id, const char *reason)
+{
+	struct chat_member **found = NULL;
+	size_t n = 0, cap = 0;
+	uint32_t mark = chat->next_mark++;
+	for (struct chat_room *r = room_first(&chat->rooms); r; r = room_next(&chat->rooms, r)) {
+		for (uint32_t i = 0; i < r->count; i++) {
+			struct chat_member *m = room_member(r, i);
+			if (m->mark == mark || !m->user_id || strcmp(m->user_id, user_id) != 0)
+				continue;
+			m->mark = mark;
+			if (n == cap) {
+				cap = cap ? cap * 2 : 8;
+				found = realloc(found, cap * sizeof(*found));
+				if (!found)
+					abort();
+			}
+			found[n++] = m;
+		}
+	}
+	for (size_t i = 0; i < n && chat->config.close; i++)
+		chat->config.close(found[i], CHAT_KICK_CODE, reason);
+	free(found);
+}
+
+static void api_submit(struct chat *chat, struct chat_op *op, chat_api_done_fn done, void *ctx)
+{
+	struct pending_api *pa = malloc(sizeof(*pa));
+	if (!pa)
+		abort();
+	*pa = (struct pending_api){ .done = done, .ctx = ctx };
+	op->cookie = pa;
+	sequencer_submit(chat->config.sequencer, op);
+}
+
+/* A kick on every edge, a roster to its origin; the origin's caller is
+ * told then. */
+static void apply_api(struct chat *chat, struct chat_op *op)
+{
+	if (op->kind == CHAT_OP_KICK)
+		kick_here(chat, op->user_id, op->text);
+	if (op->origin != chat->config.edge)
+		return;
+	struct pending_api *pa = op->cookie;
+	pa->done(pa->ctx, &(struct chat_api_result){ .err = op->err, .json = op->json,
+						      .json_len = op->json_len });
+	free(pa);
+}
+
+const char *chat_publish(struct chat *chat, const char *room, size_t room_len, const char *text,
+			 size_t len, const char *name, size_t name_len, chat_api_done_fn done, void *ctx)
+{
+	char given[CHAT_NAME_MAX_BYTES + 1];
+	if (name && !chat_name_normalize(name, name_len, given))
+		return "bad_name";
+	if (len == 0)
+		return "empty";
+	if (text_has_control(text, len)) {
+		chat->stats.bad_text++;
+		return "bad_text";
+	}
+	/* who the message is from: not a member, so no one is acknowledged;
+	 * its own caller is told instead */
+	char sender[] = CHAT_API_SENDER, fallback[] = CHAT_API_NAME;
+	struct chat_member author = { .user_id = sender, .name = name ? given : fallback };
+	/* like a room a message arrives in from another edge: not counted
+	 * against --max-rooms, and kept (name and last id) once it has one */
+	struct chat_room *r = room_load(&chat->rooms, room, room_len);
+	append_message(chat, &author, r, text, len,
+		       &(struct pending_message){ .room = r, .chat = chat, .done = done, .done_ctx = ctx });
+	room_settle(&chat->rooms, r);
+	return NULL;
+}
+
+void chat_kick(struct chat *chat, const char *user_id, const char *reason, chat_api_done_fn done,
+	       void *ctx)
+{
+	if (!chat->config.sequencer) {
+		kick_here(chat, user_id, reason);
+		done(ctx, &(struct chat_api_result){ 0 });
+		return;
+	}
+	struct chat_op *op = chat_op_new(CHAT_OP_KICK, chat->config.edge, "", 0);
+	op->user_id = strdup(user_id);
+	if (!op->user_id)
+		abort();
+	chat_op_set_text(op, reason, strlen(reason));
+	api_submit(chat, op, done, ctx);
+}
+
+void chat_presence(struct chat *chat, const char *room, size_t room_len, chat_api_done_fn done,
+		   void *ctx)
+{
+	if (!chat->config.sequencer) {
+		struct chat_room *r = room_find(&chat->rooms, room, room_len);
+		if (r) {
+			ev_presence(&chat->out, r, CHAT_API_PRESENCE_MAX);
+		} else {
+			ev_presence_users(&chat->out, room, room_len, 0, "[]", 2);
+		}
+		done(ctx, &(struct chat_api_result){ .json = jbuf_json(&chat->out), .json_len = chat->out.len });
+		return;
+	}
+	api_submit(chat, chat_op_new(CHAT_OP_ROSTER, chat->config.edge, room, room_len), done, ctx);
+}
+
 void chat_sequenced_ready(struct chat *chat)
 {
 	struct chat_op **ops;
@@ -1420,6 +1557,8 @@ void chat_sequenced_ready(struct chat *chat)
 			apply_message(chat, op);
 		else if (op->kind == CHAT_OP_EVENT)
 			apply_event(chat, op);
+		else if (op->kind == CHAT_OP_KICK || op->kind == CHAT_OP_ROSTER)
+			apply_api(chat, op);
 		else
 			query_answered(chat, op->cookie, op->records, op->nrecords, op->more, op->err);
 		chat_op_release(op);

@@ -35,6 +35,8 @@ enum chat_op_kind {
 	CHAT_OP_MESSAGE, /* a chat message: the sequencer gives it its id, commits it, sends it to all */
 	CHAT_OP_EVENT,   /* join, leave or nick: who is where, and the frame that says so */
 	CHAT_OP_QUERY,   /* a history read for one member, answered to its edge alone */
+	CHAT_OP_KICK,    /* the API: close user_id's connections (text: the reason), on every edge */
+	CHAT_OP_ROSTER,  /* the API: who is in the room, answered to its edge alone (json) */
 };
 
 /* How an event changes who is in a room (the sequencer's roster.h). */

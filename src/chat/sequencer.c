@@ -129,13 +129,21 @@ static uint32_t hash_name(const char *s, size_t n)
 	return name_hash(s, n) % SEQ_BUCKETS;
 }
 
-static struct seq_room *room_of(struct sequencer *seq, const char *name, size_t len)
+static struct seq_room *room_find(struct sequencer *seq, const char *name, size_t len)
 {
-	struct seq_room **bucket = &seq->rooms[hash_name(name, len)];
-	for (struct seq_room *r = *bucket; r; r = r->next)
+	for (struct seq_room *r = seq->rooms[hash_name(name, len)]; r; r = r->next)
 		if (r->name_len == len && memcmp(r->name, name, len) == 0)
 			return r;
-	struct seq_room *r = calloc(1, sizeof(*r) + len + 1);
+	return NULL;
+}
+
+static struct seq_room *room_of(struct sequencer *seq, const char *name, size_t len)
+{
+	struct seq_room *r = room_find(seq, name, len);
+	if (r)
+		return r;
+	struct seq_room **bucket = &seq->rooms[hash_name(name, len)];
+	r = calloc(1, sizeof(*r) + len + 1);
 	if (!r)
 		abort();
 	memcpy(r->name, name, len);
@@ -176,7 +184,8 @@ static void inbox_put(struct sequencer *seq, unsigned edge, struct chat_op *op)
 /* To every edge; a failed message or a query's answer, to its origin alone. */
 static void publish(struct sequencer *seq, struct chat_op *op)
 {
-	bool everyone = op->kind == CHAT_OP_EVENT || (op->kind == CHAT_OP_MESSAGE && !op->err);
+	bool everyone = op->kind == CHAT_OP_EVENT || op->kind == CHAT_OP_KICK ||
+			(op->kind == CHAT_OP_MESSAGE && !op->err);
 	if (!everyone) {
 		inbox_put(seq, op->origin, op);
 		return;
@@ -190,7 +199,8 @@ static void publish(struct sequencer *seq, struct chat_op *op)
  * the store still has. */
 static void publish_unblocked(struct sequencer *seq)
 {
-	while (seq->waiting.head && seq->waiting.head->kind == CHAT_OP_EVENT)
+	while (seq->waiting.head &&
+	       (seq->waiting.head->kind == CHAT_OP_EVENT || seq->waiting.head->kind == CHAT_OP_KICK))
 		publish(seq, list_pop(&seq->waiting));
 }
 
@@ -299,6 +309,21 @@ static void take_event(struct sequencer *seq, struct chat_op *op)
 	chat_op_set_json(op, jbuf_json(&seq->out), seq->out.len);
 }
 
+/* The API's presence: the roster already knows every edge's members. */
+static void take_roster(struct sequencer *seq, struct chat_op *op)
+{
+	/* found, not made: asking about a room must not create one */
+	static const struct roster nobody;
+	struct seq_room *r = room_find(seq, op->room, op->room_len);
+	const struct roster *roster = r ? &r->roster : &nobody;
+	ev_users_roster(&seq->out, roster, CHAT_API_PRESENCE_MAX);
+	struct shared_text *users = shared_text_new(jbuf_json(&seq->out), seq->out.len);
+	ev_presence_users(&seq->out, op->room, op->room_len, roster->count, users->data, users->len);
+	shared_text_unref(users);
+	chat_op_set_json(op, jbuf_json(&seq->out), seq->out.len);
+	publish(seq, op); /* to its origin alone, which waits for nothing else */
+}
+
 static void take(struct sequencer *seq, struct chat_op *op)
 {
 	op->seq = seq;
@@ -307,7 +332,9 @@ static void take(struct sequencer *seq, struct chat_op *op)
 		take_message(seq, op);
 		break;
 	case CHAT_OP_EVENT:
-		take_event(seq, op);
+	case CHAT_OP_KICK:
+		if (op->kind == CHAT_OP_EVENT)
+			take_event(seq, op);
 		if (seq->waiting.head)
 			list_push(&seq->waiting, op); /* behind the store work before it */
 		else
@@ -319,6 +346,9 @@ static void take(struct sequencer *seq, struct chat_op *op)
 		else
 			store_query_before(seq->store, op->room, op->room_len, op->bound, op->limit, op);
 		list_push(&seq->waiting, op);
+		break;
+	case CHAT_OP_ROSTER:
+		take_roster(seq, op);
 		break;
 	}
 }

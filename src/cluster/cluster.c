@@ -568,6 +568,53 @@ static void take_query(struct cluster *c, struct chat_op *op)
 	}
 }
 
+/* ---- the server API's presence: the room's hash holds every node's members -------- */
+
+static void on_who(void *arg, const redisReply *reply)
+{
+	struct call *call = arg;
+	struct cluster *c = call->c;
+	struct chat_op *op = call->op;
+	free(call);
+	if (!reply_ok(reply, "reading presence") || reply->type != REDIS_REPLY_ARRAY) {
+		fail(c, op);
+		return;
+	}
+	/* each value is a user's JSON object, as the join script stored it */
+	struct jbuf users;
+	jbuf_init(&users);
+	jbuf_raw(&users, "[", 1);
+	size_t listed = 0;
+	for (size_t i = 0; i < reply->elements && listed < CHAT_API_PRESENCE_MAX; i++) {
+		const redisReply *e = reply->element[i];
+		if (e->type != REDIS_REPLY_STRING)
+			continue;
+		if (listed++)
+			jbuf_raw(&users, ",", 1);
+		jbuf_raw(&users, e->str, e->len);
+	}
+	jbuf_raw(&users, "]", 1);
+	ev_presence_users(&c->out, op->room, op->room_len, reply->elements, jbuf_json(&users), users.len);
+	jbuf_free(&users);
+	chat_op_set_json(op, jbuf_json(&c->out), c->out.len);
+	cluster_publish(c, op);
+}
+
+static void take_roster(struct cluster *c, struct chat_op *op)
+{
+	if (!redis_link_up(c->cmd)) {
+		fail(c, op);
+		return;
+	}
+	const char *argv[2] = { "HVALS",
+				cluster_fmt(c, "ringcast:room:{%.*s}:who", (int)op->room_len, op->room) };
+	struct call *call = call_new(c, op, NULL);
+	if (!cluster_command(c->cmd, c, 2, argv, NULL, on_who, call)) {
+		free(call);
+		fail(c, op);
+	}
+}
+
 /* ---- what the edges submit ------------------------------------------------------ */
 
 static void take(struct cluster *c, struct chat_op *op)
@@ -578,6 +625,14 @@ static void take(struct cluster *c, struct chat_op *op)
 		break;
 	case CHAT_OP_QUERY:
 		take_query(c, op);
+		break;
+	case CHAT_OP_ROSTER:
+		take_roster(c, op);
+		break;
+	case CHAT_OP_KICK:
+		/* this node's edges only: other nodes' connections are not
+		 * reached (docs/protocol.md) */
+		cluster_publish(c, op);
 		break;
 	case CHAT_OP_EVENT:
 		if (op->change == ROSTER_JOIN)

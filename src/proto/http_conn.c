@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "api.h"
 #include "buf.h"
 #include "chat.h"
 #include "conn.h"
@@ -56,6 +57,7 @@ struct http_transport {
 		const char *detail; /* ... and more still (a token's fault) */
 		bool upgrade;       /* it asked for a WebSocket */
 	} req;
+	uint64_t api_body_max; /* the API's request bodies are read; 0: no API */
 };
 
 static struct http_transport *transport_of(const struct conn *c)
@@ -71,6 +73,7 @@ struct http_transport *http_transport_new(const struct http_conn_config *cfg)
 	t->config = *cfg;
 	t->config.header_timeout *= CONN_TICKS_PER_SEC; /* seconds to clock ticks */
 	t->host_check = cfg->listen_host && origin_listen_is_loopback(cfg->listen_host);
+	t->api_body_max = cfg->api_key ? api_body_max(cfg->max_message) : 0;
 	if (t->host_check)
 		log_debug("loopback listener: serving Host localhost, 127.x.x.x, [::1] and %zu --allow-host",
 			  cfg->allow_host_count);
@@ -144,6 +147,27 @@ static void respond_text(struct conn *c, int status, bool keep_alive, const char
 static void respond_error(struct conn *c, int status)
 {
 	respond_text(c, status, false, NULL, false);
+}
+
+const struct http_conn_config *http_conn_config_of(const struct conn *c)
+{
+	return &transport_of(c)->config;
+}
+
+void http_conn_respond(struct conn *c, int status, bool keep_alive, const char *content_type,
+		       const char *extra, const char *body, size_t len)
+{
+	char head[1024];
+	size_t hlen = http_format_head(head, sizeof(head), status, content_type, (uint64_t)len, keep_alive,
+				       extra);
+	struct buf *b = buf_new(hlen + len);
+	memcpy(b->data, head, hlen);
+	memcpy(b->data + hlen, body, len);
+	if (status >= 400)
+		transport_of(c)->stats.errors++;
+	queue(c, b);
+	if (!keep_alive)
+		conn_close(c);
 }
 
 /* Is name present as a query parameter at all (valid or not)? */
@@ -387,9 +411,9 @@ static bool host_allowed(const struct http_transport *t, const struct http_reque
 				   t->config.allow_host_count);
 }
 
-/* Handle one complete request head. Returns true when the connection
- * became a WebSocket. */
-static bool answer_request(struct conn *c, const struct http_request *req)
+/* Handle one complete request head (and, for the API, its body).
+ * Returns true when the connection became a WebSocket. */
+static bool answer_request(struct conn *c, const struct http_request *req, const uint8_t *body)
 {
 	struct http_transport *t = transport_of(c);
 	char path[HTTP_MAX_PATH];
@@ -420,14 +444,22 @@ static bool answer_request(struct conn *c, const struct http_request *req)
 		}
 		return upgrade(c, req, query, query_len);
 	}
+	if (api_path(path)) {
+		if (t->api_body_max)
+			api_handle(c, req, path, query, query_len, (const char *)body,
+				   body ? (size_t)req->content_length : 0);
+		else
+			respond_text(c, 404, req->keep_alive, NULL, false); /* no --api-key-file */
+		return false;
+	}
 	serve(c, req, path);
 	return false;
 }
 
-static bool handle_request(struct conn *c, const struct http_request *req)
+static bool handle_request(struct conn *c, const struct http_request *req, const uint8_t *body)
 {
 	struct http_transport *t = transport_of(c);
-	bool upgraded = answer_request(c, req);
+	bool upgraded = answer_request(c, req, body);
 	memset(&t->req, 0, sizeof(t->req)); /* its path was on answer_request's stack */
 	return upgraded;
 }
@@ -440,6 +472,17 @@ static void refuse(struct conn *c, int status, const char *why)
 	t->req.why = why;
 	respond_error(c, status);
 	t->req.why = NULL;
+}
+
+/* Is the request the API's, whose body is read rather than discarded? */
+static bool body_wanted(const struct http_transport *t, const struct http_request *req)
+{
+	char path[HTTP_MAX_PATH];
+	const char *query;
+	size_t query_len;
+	return t->api_body_max &&
+	       http_decode_path(req->target, req->target_len, path, sizeof(path), &query, &query_len) == 0 &&
+	       api_path(path);
 }
 
 void http_conn_data(struct conn *c, uint8_t *data, size_t len)
@@ -456,7 +499,7 @@ void http_conn_data(struct conn *c, uint8_t *data, size_t len)
 	struct session *s = session_of(c);
 	size_t off = 0;
 	while (c->state == CONN_OPEN && s->proto == PROTO_HTTP && off < len &&
-	       c->q_bytes < PIPELINE_OUTPUT_MAX) {
+	       c->q_bytes < PIPELINE_OUTPUT_MAX && !s->api) {
 		if (s->skip) {
 			size_t n = len - off < s->skip ? len - off : s->skip;
 			off += n;
@@ -472,14 +515,27 @@ void http_conn_data(struct conn *c, uint8_t *data, size_t len)
 			off = len;
 			break;
 		}
-		off += (size_t)r;
-		if (req.content_length > MAX_DISCARDED_BODY) {
-			refuse(c, 413, "body too large");
-			off = len;
-			break;
+		const uint8_t *body = NULL;
+		if (body_wanted(t, &req)) {
+			if (req.content_length > t->api_body_max) {
+				api_refuse_body(c);
+				off = len;
+				break;
+			}
+			if (len - off - (size_t)r < req.content_length)
+				break; /* the head is parsed again when the rest of the body is in */
+			body = data + off + r;
+			off += (size_t)r + (size_t)req.content_length;
+		} else {
+			off += (size_t)r;
+			if (req.content_length > MAX_DISCARDED_BODY) {
+				refuse(c, 413, "body too large");
+				off = len;
+				break;
+			}
+			s->skip = (uint32_t)req.content_length; /* bodies are not used: discard them */
 		}
-		s->skip = (uint32_t)req.content_length; /* bodies are not used: discard them */
-		if (handle_request(c, &req)) {
+		if (handle_request(c, &req, body)) {
 			/* Upgraded: the rest of the bytes are WebSocket frames. */
 			uint8_t *rest = data + off;
 			size_t rest_len = len - off;
@@ -515,7 +571,7 @@ void http_conn_data(struct conn *c, uint8_t *data, size_t len)
 	} else {
 		conn_keep_input(c, data + off, len - off);
 	}
-	if (c->in_len > PIPELINE_INPUT_MAX)
+	if (c->in_len > PIPELINE_INPUT_MAX + t->api_body_max)
 		conn_abort(c);
 }
 
@@ -527,6 +583,11 @@ void http_conn_drained(struct conn *c)
 
 void http_conn_deadline(struct conn *c)
 {
+	if (session_of(c)->api) {
+		/* not idle: waiting for the chat to answer an API request */
+		conn_set_deadline(c, conn_now(c) + transport_of(c)->config.header_timeout);
+		return;
+	}
 	if (c->in_len) {
 		refuse(c, 408, "header timeout"); /* a head started and never finished */
 		return;
@@ -536,6 +597,7 @@ void http_conn_deadline(struct conn *c)
 
 void http_conn_closing(struct conn *c)
 {
+	api_conn_closing(c); /* an API answer on its way must not find it */
 	if (!log_enabled(LOG_DEBUG))
 		return;
 	char id[CONN_LOG_ID_LEN];

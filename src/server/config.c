@@ -79,6 +79,8 @@ static const char usage[] =
 	"  --jwt-secret SECRET     require an HS256 sign-in token (?token= or cookie\n"
 	"                          ringcast_token) to open a WebSocket\n"
 	"  --jwt-secret-file PATH  the same, secret read from a file (trailing newline dropped)\n"
+	"  --api-key-file PATH     serve the server API (/api/publish, /api/disconnect,\n"
+	"                          /api/presence) to callers with this key (at least 16 bytes)\n"
 	"  --tls-cert FILE         serve HTTPS and WSS with this PEM certificate chain\n"
 	"  --tls-key FILE          ... and this private key (TLS 1.2 and later)\n"
 	"  --allow-origin ORIGIN   a web origin (e.g. https://chat.example.com, or *) whose\n"
@@ -108,6 +110,7 @@ enum {
 	OPT_MAX_ROOMS, OPT_THREADS, OPT_RATE_LIMIT, OPT_JWT_SECRET, OPT_JWT_SECRET_FILE, OPT_ALLOW_ORIGIN,
 	OPT_TLS_CERT, OPT_TLS_KEY, OPT_QUIET, OPT_VERBOSE, OPT_HELP, OPT_VERSION,
 	OPT_METRICS_LISTEN, OPT_LOG_FORMAT,
+	OPT_API_KEY_FILE,
 };
 
 static const struct option options[] = {
@@ -142,6 +145,7 @@ static const struct option options[] = {
 	{ "rate-limit", required_argument, NULL, OPT_RATE_LIMIT },
 	{ "jwt-secret", required_argument, NULL, OPT_JWT_SECRET },
 	{ "jwt-secret-file", required_argument, NULL, OPT_JWT_SECRET_FILE },
+	{ "api-key-file", required_argument, NULL, OPT_API_KEY_FILE },
 	{ "allow-origin", required_argument, NULL, OPT_ALLOW_ORIGIN },
 	{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
 	{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
@@ -504,6 +508,9 @@ int config_parse(struct config *cfg, int argc, char **argv)
 			rc = read_secret_file("jwt-secret-file", optarg, &cfg->jwt_secret,
 					      &cfg->jwt_secret_len);
 			break;
+		case OPT_API_KEY_FILE:
+			rc = read_secret_file("api-key-file", optarg, &cfg->api_key, &cfg->api_key_len);
+			break;
 		case OPT_TLS_CERT:
 			cfg->tls_cert = optarg;
 			break;
@@ -563,6 +570,12 @@ int config_parse(struct config *cfg, int argc, char **argv)
 			cfg->jwt_secret_len);
 		return -1;
 	}
+	/* a key a backend holds; short ones are guessed */
+	if (cfg->api_key && cfg->api_key_len < 16) {
+		fprintf(stderr, "ringcast: the API key must be at least 16 bytes (it is %zu)\n",
+			cfg->api_key_len);
+		return -1;
+	}
 	if (cfg->redis_url) {
 		if (read_redis_address(cfg) < 0)
 			return -1;
@@ -595,6 +608,11 @@ void config_free(struct config *cfg)
 	free(cfg->jwt_secret);
 	cfg->jwt_secret = NULL;
 	cfg->jwt_secret_len = 0;
+	if (cfg->api_key)
+		explicit_bzero(cfg->api_key, cfg->api_key_len);
+	free(cfg->api_key);
+	cfg->api_key = NULL;
+	cfg->api_key_len = 0;
 	if (cfg->redis_password)
 		explicit_bzero(cfg->redis_password, cfg->redis_password_len);
 	free(cfg->redis_password);

@@ -52,6 +52,8 @@ struct config {
 	uint32_t rate_burst;
 	char *jwt_secret;          /* sign-in: HS256 secret; NULL = open to all */
 	size_t jwt_secret_len;
+	char *api_key;             /* --api-key-file: the server API's key; NULL = no API */
+	size_t api_key_len;
 	const char *tls_cert;      /* PEM certificate chain: serve HTTPS/WSS */
 	const char *tls_key;
 	const char *allow_origin[32]; /* --allow-origin entries */

@@ -293,6 +293,10 @@ int edge_prepare(struct edges *all, unsigned index)
 		.listen_host = cfg->host,
 		.allow_host = cfg->allow_host,
 		.allow_host_count = cfg->allow_host_count,
+		.api_key = cfg->api_key,
+		.api_key_len = cfg->api_key_len,
+		.chat = e->chat,
+		.max_message = cfg->max_message,
 	});
 	if (!e->sessions.ws || !e->sessions.http) {
 		log_error("out of memory");

@@ -656,6 +656,123 @@ static void test_signed_in_member_is_known_by_its_user_id_and_token_name(void **
 	assert_true(listed);
 }
 
+/* ---- the server API ---- */
+
+struct api_answer {
+	int calls;
+	struct chat_api_result res;
+	char json[4096];
+};
+
+static void api_done(void *ctx, const struct chat_api_result *res)
+{
+	struct api_answer *a = ctx;
+	a->calls++;
+	a->res = *res;
+	a->res.json = NULL;
+	if (res->json) {
+		assert_true(res->json_len < sizeof(a->json));
+		memcpy(a->json, res->json, res->json_len);
+		a->json[res->json_len] = '\0';
+	}
+}
+
+static void test_api_publish_is_a_message_from_the_api_in_the_rooms_order(void **state)
+{
+	struct chat_member *a = member(), *b = member();
+	struct api_answer ans = { 0 };
+
+	(void)state;
+	join(a, "lobby");
+	join(b, "lobby");
+	say(a, "first");
+	forget_sent();
+	assert_null(chat_publish(chat, "lobby", 5, "notice", 6, "Bot", 3, api_done, &ans));
+	assert_int_equal(ans.calls, 1);
+	assert_int_equal(ans.res.err, 0);
+	assert_int_equal(ans.res.id, 2);
+	assert_int_equal(nsent, 2);
+	for (int k = 0; k < 2; k++) {
+		const struct sent *s = only_frame_to(k ? b : a);
+		assert_string_equal(type_of(s), "message");
+		assert_int_equal(num(s->json, "id"), 2);
+		assert_string_equal(str(s->json, "from"), "api");
+		assert_string_equal(str(s->json, "name"), "Bot");
+		assert_string_equal(str(s->json, "text"), "notice");
+	}
+	forget_sent();
+	assert_null(chat_publish(chat, "lobby", 5, "again", 5, NULL, 0, api_done, &ans));
+	assert_int_equal(ans.res.id, 3);
+	assert_string_equal(str(only_frame_to(a)->json, "name"), "API");
+}
+
+static void test_api_publish_refuses_what_a_member_would_be_refused(void **state)
+{
+	struct chat_member *a = member();
+	struct api_answer ans = { 0 };
+
+	(void)state;
+	join(a, "lobby");
+	forget_sent();
+	assert_string_equal(chat_publish(chat, "lobby", 5, "", 0, NULL, 0, api_done, &ans), "empty");
+	assert_string_equal(chat_publish(chat, "lobby", 5, "a\001", 2, NULL, 0, api_done, &ans), "bad_text");
+	assert_string_equal(chat_publish(chat, "lobby", 5, "x", 1, "  ", 2, api_done, &ans), "bad_name");
+	assert_int_equal(ans.calls, 0);
+	assert_int_equal(nsent, 0);
+	/* and took no id: the next one is 1 */
+	assert_null(chat_publish(chat, "lobby", 5, "ok", 2, NULL, 0, api_done, &ans));
+	assert_int_equal(ans.res.id, 1);
+}
+
+static void test_api_kick_closes_every_connection_of_the_user_alone(void **state)
+{
+	struct chat_member *a1 = member(), *a2 = member(), *b = member(), *guest = member();
+	const struct chat_identity alice = { .user_id = "42", .name = "Alice" };
+	const struct chat_identity bob = { .user_id = "7", .name = "Bob" };
+	struct api_answer ans = { 0 };
+
+	(void)state;
+	chat_connect(chat, a1, &alice, "lobby", 5, NULL);
+	chat_connect(chat, a2, &alice, "dev", 3, NULL);
+	cmdf(a2, "{\"type\":\"join\",\"room\":\"lobby\"}"); /* in two rooms: closed once */
+	chat_connect(chat, b, &bob, "lobby", 5, NULL);
+	join(guest, "lobby");
+	chat_kick(chat, "42", "banned", api_done, &ans);
+	assert_int_equal(ans.calls, 1);
+	assert_int_equal(ncloses, 2);
+	for (size_t i = 0; i < 2; i++) {
+		assert_true(closes[i].m == a1 || closes[i].m == a2);
+		assert_int_equal(closes[i].code, CHAT_KICK_CODE);
+		assert_true(closes[i].reason);
+	}
+	assert_true(closes[0].m != closes[1].m);
+}
+
+static void test_api_presence_lists_the_room(void **state)
+{
+	struct chat_member *a = member(), *b = member(), *c = member();
+	struct api_answer ans = { 0 };
+	json_error_t err;
+
+	(void)state;
+	join(a, "lobby");
+	join(b, "lobby");
+	join(c, "dev");
+	chat_presence(chat, "lobby", 5, api_done, &ans);
+	assert_int_equal(ans.calls, 1);
+	json_t *p = json_loads(ans.json, 0, &err);
+	assert_non_null(p);
+	assert_string_equal(str(p, "type"), "presence");
+	assert_int_equal(num(p, "count"), 2);
+	assert_int_equal(json_array_size(json_object_get(p, "users")), 2);
+	json_decref(p);
+	chat_presence(chat, "empty", 5, api_done, &ans);
+	p = json_loads(ans.json, 0, &err);
+	assert_non_null(p);
+	assert_int_equal(num(p, "count"), 0);
+	json_decref(p);
+}
+
 /* ---- messages ---- */
 
 static void test_message_reaches_every_member_including_the_sender(void **state)
@@ -2228,6 +2345,10 @@ int main(void)
 		T(test_presence_lists_every_member_with_the_count),
 		T(test_join_goes_to_every_member_with_the_new_count),
 		T(test_signed_in_member_is_known_by_its_user_id_and_token_name),
+		T(test_api_publish_is_a_message_from_the_api_in_the_rooms_order),
+		T(test_api_publish_refuses_what_a_member_would_be_refused),
+		T(test_api_kick_closes_every_connection_of_the_user_alone),
+		T(test_api_presence_lists_the_room),
 		T(test_message_reaches_every_member_including_the_sender),
 		T(test_message_is_encoded_once_for_every_recipient),
 		T(test_message_carries_id_room_sender_name_text_and_time),

@@ -366,6 +366,77 @@ static void test_failed_commit_goes_to_its_sender_alone(void **state)
 	assert_int_equal(count_to(a, "error"), 0);
 }
 
+/* The server API from one edge: a publish is answered with its id once
+ * committed, and reaches both edges' members; a failed commit is answered
+ * with the error and reaches nobody; presence lists both edges' members. */
+struct api_answer {
+	int calls;
+	int err;
+	uint64_t id;
+	json_t *json;
+};
+
+static void api_done(void *ctx, const struct chat_api_result *res)
+{
+	struct api_answer *a = ctx;
+	a->calls++;
+	a->err = res->err;
+	a->id = res->id;
+	if (res->json) {
+		json_error_t e;
+		a->json = json_loadb(res->json, res->json_len, 0, &e);
+	}
+}
+
+static bool answered(void *arg)
+{
+	return ((struct api_answer *)arg)->calls > 0;
+}
+
+static void test_api_calls_through_the_sequencer(void **state)
+{
+	(void)state;
+	open_edges(true);
+	struct chat_member *a = connect_to(0, "lobby");
+	struct chat_member *b = connect_to(1, "lobby");
+	wait_for(a, "join", 2);
+	say(a, "first");
+	wait_for(b, "message", 1);
+
+	struct api_answer pub = { 0 };
+	assert_null(chat_publish(edges[1], "lobby", 5, "from the api", 12, "Bot", 3, api_done, &pub));
+	pump_until(answered, &pub);
+	assert_int_equal(pub.err, 0);
+	assert_int_equal(pub.id, 2);
+	wait_for(a, "message", 2);
+	wait_for(b, "message", 2);
+	const struct frame *f = nth_to(a, "message", 1);
+	assert_int_equal(num(f, "id"), 2);
+	assert_string_equal(json_string_value(json_object_get(f->json, "from")), "api");
+	assert_string_equal(json_string_value(json_object_get(f->json, "name")), "Bot");
+
+	struct api_answer lost = { 0 };
+	store_inject_failure(store, -5);
+	assert_null(chat_publish(edges[0], "lobby", 5, "lost", 4, NULL, 0, api_done, &lost));
+	pump_until(answered, &lost);
+	assert_int_equal(lost.err, -5);
+	store_inject_failure(store, 0);
+
+	struct api_answer who = { 0 };
+	chat_presence(edges[0], "lobby", 5, api_done, &who);
+	pump_until(answered, &who);
+	assert_non_null(who.json);
+	assert_int_equal(json_integer_value(json_object_get(who.json, "count")), 2);
+	assert_int_equal(json_array_size(json_object_get(who.json, "users")), 2);
+	json_decref(who.json);
+	/* "lost" reached nobody (its id is skipped, as a member's would be) */
+	say(b, "after");
+	wait_for(a, "message", 3);
+	f = nth_to(a, "message", 2);
+	assert_string_equal(json_string_value(json_object_get(f->json, "text")), "after");
+	assert_int_equal(num(f, "id"), 4);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -373,6 +444,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_one_order_across_edges, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_through_the_sequencer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failed_commit_goes_to_its_sender_alone, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_api_calls_through_the_sequencer, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
