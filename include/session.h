@@ -29,6 +29,7 @@ struct session {
 	 * http_conn.c discards (64 KiB) is refused, not read, so 32 bits do */
 	uint32_t skip;
 	uint8_t *ctrl;       /* control frame payload gathered from pieces */
+	int64_t expires;     /* sign-in runs out (seconds since the epoch); 0: never */
 	struct ws_parser ws;
 	struct chat_member member;
 };

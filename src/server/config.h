@@ -44,6 +44,9 @@ struct config {
 	uint32_t rate_burst;
 	char *jwt_secret;          /* sign-in: HS256 secret; NULL = open to all */
 	size_t jwt_secret_len;
+	uint32_t jwt_leeway;       /* seconds of clock skew on exp/nbf; sessions end at exp + it */
+	const char *login_url;     /* GET /login redirects here; NULL: 404 */
+	uint32_t rejoin_grace;     /* seconds a resumable guest's place is kept (0: none) */
 	const char *tls_cert;      /* PEM certificate chain: serve HTTPS/WSS */
 	const char *tls_key;
 	const char *allow_origin[32]; /* --allow-origin entries */
