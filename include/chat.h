@@ -49,6 +49,7 @@ struct chat_member {
 	uint8_t nrooms, rooms_cap;
 	uint8_t current;                /* the room plain text goes to */
 	bool name_locked;               /* name comes from a sign-in token */
+	bool resumable;                 /* a guest holding a guest token: its place waits --rejoin-grace */
 	struct chat_membership *rooms;  /* &first_room until a second room */
 	struct chat_membership first_room;
 	char *name;                     /* NULL means "User <id>" */
@@ -56,11 +57,20 @@ struct chat_member {
 	struct token_bucket bucket;
 };
 
-/* Who a connection is, when sign-in is on. */
+/* Who a connection is: signed in (user_id), or a guest coming back with
+ * the id and name of its guest token (guest_id; name NULL: "User <id>"). */
 struct chat_identity {
 	const char *user_id;
 	const char *name;
+	uint32_t guest_id;
 };
+
+/* A guest token for id and name (NULL: "User <id>"), malloc'd, or NULL
+ * (the guest gets none). */
+typedef char *(*chat_guest_token_fn)(void *ctx, uint32_t id, const char *name);
+/* A `refresh` command's token for m: NULL when it now holds m's session,
+ * else why not (the client's error message). */
+typedef const char *(*chat_refresh_fn)(struct chat_member *m, const char *token, size_t len);
 
 /* Hand frame (an event's payload buf) to member m; the callee takes its own
  * reference if it keeps it, and may frame it in place (buf.h). */
@@ -108,6 +118,14 @@ struct chat_config {
 	uint32_t history_on_join;    /* sent on joining (0: 50) */
 	uint32_t max_rooms;          /* rooms that may exist (0: 10000) */
 	struct rate_config rate;     /* per_second 0: no limit */
+	/* Guests get a token in `welcome` (and after a rename) that brings
+	 * their id and name back on a reconnect (NULL: none). */
+	chat_guest_token_fn guest_token;
+	void *guest_ctx;
+	/* How long a resumable guest's place is kept after its connection
+	 * went before the rooms hear it left (0: told at once). */
+	uint32_t rejoin_grace_ms;
+	chat_refresh_fn refresh;     /* NULL: `refresh` is an unknown_type */
 };
 
 struct chat_stats {
@@ -158,6 +176,9 @@ bool chat_allow(struct chat *chat, struct chat_member *m);
 
 /* m's queue went below its low-water mark: its replays may go on. */
 void chat_drained(struct chat *chat, struct chat_member *m);
+
+/* Time passes (every loop tick): kept places whose grace ran out go. */
+void chat_tick(struct chat *chat);
 
 /* The store has results: run them (loop thread). */
 void chat_store_ready(struct chat *chat);

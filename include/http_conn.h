@@ -26,6 +26,12 @@ struct http_conn_config {
 	/* Sign-in: an HS256 secret, or NULL when anyone may connect. */
 	const uint8_t *jwt_secret;
 	size_t jwt_secret_len;
+	int64_t jwt_leeway;         /* seconds of clock skew allowed on exp and nbf */
+	/* GET /login sends people here to get a token (NULL: 404). */
+	const char *login_url;
+	/* Guests presenting a token signed with it (?guest=) come back as
+	 * who they were (NULL: every guest is new). */
+	const struct guest_key *guest_key;
 	const char *const *allow_origin;
 	size_t allow_origin_count;
 	/* The --host the listener binds: on a loopback address only loopback
@@ -46,7 +52,7 @@ struct http_conn_stats {
 	uint64_t requests;
 	uint64_t errors;       /* 4xx/5xx answered */
 	uint64_t upgrades;
-	uint64_t auth_refused;  /* upgrades refused with 401 */
+	uint64_t auth_refused;  /* upgrades refused: closed at once with 4001-4003 */
 	uint64_t origin_refused; /* upgrades refused with 403 */
 	uint64_t host_refused;   /* requests refused with 421 (a foreign Host on loopback) */
 };

@@ -38,6 +38,7 @@ struct session {
 	/* An API request waiting for the chat's answer (api.c): no further
 	 * request is read until it is answered */
 	struct api_call *api;
+	int64_t expires;     /* sign-in runs out (seconds since the epoch); 0: never */
 	struct ws_parser ws;
 	struct chat_member member;
 };

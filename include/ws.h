@@ -34,6 +34,10 @@ enum ws_close_code {
 	WS_CLOSE_POLICY = 1008,
 	WS_CLOSE_TOO_BIG = 1009,
 	WS_CLOSE_INTERNAL = 1011,
+	/* sign-in (docs/protocol.md): what a page tells the person */
+	WS_CLOSE_TOKEN_MISSING = 4001,
+	WS_CLOSE_TOKEN_EXPIRED = 4002,
+	WS_CLOSE_TOKEN_INVALID = 4003,
 };
 
 enum ws_event_type {

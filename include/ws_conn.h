@@ -19,6 +19,10 @@ struct ws_conn_config {
 	uint32_t close_timeout;
 	/* The chat every member on this ring belongs to. */
 	struct chat *chat;
+	/* Sign-in, for `refresh` (NULL: no sign-in). */
+	const uint8_t *jwt_secret;
+	size_t jwt_secret_len;
+	int64_t jwt_leeway;
 };
 
 /* Close codes counted for /metrics, by the code we sent. */
@@ -40,9 +44,16 @@ void ws_transport_free(struct ws_transport *t);
 const struct ws_conn_stats *ws_transport_stats(const struct ws_transport *t);
 
 /* Switch c to WebSocket after the 101 was queued; join the room (replaying
- * what was missed after *since, when given). who is NULL for a guest. */
+ * what was missed after *since, when given). who is NULL for a new guest.
+ * expires: when the sign-in runs out (seconds since the epoch, leeway
+ * included; 0: never) unless a `refresh` moves it: closed with 4002. */
 void ws_conn_open(struct conn *c, const struct chat_identity *who, const char *room, size_t room_len,
-		  const uint64_t *since);
+		  const uint64_t *since, int64_t expires);
+/* Switch c to WebSocket after the 101 only to close it at once with code
+ * and reason: a refused sign-in the page can read. */
+void ws_conn_refuse(struct conn *c, uint16_t code, const char *reason);
+/* chat's refresh: a new sign-in token for m's session (chat.h). */
+const char *ws_conn_refresh(struct chat_member *m, const char *token, size_t len);
 void ws_conn_data(struct conn *c, uint8_t *data, size_t len);
 void ws_conn_deadline(struct conn *c);
 void ws_conn_closing(struct conn *c);

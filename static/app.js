@@ -3,7 +3,8 @@
 //
 // Layout of this file:
 //   config + state      -> what the page knows (rooms, names, ids, the socket)
-//   storage             -> localStorage: chosen name, joined rooms, current room
+//   storage             -> localStorage: chosen name, joined rooms, current room, sign-in
+//                          token (so a second tab is signed in too), guest token
 //   connection          -> connect / reconnect with jittered exponential backoff and resume
 //   handleEvent(ev)     -> the single dispatcher for every server event, by `type`
 //   on<Event> handlers  -> one small function per event type
@@ -27,7 +28,16 @@ const ROOM_RE = /^[A-Za-z0-9_.-]{1,64}$/;
 // Refused by the server in a name: control characters, line/paragraph separators,
 // bidi marks, embeddings, overrides and isolates. (Invisible-only names are left to it.)
 const BAD_NAME_CHARS = /[\p{Cc}\u2028\u2029\u200E\u200F\u061C\u202A-\u202E\u2066-\u2069]/u;
-const KEY = { name: 'ringcast.name', rooms: 'ringcast.rooms', room: 'ringcast.room', token: 'ringcast.token' };
+const KEY = {
+  name: 'ringcast.name', rooms: 'ringcast.rooms', room: 'ringcast.room', token: 'ringcast.token',
+  guest: 'ringcast.guest', // {"id","token"}: brings our guest id and name back after a reload
+};
+// The server refuses a sign-in by closing at once with one of these (docs/protocol.md).
+const SIGN_IN_CLOSE = {
+  4001: 'This chat needs you to sign in: no sign-in token was given.',
+  4002: 'Your sign-in has expired.',
+  4003: 'Your sign-in token was not accepted.',
+};
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -67,11 +77,17 @@ const ui = {
   nameError: $('name-error'),
   nameCancel: $('name-cancel'),
   nameSave: $('name-save'),
+  signin: $('signin'),
+  signinWhy: $('signin-why'),
+  signinDo: $('signin-do'),
+  signinLink: $('signin-link'),
+  signinForm: $('signin-form'),
+  signinToken: $('signin-token'),
 };
 
 const state = {
   ws: null,
-  connState: 'connecting',  // connecting | online | reconnecting | offline
+  connState: 'connecting',  // connecting | online | reconnecting | offline | signin
   attempt: 0,               // consecutive failed/short connections
   retryAt: 0,               // when the pending reconnect fires (ms epoch)
   retryTimer: 0,
@@ -80,6 +96,7 @@ const state = {
   everConnected: false,
   currentId: null,          // the id of the live connection
   signedIn: false,
+  stableGuest: false,       // our guest id came back from our guest token: its messages are ours
   myName: '',
   savedName: '',            // the name the server last accepted from us (localStorage)
   wantedName: null,         // a name chosen while offline, sent on the next welcome
@@ -132,8 +149,8 @@ function saveRooms() {
 
 function readPageParams() {
   const params = new URLSearchParams(location.search);
-  const token = params.get('token');
-  if (token) save(KEY.token, token, 'sessionStorage'); // kept out of the address bar and shared links
+  const token = params.get('token') || tokenFromHash();
+  if (token) save(KEY.token, token); // kept out of the address bar and shared links
   const room = params.get('room');
   if (room === null || room === '') return null;
   if (!ROOM_RE.test(room)) {
@@ -142,6 +159,23 @@ function readPageParams() {
     return null;
   }
   return room;
+}
+
+// A login page sends people back with #token=... (a fragment never reaches a server log).
+function tokenFromHash() {
+  const m = /(?:^#|&)token=([^&]+)/.exec(location.hash);
+  if (!m) return null;
+  history.replaceState(null, '', location.pathname + location.search);
+  try { return decodeURIComponent(m[1]); } catch { return null; }
+}
+
+function savedGuest() {
+  try {
+    const g = JSON.parse(load(KEY.guest) || 'null');
+    return g && typeof g.id === 'string' && typeof g.token === 'string' ? g : null;
+  } catch {
+    return null;
+  }
 }
 
 function socketUrl() {
@@ -153,8 +187,9 @@ function socketUrl() {
     // Resume: replay what we missed instead of the recent history we already show.
     if (room.lastId != null) q.set('since', String(room.lastId));
   }
-  const token = load(KEY.token, 'sessionStorage');
+  const token = load(KEY.token);
   if (token) q.set('token', token);
+  else if (savedGuest()) q.set('guest', savedGuest().token); // the server checks it; a bad one gets a new identity
   const query = q.toString();
   return `${scheme}//${location.host}/ws${query ? `?${query}` : ''}`;
 }
@@ -206,8 +241,48 @@ function onFrame(ws, e) {
 function onClose(ws, e) {
   if (ws !== state.ws) return;
   state.ws = null;
+  if (SIGN_IN_CLOSE[e.code]) {
+    // Retrying with the same token would be refused for ever: ask for a new one.
+    disconnected('Disconnected: sign-in required.');
+    signInRequired(e.code, e.reason);
+    return;
+  }
   disconnected(closeReason(e));
   scheduleReconnect();
+}
+
+function signInRequired(code, reason) {
+  clearTimeout(state.retryTimer);
+  clearInterval(state.countdownTimer);
+  state.retryTimer = 0;
+  if (code === 4002 || code === 4003) save(KEY.token, null);
+  ui.signinWhy.textContent = `${SIGN_IN_CLOSE[code]}${reason ? ` (${reason})` : ''}`;
+  ui.signinDo.textContent = 'Sign in to get a token; this page connects as soon as it has one.';
+  ui.signin.hidden = false;
+  ui.empty.hidden = true;
+  setConnState('signin');
+  // Is there a login page (--login-url)? /login redirects there, or is 404.
+  fetch('/login', { method: 'HEAD', redirect: 'manual', cache: 'no-store' })
+    .then((r) => {
+      const has = r.type === 'opaqueredirect' || (r.status >= 300 && r.status < 400);
+      ui.signinLink.hidden = !has;
+      if (!has) ui.signinDo.textContent = 'Ask the site that sent you here for a sign-in link, or paste a token below.';
+    })
+    .catch(() => { ui.signinLink.hidden = true; });
+}
+
+// A new token: from the paste box, a #token= link, or another tab signing in. A live
+// session takes it with `refresh` (no reconnect); a page waiting for one connects.
+function useToken(token) {
+  if (!token) return;
+  save(KEY.token, token);
+  if (state.connState === 'signin') {
+    ui.signin.hidden = true;
+    state.attempt = 0;
+    connect();
+  } else if (state.signedIn) {
+    sendJson({ type: 'refresh', token });
+  }
 }
 
 // The socket is gone (closed by either side, or dropped by us): nothing is live any more.
@@ -302,13 +377,25 @@ function handleEvent(ev) {
     case 'resumed': onResumed(ev); break;
     case 'nick': onNick(ev); break;
     case 'error': onServerError(ev); break;
+    case 'guest': keepGuest(ev.guest); break;
+    case 'refreshed': break;
     default: break; // unknown event types (e.g. `rooms`) are ignored so the server can add new ones
+  }
+}
+
+function keepGuest(token) {
+  if (typeof token === 'string' && state.currentId !== null) {
+    save(KEY.guest, JSON.stringify({ id: state.currentId, token }));
   }
 }
 
 function onWelcome(ev) {
   state.currentId = ev.id != null ? String(ev.id) : null;
   state.signedIn = ev.signed_in === true;
+  // Our guest token brought our id back: every message from it is ours (the server
+  // signed the token, and refuses it after a restart, when ids start over).
+  state.stableGuest = !state.signedIn && ev.resumed === true;
+  if (typeof ev.guest === 'string') keepGuest(ev.guest);
   state.myName = typeof ev.name === 'string' ? ev.name : '';
   if (Number.isInteger(ev.max_message) && ev.max_message > 0) state.maxMessage = ev.max_message;
   state.pendingJoins = [];
@@ -525,6 +612,9 @@ function onServerError(ev) {
   const code = typeof ev.code === 'string' ? ev.code : '';
   const text = typeof ev.message === 'string' && ev.message ? ev.message : 'The server reported an error.';
   switch (code) {
+    case 'bad_token':
+      showNotice(`The new sign-in token was not accepted (${text}); this session goes on until its token expires.`);
+      break;
     case 'bad_name':
     case 'name_locked':
       onNickError(code, text);
@@ -634,7 +724,7 @@ function forgetIdIfTaken(id) {
 function isMine(roomName, m) {
   if (m.from == null) return false;
   const from = String(m.from);
-  if (state.signedIn && from === state.currentId) return true; // the token's sub is stable
+  if ((state.signedIn || state.stableGuest) && from === state.currentId) return true; // a stable id
   const list = state.ranges.get(roomName);
   if (!list || !Number.isInteger(m.id)) return false;
   return list.some((r) => r.id === from && m.id > r.start && (r.end === null || m.id <= r.end));
@@ -997,7 +1087,8 @@ function mutatePane(room, fn, { force = false, keep = false } = {}) {
 
 function updateEmpty() {
   const room = currentRoom();
-  ui.empty.hidden = !room || room.pane.childElementCount > 1 || room.more === true;
+  // "Say hello!" under a sign-in prompt would invite what cannot be done yet
+  ui.empty.hidden = state.connState === 'signin' || !room || room.pane.childElementCount > 1 || room.more === true;
 }
 
 function hueFor(key) {
@@ -1098,6 +1189,7 @@ function renderStatus() {
       break;
     }
     case 'offline': text = 'Offline'; break;
+    case 'signin': text = 'Sign-in required'; break;
     default: text = 'Connecting…';
   }
   ui.status.dataset.state = s;
@@ -1338,7 +1430,18 @@ function init() {
   ui.nameCancel.addEventListener('click', closeNameDialog);
   ui.nameDialog.addEventListener('close', () => setNameBusy(false));
 
-  window.addEventListener('online', () => { if (!state.ws) { state.attempt = 0; connect(); } });
+  window.addEventListener('online', () => { if (!state.ws && state.connState !== 'signin') { state.attempt = 0; connect(); } });
+  ui.signinForm.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const t = ui.signinToken.value.trim();
+    ui.signinToken.value = '';
+    useToken(t);
+  });
+  window.addEventListener('hashchange', () => useToken(tokenFromHash()));
+  // Another tab signed in (or again): localStorage is shared, sessionStorage is not.
+  window.addEventListener('storage', (e) => {
+    if (e.key === KEY.token && e.newValue) useToken(e.newValue);
+  });
   window.addEventListener('offline', goOffline);
   document.addEventListener('visibilitychange', () => {
     // Coming back to a tab that waits for a long backoff: try at once.

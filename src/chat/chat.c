@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "buf.h"
+#include "chat_away.h"
 #include "chat_event.h"
 #include "chat_name.h"
 #include "chat_op.h"
@@ -122,6 +123,7 @@ struct chat {
 	/* Replays by index (0 is no replay), so a membership names one in 4 bytes. */
 	struct catchup *catchups;
 	uint32_t catchups_cap, catchups_free;
+	struct chat_away_list away; /* resumable guests' places, kept through the grace */
 };
 
 /* Both pending types start with their next pointer. */
@@ -207,6 +209,8 @@ struct chat *chat_new(const struct chat_config *cfg)
 
 void chat_free(struct chat *chat)
 {
+	if (chat)
+		away_list_free(&chat->away);
 	if (!chat)
 		return;
 	struct pending_message *pm;
@@ -332,6 +336,19 @@ static void send_error(struct chat *chat, struct chat_member *m, const char *cod
 
 /* join/leave to every member; skipped for big rooms, where N arrivals
  * would cost N² deliveries (docs/protocol.md). */
+/* A guest's id may be held by two connections (a second tab, a reload
+ * racing its old connection): only the first in and the last out are
+ * news. O(members), as the announcement itself is. */
+static bool held_by_another(struct chat_room *r, const struct chat_member *m)
+{
+	for (uint32_t i = 0; i < r->count; i++) {
+		const struct chat_member *other = room_member(r, i);
+		if (other != m && other->id == m->id)
+			return true;
+	}
+	return false;
+}
+
 static void announce(struct chat *chat, struct chat_room *r, struct chat_member *m,
 		     const char *type)
 {
@@ -344,7 +361,7 @@ static void announce(struct chat *chat, struct chat_room *r, struct chat_member 
 		sequencer_submit(chat->config.sequencer, op);
 		return;
 	}
-	if (room_members(r) > chat->config.presence_events_max)
+	if (room_members(r) > chat->config.presence_events_max || held_by_another(r, m))
 		return;
 	ev_member_change(&chat->out, type, r, m);
 	broadcast_out(chat, r);
@@ -625,7 +642,9 @@ static void enter_room(struct chat *chat, struct chat_member *m, struct chat_mem
 	} else {
 		ev_presence(&chat->out, r, chat->config.presence_list_max);
 		send_out(chat, m);
-		announce(chat, r, m, "join");
+		/* taking back a place kept for it is not news */
+		if (!away_claim(&chat->away, m->id, r->name, r->name_len))
+			announce(chat, r, m, "join");
 	}
 	if (since)
 		resume(chat, m, ms, *since);
@@ -657,10 +676,11 @@ static void join_room(struct chat *chat, struct chat_member *m, struct chat_room
 
 /* With a sequencer: the leave takes its place in the room's order; a
  * leaver who asked hears it then, with the count after it (apply_event). */
-static void submit_leave(struct chat *chat, struct chat_room *r, struct chat_member *m, bool tell)
+static void submit_leave(struct chat *chat, struct chat_room *r, struct chat_member *m, bool tell,
+			 bool away)
 {
 	struct chat_op *op = chat_op_new(CHAT_OP_EVENT, chat->config.edge, r->name, r->name_len);
-	op->change = ROSTER_LEAVE;
+	op->change = away ? ROSTER_AWAY : ROSTER_LEAVE;
 	chat_op_set_member(op, m);
 	if (tell) {
 		struct pending_tell *pt = calloc(1, sizeof(*pt));
@@ -673,7 +693,9 @@ static void submit_leave(struct chat *chat, struct chat_room *r, struct chat_mem
 	sequencer_submit(chat->config.sequencer, op);
 }
 
-static void leave_room(struct chat *chat, struct chat_member *m, uint8_t k, bool tell_leaver)
+/* away: the member's connection went and its place is kept (chat_away.h):
+ * nobody is told now. */
+static void leave_room(struct chat *chat, struct chat_member *m, uint8_t k, bool tell_leaver, bool away)
 {
 	struct chat_membership *ms = &m->rooms[k];
 	struct chat_room *r = ms->room;
@@ -685,8 +707,8 @@ static void leave_room(struct chat *chat, struct chat_member *m, uint8_t k, bool
 		room_quota_put(chat->config.room_quota, r->name, r->name_len);
 	drop_membership(m, k);
 	if (chat->config.sequencer) {
-		submit_leave(chat, r, m, tell_leaver);
-	} else {
+		submit_leave(chat, r, m, tell_leaver, away);
+	} else if (!away) {
 		announce(chat, r, m, "leave");
 		if (tell_leaver) {
 			ev_member_change(&chat->out, "leave", r, m);
@@ -702,10 +724,21 @@ void chat_connect(struct chat *chat, struct chat_member *m, const struct chat_id
 		  const char *room, size_t room_len, const uint64_t *since)
 {
 	memset(m, 0, sizeof(*m));
-	m->id = chat->config.sequencer ? sequencer_member_id(chat->config.sequencer)
-				       : chat->next_member_id++;
+	if (who && who->guest_id) {
+		/* the guest token was signed by this process (guest_token.h):
+		 * the id was handed out here, not one a newcomer can get */
+		m->id = who->guest_id;
+	} else {
+		m->id = chat->config.sequencer ? sequencer_member_id(chat->config.sequencer)
+					       : chat->next_member_id++;
+	}
 	m->rooms = &m->first_room;
 	m->rooms_cap = 1;
+	if (who && who->guest_id && who->name) {
+		char name[CHAT_NAME_MAX_BYTES + 1];
+		if (chat_name_normalize(who->name, strlen(who->name), name) && !(m->name = strdup(name)))
+			abort();
+	}
 	if (who && who->user_id) {
 		/* a token's name still has to be a name people can read */
 		char name[CHAT_NAME_MAX_BYTES + 1];
@@ -718,7 +751,13 @@ void chat_connect(struct chat *chat, struct chat_member *m, const struct chat_id
 	struct chat_room *r = room_to_join(chat, room, room_len);
 	if (!r)
 		r = room_to_join(chat, "lobby", 5); /* every room slot is taken: try the lobby */
-	ev_welcome(&chat->out, m, r);
+	char *guest = NULL;
+	if (!m->user_id && chat->config.guest_token) {
+		guest = chat->config.guest_token(chat->config.guest_ctx, m->id, m->name);
+		m->resumable = guest && chat->config.rejoin_grace_ms;
+	}
+	ev_welcome(&chat->out, m, r, guest, who && who->guest_id);
+	free(guest);
 	send_out(chat, m);
 	if (!r) {
 		send_error(chat, m, "too_many_rooms", "the server has no room for more rooms");
@@ -729,8 +768,18 @@ void chat_connect(struct chat *chat, struct chat_member *m, const struct chat_id
 
 void chat_disconnect(struct chat *chat, struct chat_member *m)
 {
+	struct chat_away *away = NULL;
+	if (m->resumable && m->nrooms) {
+		away = away_add(&chat->away, m->id, m->name, chat_now_ms() + chat->config.rejoin_grace_ms);
+		for (uint8_t k = 0; k < m->nrooms; k++) {
+			const struct chat_room *r = m->rooms[k].room;
+			/* an older place of the same id (another tab gone before) ends with this one */
+			away_claim(&chat->away, m->id, r->name, r->name_len);
+			away_add_room(away, r->name, r->name_len);
+		}
+	}
 	while (m->nrooms)
-		leave_room(chat, m, (uint8_t)(m->nrooms - 1), false);
+		leave_room(chat, m, (uint8_t)(m->nrooms - 1), false, away != NULL);
 	for (struct pending_message *pm = chat->waiting_messages.head; pm; pm = pm->next)
 		if (pm->sender == m)
 			pm->sender = NULL;
@@ -750,6 +799,32 @@ void chat_disconnect(struct chat *chat, struct chat_member *m)
 	free(m->user_id);
 	m->name = NULL;
 	m->user_id = NULL;
+}
+
+/* Places whose grace ran out: their rooms hear the leave now (with a
+ * sequencer, unless a connection holds the id again: roster.h). */
+void chat_tick(struct chat *chat)
+{
+	uint64_t now = chat_now_ms();
+	struct chat_away *a;
+	while ((a = away_take_expired(&chat->away, now))) {
+		struct chat_member who = { .id = a->id, .name = a->name };
+		for (uint8_t k = 0; k < a->nrooms; k++) {
+			const char *name = a->rooms[k];
+			if (chat->config.sequencer) {
+				/* the sequencer's roster holds the place, whatever this edge keeps */
+				struct chat_op *op = chat_op_new(CHAT_OP_EVENT, chat->config.edge, name, strlen(name));
+				op->change = ROSTER_GONE;
+				chat_op_set_member(op, &who);
+				sequencer_submit(chat->config.sequencer, op);
+				continue;
+			}
+			struct chat_room *r = room_find(&chat->rooms, name, strlen(name));
+			if (r)
+				announce(chat, r, &who, "leave");
+		}
+		away_free(a);
+	}
 }
 
 /* ---- messages ---------------------------------------------------------------- */
@@ -1162,6 +1237,15 @@ static void cmd_nick(struct chat *chat, struct chat_member *m, json_t *root)
 		tell_room_mates(chat, m, frame);
 	}
 	buf_unref(frame);
+	if (!same && chat->config.guest_token) {
+		/* the token brings the name back too: the old one would not */
+		char *guest = chat->config.guest_token(chat->config.guest_ctx, m->id, m->name);
+		if (guest) {
+			ev_guest_token(&chat->out, guest);
+			send_out(chat, m);
+			free(guest);
+		}
+	}
 }
 
 static void cmd_join(struct chat *chat, struct chat_member *m, json_t *root)
@@ -1201,7 +1285,7 @@ static void cmd_leave(struct chat *chat, struct chat_member *m, json_t *root)
 	}
 	struct chat_membership *ms = command_room(chat, m, root);
 	if (ms)
-		leave_room(chat, m, (uint8_t)(ms - m->rooms), true);
+		leave_room(chat, m, (uint8_t)(ms - m->rooms), true, false);
 }
 
 static void cmd_history(struct chat *chat, struct chat_member *m, json_t *root)
@@ -1248,6 +1332,22 @@ static void cmd_rooms(struct chat *chat, struct chat_member *m)
 	send_out(chat, m);
 }
 
+/* A signed-in session's new token, before the old one runs out. */
+static void cmd_refresh(struct chat *chat, struct chat_member *m, json_t *root)
+{
+	json_t *t = json_object_get(root, "token");
+	if (!json_is_string(t)) {
+		send_error(chat, m, "bad_message", "\"token\" must be a string");
+		return;
+	}
+	const char *why = chat->config.refresh(m, json_string_value(t), json_string_length(t));
+	if (why) {
+		send_error(chat, m, "bad_token", why); /* the session goes on until its token runs out */
+		return;
+	}
+	send_json(chat, m, "{\"type\":\"refreshed\"}", 20);
+}
+
 static void handle_command(struct chat *chat, struct chat_member *m, const char *text, size_t len)
 {
 	json_error_t err;
@@ -1274,6 +1374,8 @@ static void handle_command(struct chat *chat, struct chat_member *m, const char 
 		cmd_resume(chat, m, root);
 	else if (is_str(type, "rooms"))
 		cmd_rooms(chat, m);
+	else if (is_str(type, "refresh") && chat->config.refresh && m->user_id)
+		cmd_refresh(chat, m, root);
 	else
 		send_error(chat, m, "unknown_type", "unknown message type");
 	json_decref(root);

@@ -73,7 +73,8 @@ static void put_room(struct jbuf *b, const struct chat_room *r)
 	jbuf_str(b, r->name, r->name_len);
 }
 
-void ev_welcome(struct jbuf *b, const struct chat_member *m, const struct chat_room *r)
+void ev_welcome(struct jbuf *b, const struct chat_member *m, const struct chat_room *r, const char *guest,
+		bool resumed)
 {
 	jbuf_reset(b);
 	jbuf_lit(b, "{\"type\":\"welcome\",\"id\":");
@@ -84,7 +85,21 @@ void ev_welcome(struct jbuf *b, const struct chat_member *m, const struct chat_r
 		jbuf_raw(b, ",", 1);
 		put_room(b, r);
 	}
+	if (guest) {
+		jbuf_lit(b, ",\"guest\":");
+		jbuf_str(b, guest, strlen(guest));
+	}
+	if (resumed)
+		jbuf_lit(b, ",\"resumed\":true");
 	jbuf_lit(b, m->user_id ? ",\"signed_in\":true}" : ",\"signed_in\":false}");
+}
+
+void ev_guest_token(struct jbuf *b, const char *guest)
+{
+	jbuf_reset(b);
+	jbuf_lit(b, "{\"type\":\"guest\",\"guest\":");
+	jbuf_str(b, guest, strlen(guest));
+	jbuf_lit(b, "}");
 }
 
 void ev_presence(struct jbuf *b, const struct chat_room *r, size_t list_max)

@@ -15,7 +15,12 @@ struct chat_rooms;
 struct roster;
 struct store_record;
 
-void ev_welcome(struct jbuf *b, const struct chat_member *m, const struct chat_room *r);
+/* guest: the guest token to keep and present on reconnecting, or NULL;
+ * resumed: the id and name came back from one */
+void ev_welcome(struct jbuf *b, const struct chat_member *m, const struct chat_room *r, const char *guest,
+		bool resumed);
+/* {"type":"guest"}: a new guest token after a rename */
+void ev_guest_token(struct jbuf *b, const char *guest);
 void ev_presence(struct jbuf *b, const struct chat_room *r, size_t list_max);
 /* type: "join" or "leave" */
 void ev_member_change(struct jbuf *b, const char *type, const struct chat_room *r,

@@ -44,6 +44,12 @@ enum chat_roster_change {
 	ROSTER_JOIN,
 	ROSTER_LEAVE,
 	ROSTER_NICK,
+	/* A resumable guest's connection went: its place is kept, silently,
+	 * through --rejoin-grace; a JOIN of the same id takes it back. */
+	ROSTER_AWAY,
+	/* The grace ran out: the place goes, with a leave event, unless a
+	 * connection holds the id again. */
+	ROSTER_GONE,
 };
 
 struct chat_op {

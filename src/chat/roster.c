@@ -104,7 +104,7 @@ void roster_add(struct roster *r, uint32_t id, const char *name, const char *use
 		if (!r->entries)
 			abort();
 	}
-	r->entries[r->count] = (struct roster_entry){ .id = id, .names = pack_names(name, user_id) };
+	r->entries[r->count] = (struct roster_entry){ .id = id, .holders = 1, .names = pack_names(name, user_id) };
 	r->count++;
 	if (r->count * 4 > r->index_cap * 3)
 		index_grow(r); /* indexes every entry, the new one too */
@@ -145,4 +145,10 @@ int64_t roster_rename(struct roster *r, uint32_t id, const char *name)
 bool roster_has(const struct roster *r, uint32_t id)
 {
 	return index_find(r, id) >= 0;
+}
+
+struct roster_entry *roster_find(struct roster *r, uint32_t id)
+{
+	int64_t slot = index_find(r, id);
+	return slot < 0 ? NULL : &r->entries[r->index[slot] - 1];
 }

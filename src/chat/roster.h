@@ -11,6 +11,10 @@
 /* 16 bytes: a room of 100,000 is on one thread, but still 100,000 of them. */
 struct roster_entry {
 	uint32_t id;
+	/* connections holding this id now: a guest's second tab, or none
+	 * while its place is kept through --rejoin-grace (the padding's
+	 * bytes: the entry stays 16) */
+	uint32_t holders;
 	/* NULL for a guest with no name of its own; else which of the two it
 	 * has (two flag bytes), then name and user id, each NUL-terminated */
 	char *names;
@@ -39,5 +43,7 @@ void roster_add(struct roster *r, uint32_t id, const char *name, const char *use
 int64_t roster_remove(struct roster *r, uint32_t id);
 int64_t roster_rename(struct roster *r, uint32_t id, const char *name);
 bool roster_has(const struct roster *r, uint32_t id);
+/* The entry of id, or NULL; valid until the roster changes. */
+struct roster_entry *roster_find(struct roster *r, uint32_t id);
 
 #endif

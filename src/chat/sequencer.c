@@ -290,6 +290,39 @@ static void take_event(struct sequencer *seq, struct chat_op *op)
 	}
 	struct seq_room *r = room_of(seq, op->room, op->room_len);
 	bool join = op->change == ROSTER_JOIN;
+	/* Several connections may hold one guest id (a reload racing its old
+	 * connection, a second tab): only the first in and the last out (or
+	 * its grace running out) are news. */
+	struct roster_entry *held = roster_find(&r->roster, op->member_id);
+	bool silent = false;
+	if (join && held) {
+		held->holders++;
+		silent = true;
+	} else if (!join && held && op->change != ROSTER_GONE && held->holders > 1) {
+		held->holders--;
+		silent = true;
+	} else if (op->change == ROSTER_AWAY && held) {
+		held->holders = 0; /* kept, silently, until its ROSTER_GONE */
+		silent = true;
+	} else if (op->change == ROSTER_GONE && (!held || held->holders)) {
+		silent = true; /* taken back in time, or gone already */
+	} else if (op->change == ROSTER_AWAY) {
+		silent = true; /* never entered */
+	}
+	if (silent) {
+		if (join) {
+			if (!r->users) {
+				ev_users_roster(&seq->out, &r->roster, seq->config.presence_list_max);
+				r->users = shared_text_new(jbuf_json(&seq->out), seq->out.len);
+			}
+			op->users = shared_text_ref(r->users);
+		}
+		op->count = r->roster.count;
+		op->announce = false;
+		ev_member_event(&seq->out, join ? "join" : "leave", op->room, op->room_len, &who, op->count);
+		chat_op_set_json(op, jbuf_json(&seq->out), seq->out.len);
+		return;
+	}
 	if (join) {
 		if (r->roster.count < seq->config.presence_list_max)
 			users_changed(r); /* the newcomer is listed */

@@ -16,6 +16,7 @@
 #include "buf.h"
 #include "chat.h"
 #include "conn.h"
+#include "guest_token.h"
 #include "http.h"
 #include "http_cache.h"
 #include "jwt.h"
@@ -225,10 +226,10 @@ static const char *find_cookie(const struct http_request *req, const char *name,
 	return NULL;
 }
 
-/* Sign-in: the token comes in ?token= or the ringcast_token cookie. */
-static enum jwt_status check_token(const struct http_conn_config *config, const struct http_request *req,
-				   const char *query, size_t query_len,
-				   struct jwt_claims *claims)
+/* Sign-in: the token comes in ?token= or the ringcast_token cookie.
+ * -1: there is none; else its jwt_status. */
+static int check_token(const struct http_conn_config *config, const struct http_request *req,
+		       const char *query, size_t query_len, struct jwt_claims *claims)
 {
 	char token[8192]; /* a request head is at most 8 KiB */
 	int n = http_query_param(query, query_len, "token", token, sizeof(token));
@@ -237,9 +238,44 @@ static enum jwt_status check_token(const struct http_conn_config *config, const 
 	if (n <= 0)
 		t = find_cookie(req, "ringcast_token", &len);
 	if (!t || !len)
-		return JWT_MALFORMED;
-	return jwt_verify_hs256(t, len, config->jwt_secret, config->jwt_secret_len, (int64_t)time(NULL), 30,
-				claims);
+		return -1;
+	return (int)jwt_verify_hs256(t, len, config->jwt_secret, config->jwt_secret_len, (int64_t)time(NULL),
+				     config->jwt_leeway, claims);
+}
+
+/* A refused sign-in is a WebSocket that closes at once with a code and a
+ * reason (docs/protocol.md): a page cannot read a 401 on an upgrade, only
+ * that it failed, and would retry for ever. */
+static void refuse_sign_in(struct conn *c, int st)
+{
+	char reason[120];
+	uint16_t code;
+	if (st < 0) {
+		code = WS_CLOSE_TOKEN_MISSING;
+		snprintf(reason, sizeof(reason), "token missing");
+	} else if (st == JWT_EXPIRED) {
+		code = WS_CLOSE_TOKEN_EXPIRED;
+		snprintf(reason, sizeof(reason), "token expired");
+	} else {
+		code = WS_CLOSE_TOKEN_INVALID;
+		snprintf(reason, sizeof(reason), "token invalid: %s", jwt_status_text((enum jwt_status)st));
+	}
+	ws_conn_refuse(c, code, reason);
+}
+
+/* ?guest=: a guest token of this process brings back its id and name; any
+ * other is ignored (the guest gets a new identity), never trusted. */
+static bool check_guest(const struct http_conn_config *config, const char *query, size_t query_len,
+			uint32_t *id, char name[JWT_NAME_MAX + 1])
+{
+	char token[2048];
+	int n = http_query_param(query, query_len, "guest", token, sizeof(token));
+	if (!config->guest_key || n <= 0)
+		return false;
+	if (guest_token_check(config->guest_key, token, (size_t)n, id, name))
+		return true;
+	log_debug("guest token refused: a new identity instead");
+	return false;
 }
 
 static bool upgrade(struct conn *c, const struct http_request *req, const char *query, size_t query_len)
@@ -289,26 +325,38 @@ static bool upgrade(struct conn *c, const struct http_request *req, const char *
 	}
 	struct jwt_claims claims;
 	struct chat_identity who = { 0 };
+	char guest_name[JWT_NAME_MAX + 1];
+	int st = JWT_OK;
+	int64_t expires = 0;
 	if (t->config.jwt_secret) {
-		enum jwt_status st = check_token(&t->config, req, query, query_len, &claims);
-		if (st != JWT_OK) {
-			t->stats.auth_refused++;
-			t->req.why = "auth";
-			t->req.detail = jwt_status_text(st);
-			respond_text(c, 401, false, "WWW-Authenticate: Bearer\r\n", false);
-			return false;
+		st = check_token(&t->config, req, query, query_len, &claims);
+		if (st == JWT_OK) {
+			who.user_id = claims.sub[0] ? claims.sub : claims.name;
+			who.name = claims.name;
+			expires = claims.exp ? claims.exp + t->config.jwt_leeway : 0;
 		}
-		who.user_id = claims.sub[0] ? claims.sub : claims.name;
-		who.name = claims.name;
+	} else if (check_guest(&t->config, query, query_len, &who.guest_id, guest_name)) {
+		who.name = guest_name[0] ? guest_name : NULL;
 	}
 	char head[512];
 	size_t hlen = ws_upgrade_response(head, sizeof(head), key, key_len);
 	queue(c, buf_from(head, hlen));
 	if (c->state != CONN_OPEN)
 		return false;
+	if (st != JWT_OK) {
+		t->stats.auth_refused++;
+		if (log_enabled(LOG_DEBUG)) {
+			char id[CONN_LOG_ID_LEN];
+			conn_log_id(c, id, sizeof(id));
+			log_kv(LOG_DEBUG, "sign-in refused", LOG_STR("conn", id), LOG_STR("why", "auth"),
+			       LOG_STR("detail", st < 0 ? "no token" : jwt_status_text((enum jwt_status)st)));
+		}
+		refuse_sign_in(c, st);
+		return true;
+	}
 	t->stats.upgrades++;
-	ws_conn_open(c, t->config.jwt_secret ? &who : NULL, room, (size_t)room_len,
-		     since_given ? &since : NULL);
+	ws_conn_open(c, who.user_id || who.guest_id ? &who : NULL, room, (size_t)room_len,
+		     since_given ? &since : NULL, expires);
 	return true;
 }
 
@@ -379,6 +427,11 @@ static void serve(struct conn *c, const struct http_request *req, const char *pa
 		queue(c, b);
 	} else if (!t->config.site) {
 		respond_text(c, 404, req->keep_alive, NULL, head_only); /* a /metrics listener */
+	} else if (strcmp(path, "/login") == 0 && t->config.login_url) {
+		/* where the page sends people for a token (--login-url) */
+		char extra[1000]; /* --login-url is at most 900 bytes (config.c) */
+		snprintf(extra, sizeof(extra), "Location: %s\r\nCache-Control: no-store\r\n", t->config.login_url);
+		respond_text(c, 302, req->keep_alive, extra, head_only);
 		return;
 	} else if (strcmp(path, "/ws") == 0) {
 		t->req.why = "not an upgrade";

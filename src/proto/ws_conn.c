@@ -9,10 +9,12 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "buf.h"
 #include "chat.h"
 #include "conn.h"
+#include "jwt.h"
 #include "log.h"
 #include "session.h"
 #include "ws.h"
@@ -20,6 +22,7 @@
 #define WS_F_CLOSE_SENT 0x01
 #define WS_F_CLOSE_RCVD 0x02
 #define WS_F_CLIENT_CLOSED 0x04 /* the client's close frame came first */
+#define WS_F_NO_MEMBER 0x08 /* refused before joining: chat never saw it */
 
 /* The WebSocket side of one ring: its settings and counters. Every
  * connection finds it through its ring's sessions (session.h). */
@@ -31,6 +34,21 @@ struct ws_transport {
 static struct ws_transport *transport_of(const struct conn *c)
 {
 	return sessions_of(c)->ws;
+}
+
+/* at, but no later than the sign-in's end: the deadline is what ends it */
+static void set_deadline(struct conn *c, uint32_t at)
+{
+	struct session *s = session_of(c);
+	if (s->expires) {
+		int64_t left = s->expires - (int64_t)time(NULL);
+		uint32_t now = conn_now(c);
+		if (left <= 0)
+			at = now;
+		else if ((uint64_t)left * CONN_TICKS_PER_SEC < (uint32_t)(at - now))
+			at = now + (uint32_t)left * CONN_TICKS_PER_SEC;
+	}
+	conn_set_deadline(c, at);
 }
 
 const uint16_t ws_close_codes_counted[WS_CLOSE_CODES_COUNTED] = {
@@ -190,18 +208,52 @@ void ws_conn_kick(struct chat_member *m, uint16_t code, const char *reason)
 }
 
 void ws_conn_open(struct conn *c, const struct chat_identity *who, const char *room, size_t room_len,
-		  const uint64_t *since)
+		  const uint64_t *since, int64_t expires)
 {
 	struct session *s = session_of(c);
 	struct ws_transport *t = transport_of(c);
 	s->proto = PROTO_WS;
 	s->ws_flags = 0;
 	s->close_code = 0; /* in the room of HTTP's skip */
+	s->expires = expires;
 	conn_pin_queue(c); /* the 101 goes out even if c is dropped in this pass */
 	ws_parser_init(&s->ws, t->config.max_message);
 	t->stats.opened++;
-	conn_set_deadline(c, conn_now(c) + t->config.ping_interval);
+	set_deadline(c, conn_now(c) + t->config.ping_interval);
 	chat_connect(t->config.chat, &s->member, who, room, room_len, since);
+}
+
+void ws_conn_refuse(struct conn *c, uint16_t code, const char *reason)
+{
+	struct session *s = session_of(c);
+	struct ws_transport *t = transport_of(c);
+	s->proto = PROTO_WS;
+	s->ws_flags = WS_F_NO_MEMBER;
+	s->expires = 0;
+	conn_pin_queue(c);
+	ws_parser_init(&s->ws, t->config.max_message);
+	/* a clean close: the client's close frame is awaited, so a browser
+	 * reports this code, not 1006 */
+	ws_conn_close(c, code, reason);
+}
+
+const char *ws_conn_refresh(struct chat_member *m, const char *token, size_t len)
+{
+	struct session *s = session_of_member(m);
+	struct conn *c = session_conn(s);
+	struct ws_transport *t = transport_of(c);
+	struct jwt_claims claims;
+	enum jwt_status st = jwt_verify_hs256(token, len, t->config.jwt_secret, t->config.jwt_secret_len,
+					      (int64_t)time(NULL), t->config.jwt_leeway, &claims);
+	if (st != JWT_OK)
+		return jwt_status_text(st);
+	const char *user = claims.sub[0] ? claims.sub : claims.name;
+	if (!m->user_id || strcmp(user, m->user_id) != 0)
+		return "token is for another user";
+	s->expires = claims.exp ? claims.exp + t->config.jwt_leeway : 0;
+	if (!(s->ws_flags & WS_F_CLOSE_SENT))
+		set_deadline(c, c->last_rx + t->config.ping_interval);
+	return NULL;
 }
 
 void ws_conn_closing(struct conn *c)
@@ -217,7 +269,8 @@ void ws_conn_closing(struct conn *c)
 				     : s->close_code		      ? "server"
 								      : "none"));
 	}
-	chat_disconnect(transport_of(c)->config.chat, &s->member);
+	if (!(s->ws_flags & WS_F_NO_MEMBER))
+		chat_disconnect(transport_of(c)->config.chat, &s->member);
 	/* a control frame cut short by the close; nothing is read after it */
 	free(s->ctrl);
 	s->ctrl = NULL;
@@ -337,6 +390,10 @@ void ws_conn_deadline(struct conn *c)
 		conn_abort(c); /* the client never answered our close */
 		return;
 	}
+	if (s->expires && (int64_t)time(NULL) >= s->expires) {
+		ws_conn_close(c, WS_CLOSE_TOKEN_EXPIRED, "token expired");
+		return;
+	}
 	uint32_t quiet = now - c->last_rx;
 	if (quiet >= t->config.idle_timeout) {
 		/* Presumed gone (half-open): say why, but do not wait for it. */
@@ -349,8 +406,8 @@ void ws_conn_deadline(struct conn *c)
 		ws_conn_deliver(&s->member, ping); /* a client stalled since is dropped here */
 		buf_unref(ping);
 		t->stats.pings_sent++;
-		conn_set_deadline(c, c->last_rx + t->config.idle_timeout);
+		set_deadline(c, c->last_rx + t->config.idle_timeout);
 		return;
 	}
-	conn_set_deadline(c, c->last_rx + t->config.ping_interval);
+	set_deadline(c, c->last_rx + t->config.ping_interval);
 }

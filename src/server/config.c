@@ -81,6 +81,13 @@ static const char usage[] =
 	"  --jwt-secret-file PATH  the same, secret read from a file (trailing newline dropped)\n"
 	"  --api-key-file PATH     serve the server API (/api/publish, /api/disconnect,\n"
 	"                          /api/presence) to callers with this key (at least 16 bytes)\n"
+	"  --jwt-leeway S          seconds of clock skew allowed on a token's exp and nbf\n"
+	"                          (default 30); a session closes (4002) at exp + S\n"
+	"  --login-url URL         where the page sends people to get a token (GET /login\n"
+	"                          redirects there)\n"
+	"  --rejoin-grace S        a guest's place is kept S seconds after its connection\n"
+	"                          goes: a reload or a reconnect within it is not announced\n"
+	"                          (default 10; 0: leaves are told at once)\n"
 	"  --tls-cert FILE         serve HTTPS and WSS with this PEM certificate chain\n"
 	"  --tls-key FILE          ... and this private key (TLS 1.2 and later)\n"
 	"  --allow-origin ORIGIN   a web origin (e.g. https://chat.example.com, or *) whose\n"
@@ -108,6 +115,7 @@ enum {
 	OPT_FLUSH_BATCH, OPT_SEND_ZC, OPT_SEND_TIMEOUT, OPT_HISTORY_BYTES, OPT_ALLOW_HOST, OPT_DB, OPT_NO_PERSIST, OPT_PLAIN_FDS, OPT_FSYNC, OPT_HISTORY_MEMORY,
 	OPT_REDIS, OPT_REDIS_PASSWORD_FILE, OPT_HISTORY_MAX,
 	OPT_MAX_ROOMS, OPT_THREADS, OPT_RATE_LIMIT, OPT_JWT_SECRET, OPT_JWT_SECRET_FILE, OPT_ALLOW_ORIGIN,
+	OPT_JWT_LEEWAY, OPT_LOGIN_URL, OPT_REJOIN_GRACE,
 	OPT_TLS_CERT, OPT_TLS_KEY, OPT_QUIET, OPT_VERBOSE, OPT_HELP, OPT_VERSION,
 	OPT_METRICS_LISTEN, OPT_LOG_FORMAT,
 	OPT_API_KEY_FILE,
@@ -146,6 +154,9 @@ static const struct option options[] = {
 	{ "jwt-secret", required_argument, NULL, OPT_JWT_SECRET },
 	{ "jwt-secret-file", required_argument, NULL, OPT_JWT_SECRET_FILE },
 	{ "api-key-file", required_argument, NULL, OPT_API_KEY_FILE },
+	{ "jwt-leeway", required_argument, NULL, OPT_JWT_LEEWAY },
+	{ "login-url", required_argument, NULL, OPT_LOGIN_URL },
+	{ "rejoin-grace", required_argument, NULL, OPT_REJOIN_GRACE },
 	{ "allow-origin", required_argument, NULL, OPT_ALLOW_ORIGIN },
 	{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
 	{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
@@ -372,6 +383,8 @@ int config_parse(struct config *cfg, int argc, char **argv)
 		.history_bytes = 64 * 1024 * 1024,
 		.max_connections = default_max_connections(),
 		.ping_interval = 30,
+		.jwt_leeway = 30,
+		.rejoin_grace = 10,
 		.idle_timeout = 60,
 		.header_timeout = 10,
 		.close_timeout = 5,
@@ -510,6 +523,20 @@ int config_parse(struct config *cfg, int argc, char **argv)
 			break;
 		case OPT_API_KEY_FILE:
 			rc = read_secret_file("api-key-file", optarg, &cfg->api_key, &cfg->api_key_len);
+			break;
+		case OPT_JWT_LEEWAY:
+			rc = parse_u32("jwt-leeway", optarg, 0, 3600, &cfg->jwt_leeway);
+			break;
+		case OPT_REJOIN_GRACE:
+			rc = parse_u32("rejoin-grace", optarg, 0, 3600, &cfg->rejoin_grace);
+			break;
+		case OPT_LOGIN_URL:
+			/* it goes out in a Location header: one line, and short */
+			if (!*optarg || strlen(optarg) > 900 || strpbrk(optarg, "\r\n")) {
+				fprintf(stderr, "ringcast: --login-url must be one line of 1 to 900 bytes\n");
+				rc = -1;
+			}
+			cfg->login_url = optarg;
 			break;
 		case OPT_TLS_CERT:
 			cfg->tls_cert = optarg;

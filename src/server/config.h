@@ -54,6 +54,9 @@ struct config {
 	size_t jwt_secret_len;
 	char *api_key;             /* --api-key-file: the server API's key; NULL = no API */
 	size_t api_key_len;
+	uint32_t jwt_leeway;       /* seconds of clock skew on exp/nbf; sessions end at exp + it */
+	const char *login_url;     /* GET /login redirects here; NULL: 404 */
+	uint32_t rejoin_grace;     /* seconds a resumable guest's place is kept (0: none) */
 	const char *tls_cert;      /* PEM certificate chain: serve HTTPS/WSS */
 	const char *tls_key;
 	const char *allow_origin[32]; /* --allow-origin entries */

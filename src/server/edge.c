@@ -17,6 +17,7 @@
 #include "chat.h"
 #include "config.h"
 #include "conn.h"
+#include "guest_token.h"
 #include "http_conn.h"
 #include "log.h"
 #include "room_quota.h"
@@ -166,6 +167,7 @@ static void on_tick(void *ctx)
 {
 	struct edge *e = edge_of(ctx);
 	conns_tick(e->conns);
+	chat_tick(e->chat);
 	publish_sample(e); /* the others read it at most a tick old */
 	/* one atomic load a tick; a new page is served within 100 ms of SIGHUP */
 	reload_follow_site(&e->all->reload, &e->site, &e->site_generation);
@@ -236,6 +238,11 @@ static size_t catchup_bytes(uint64_t max_queue)
 	return quarter < 256 * 1024 ? (size_t)quarter : 256 * 1024;
 }
 
+static char *issue_guest_token(void *ctx, uint32_t id, const char *name)
+{
+	return guest_token_issue(ctx, id, name);
+}
+
 int edge_prepare(struct edges *all, unsigned index)
 {
 	const struct config *cfg = all->cfg;
@@ -271,6 +278,10 @@ int edge_prepare(struct edges *all, unsigned index)
 		.history_bytes = cfg->history_bytes / all->count,
 		.max_rooms = cfg->max_rooms,
 		.rate = { .per_second = cfg->rate_per_second, .burst = cfg->rate_burst },
+		.guest_token = all->guest_key ? issue_guest_token : NULL,
+		.guest_ctx = (void *)all->guest_key,
+		.rejoin_grace_ms = all->guest_key ? cfg->rejoin_grace * 1000 : 0,
+		.refresh = cfg->jwt_secret ? ws_conn_refresh : NULL,
 	});
 	e->sessions.ws = ws_transport_new(&(struct ws_conn_config){
 		.max_message = cfg->max_message,
@@ -278,6 +289,9 @@ int edge_prepare(struct edges *all, unsigned index)
 		.idle_timeout = cfg->idle_timeout,
 		.close_timeout = cfg->close_timeout,
 		.chat = e->chat,
+		.jwt_secret = (const uint8_t *)cfg->jwt_secret,
+		.jwt_secret_len = cfg->jwt_secret_len,
+		.jwt_leeway = cfg->jwt_leeway,
 	});
 	e->sessions.http = http_transport_new(&(struct http_conn_config){
 		.site = &e->site, /* replaced in place on reload */
@@ -288,6 +302,9 @@ int edge_prepare(struct edges *all, unsigned index)
 		.readiness = &all->readiness,
 		.jwt_secret = (const uint8_t *)cfg->jwt_secret,
 		.jwt_secret_len = cfg->jwt_secret_len,
+		.jwt_leeway = cfg->jwt_leeway,
+		.login_url = cfg->login_url,
+		.guest_key = all->guest_key,
 		.allow_origin = cfg->allow_origin,
 		.allow_origin_count = cfg->allow_origin_count,
 		.listen_host = cfg->host,

@@ -39,6 +39,9 @@ struct edges {
 	struct conn_limits *limits;  /* --max-connections, --max-per-ip: for all edges together */
 	struct room_quota *rooms;    /* --max-rooms, for all edges together (NULL: one edge) */
 	struct readiness readiness;  /* /readyz: set by the store's commits and the cluster link */
+	/* signs guest tokens (guest_token.h): made once at start, read-only
+	 * after; NULL where guests are not resumable (sign-in, --redis) */
+	const struct guest_key *guest_key;
 	unsigned count;
 	struct edge *edge;           /* [count] */
 };

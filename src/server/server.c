@@ -20,6 +20,7 @@
 #include "cluster.h"
 #include "conn_limits.h"
 #include "edge.h"
+#include "guest_token.h"
 #include "log.h"
 #include "metrics_listener.h"
 #include "readiness.h"
@@ -324,6 +325,16 @@ int server_run(const struct config *cfg)
 	int sfd = -1;
 	struct metrics_listener *metrics = NULL;
 	unsigned started = 0;
+	/* Guests come back as who they were (guest_token.h): not where
+	 * everyone signs in, nor across nodes, which do not share the key. */
+	struct guest_key guest_key;
+	if (!cfg->jwt_secret && !cfg->redis_url) {
+		if (guest_key_init(&guest_key) < 0) {
+			log_error("getrandom: %s", strerror(errno));
+			goto out;
+		}
+		all.guest_key = &guest_key;
+	}
 	if (open_shared(&all, cfg) < 0)
 		goto out;
 

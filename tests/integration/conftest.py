@@ -74,6 +74,11 @@ class Server:
         threads = os.environ.get("RINGCAST_THREADS")
         if threads and "--threads" not in self.args:
             self.args += ["--threads", threads]
+        # A disconnect is a leave at once, as the tests of presence expect; the
+        # grace a guest's reload gets is tested where it is named
+        # (test_identity.py).
+        if "--rejoin-grace" not in self.args:
+            self.args += ["--rejoin-grace", "0"]
         # Run in a fresh directory: anything the server writes relative to its
         # working directory (e.g. a default data/ringcast.db) is per test and
         # never lands in the source tree. A test may pass its own (restarts).

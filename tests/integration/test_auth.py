@@ -1,6 +1,8 @@
 """Sign-in (docs/protocol.md "Sign-in", README --jwt-secret/--jwt-secret-file):
 HS256 JWTs made here with hmac/hashlib/base64, in `?token=` or the
-`ringcast_token` cookie; every invalid token is a 401; a valid one sets id,
+`ringcast_token` cookie; a refused sign-in is a WebSocket closed at once with
+4001 (no token), 4002 (expired) or 4003 (invalid) and a reason the page can
+show; a valid one sets id,
 name and signed_in; nick is name_locked; static files need no token; a
 secret under 32 bytes stops the server from starting."""
 
@@ -30,21 +32,34 @@ def token(claims=None, **kw):
     return make_jwt(SECRET, c, **kw)
 
 
+MISSING, EXPIRED, INVALID = 4001, 4002, 4003
+
+
 def status(server, path="/", headers=None):
-    return upgrade(server, path, headers).status
+    """'ok' when the session starts (welcome first), else the close code the
+    sign-in was refused with (the reason checked against the code)."""
+    with connect_ws(server, path, headers=headers) as ws:
+        f = ws.recv_frame(timeout=5)
+        if f.opcode != 0x8:
+            assert f.json()["type"] == "welcome", f
+            return "ok"
+        code, reason = f.close_code, f.close_reason
+        want = {MISSING: "token missing", EXPIRED: "token expired", INVALID: "token invalid"}
+        assert code in want and reason.startswith(want[code]), (code, reason)
+        ws.send_close(code)  # the server waits for ours: a clean close
+        return code
 
 
-# ---------------------------------------------------------------- refused: 401
+# ---------------------------------------------------------------- refused: 4001-4003
 
 
-def test_no_token_401(server):
+def test_no_token_refused(server):
     for path in ("/", "/ws", "/?room=dev"):
-        r = upgrade(server, path)
-        assert r.status == 401, (path, r)
-    assert status(server, "/?token=") == 401
+        assert status(server, path) == MISSING, path
+    assert status(server, "/?token=") == MISSING
 
 
-def test_bad_signature_401(server):
+def test_bad_signature_refused(server):
     good = token()
     h, p, s = good.split(".")
     forged_claims = b64url(json.dumps({"sub": "1", "name": "Admin", "exp": now() + 3600}))
@@ -58,18 +73,18 @@ def test_bad_signature_401(server):
         "secret as the signature": "%s.%s.%s" % (h, p, b64url(SECRET)),
     }
     for what, t in cases.items():
-        assert status(server, "/?token=" + t) == 401, what
-    assert status(server, "/?token=" + good) == 101
+        assert status(server, "/?token=" + t) == INVALID, what
+    assert status(server, "/?token=" + good) == "ok"
 
 
-def test_expired_401_and_leeway(server):
-    assert status(server, "/?token=" + token({"sub": "1", "exp": now() - 120})) == 401
-    assert status(server, "/?token=" + token({"sub": "1", "exp": now() - 3600})) == 401
+def test_expired_refused_and_leeway(server):
+    assert status(server, "/?token=" + token({"sub": "1", "exp": now() - 120})) == EXPIRED
+    assert status(server, "/?token=" + token({"sub": "1", "exp": now() - 3600})) == EXPIRED
     # 30 s leeway
-    assert status(server, "/?token=" + token({"sub": "1", "exp": now() - 10})) == 101
-    assert status(server, "/?token=" + token({"sub": "1", "nbf": now() + 120})) == 401
-    assert status(server, "/?token=" + token({"sub": "1", "nbf": now() + 10})) == 101
-    assert status(server, "/?token=" + token({"sub": "1", "nbf": now() - 10, "exp": now() + 60})) == 101
+    assert status(server, "/?token=" + token({"sub": "1", "exp": now() - 10})) == "ok"
+    assert status(server, "/?token=" + token({"sub": "1", "nbf": now() + 120})) == INVALID
+    assert status(server, "/?token=" + token({"sub": "1", "nbf": now() + 10})) == "ok"
+    assert status(server, "/?token=" + token({"sub": "1", "nbf": now() - 10, "exp": now() + 60})) == "ok"
 
 
 @pytest.mark.parametrize("header", [
@@ -81,16 +96,16 @@ def test_expired_401_and_leeway(server):
     {"typ": "JWT"},
     {"alg": ["HS256"]},
 ])
-def test_alg_other_than_hs256_401(server, header):
+def test_alg_other_than_hs256_refused(server, header):
     unsigned = make_jwt(SECRET, {"sub": "42", "exp": now() + 3600}, header=header, sign=False)
     signed = make_jwt(SECRET, {"sub": "42", "exp": now() + 3600}, header=header)
-    assert status(server, "/?token=" + unsigned) == 401
-    assert status(server, "/?token=" + signed) == 401, "alg %r with an HS256 signature accepted" % header
+    assert status(server, "/?token=" + unsigned) == INVALID
+    assert status(server, "/?token=" + signed) == INVALID, "alg %r with an HS256 signature accepted" % header
 
 
 @pytest.mark.parametrize("shape", ["two-parts", "four-parts", "padded", "garbage", "not-json",
                                    "claims-array", "no-sub-no-name"])
-def test_malformed_tokens_401(server, shape):
+def test_malformed_tokens_refused(server, shape):
     import hashlib
     import hmac
     good = token()
@@ -109,13 +124,13 @@ def test_malformed_tokens_401(server, shape):
         "claims-array": signed(h, b64url("[1,2,3]")),
         "no-sub-no-name": token({"exp": now() + 3600}),
     }[shape]
-    assert status(server, "/?token=" + t) == 401
+    assert status(server, "/?token=" + t) == INVALID
 
 
-def test_cookie_with_bad_token_401(server):
+def test_cookie_with_bad_token_refused(server):
     bad = make_jwt("y" * 40, {"sub": "42"})
-    assert status(server, "/", [("Cookie", "ringcast_token=" + bad)]) == 401
-    assert status(server, "/", [("Cookie", "other_token=" + token())]) == 401
+    assert status(server, "/", [("Cookie", "ringcast_token=" + bad)]) == INVALID
+    assert status(server, "/", [("Cookie", "other_token=" + token())]) == MISSING
 
 
 # ---------------------------------------------------------------- accepted: 101
@@ -193,7 +208,7 @@ def test_long_sub_is_the_id_not_truncated(server):
     # a very long sub: refused, or kept whole -- never cut short
     huge = "h" * 1000
     t = token({"sub": huge, "name": "N", "exp": now() + 60})
-    if upgrade(server, "/?token=" + t).status == 101:
+    if status(server, "/?token=" + t) == "ok":
         with connect_ws(server, "/?token=" + t) as ws:
             assert connect_seq(ws)["welcome"]["id"] == huge
 
@@ -236,5 +251,5 @@ def test_secret_file_trailing_newline_dropped(server_factory, tmp_path):
     t = make_jwt(secret, {"sub": "file-user", "exp": now() + 60})
     with connect_ws(server, "/?token=" + t) as ws:
         assert connect_seq(ws)["welcome"]["id"] == "file-user"
-    assert status(server, "/?token=" + make_jwt(secret + "\n", {"sub": "x"})) == 401
-    assert status(server, "/") == 401
+    assert status(server, "/?token=" + make_jwt(secret + "\n", {"sub": "x"})) == INVALID
+    assert status(server, "/") == MISSING
