@@ -108,6 +108,9 @@ struct chat_config {
 	uint32_t history_on_join;    /* sent on joining (0: 50) */
 	uint32_t max_rooms;          /* rooms that may exist (0: 10000) */
 	struct rate_config rate;     /* per_second 0: no limit */
+	/* --max-message, told to clients in welcome (0: not told); the
+	 * transport enforces it, chat only passes it on */
+	uint64_t max_message;
 };
 
 struct chat_stats {

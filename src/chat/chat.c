@@ -710,7 +710,7 @@ void chat_connect(struct chat *chat, struct chat_member *m, const struct chat_id
 	struct chat_room *r = room_to_join(chat, room, room_len);
 	if (!r)
 		r = room_to_join(chat, "lobby", 5); /* every room slot is taken: try the lobby */
-	ev_welcome(&chat->out, m, r);
+	ev_welcome(&chat->out, m, r, chat->config.max_message);
 	send_out(chat, m);
 	if (!r) {
 		send_error(chat, m, "too_many_rooms", "the server has no room for more rooms");

@@ -73,7 +73,8 @@ static void put_room(struct jbuf *b, const struct chat_room *r)
 	jbuf_str(b, r->name, r->name_len);
 }
 
-void ev_welcome(struct jbuf *b, const struct chat_member *m, const struct chat_room *r)
+void ev_welcome(struct jbuf *b, const struct chat_member *m, const struct chat_room *r,
+		uint64_t max_message)
 {
 	jbuf_reset(b);
 	jbuf_lit(b, "{\"type\":\"welcome\",\"id\":");
@@ -84,7 +85,13 @@ void ev_welcome(struct jbuf *b, const struct chat_member *m, const struct chat_r
 		jbuf_raw(b, ",", 1);
 		put_room(b, r);
 	}
-	jbuf_lit(b, m->user_id ? ",\"signed_in\":true}" : ",\"signed_in\":false}");
+	jbuf_lit(b, m->user_id ? ",\"signed_in\":true" : ",\"signed_in\":false");
+	/* the page refuses a longer message itself instead of being closed with 1009 */
+	if (max_message) {
+		jbuf_lit(b, ",\"max_message\":");
+		jbuf_u64(b, max_message);
+	}
+	jbuf_raw(b, "}", 1);
 }
 
 void ev_presence(struct jbuf *b, const struct chat_room *r, size_t list_max)

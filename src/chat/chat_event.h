@@ -15,7 +15,8 @@ struct chat_rooms;
 struct roster;
 struct store_record;
 
-void ev_welcome(struct jbuf *b, const struct chat_member *m, const struct chat_room *r);
+void ev_welcome(struct jbuf *b, const struct chat_member *m, const struct chat_room *r,
+		uint64_t max_message);
 void ev_presence(struct jbuf *b, const struct chat_room *r, size_t list_max);
 /* type: "join" or "leave" */
 void ev_member_change(struct jbuf *b, const char *type, const struct chat_room *r,

@@ -253,6 +253,7 @@ int edge_prepare(struct edges *all, unsigned index)
 		.history_bytes = cfg->history_bytes / all->count,
 		.max_rooms = cfg->max_rooms,
 		.rate = { .per_second = cfg->rate_per_second, .burst = cfg->rate_burst },
+		.max_message = cfg->max_message,
 	});
 	e->sessions.ws = ws_transport_new(&(struct ws_conn_config){
 		.max_message = cfg->max_message,
