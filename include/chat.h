@@ -126,6 +126,9 @@ struct chat_config {
 	 * went before the rooms hear it left (0: told at once). */
 	uint32_t rejoin_grace_ms;
 	chat_refresh_fn refresh;     /* NULL: `refresh` is an unknown_type */
+	/* --max-message, told to clients in welcome (0: not told); the
+	 * transport enforces it, chat only passes it on */
+	uint64_t max_message;
 };
 
 struct chat_stats {

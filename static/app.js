@@ -11,6 +11,13 @@
 //   rooms               -> per-room message lists (one DOM pane each), join / leave / switch
 //   rendering helpers   -> message items, system lines, status, notices, scrolling
 //   name dialog, composer, wiring
+// Two helpers live in their own modules: people.js (the people and all-rooms lists) and
+// outbox.js (refused messages kept for sending again, message size).
+
+import { renderDirectory, renderPeople, replaceKeepingFocus } from './people.js';
+import {
+  createOutbox, formatBytes, frameBytes, outboxEchoed, outboxRefusal, outboxSent, outboxTakeRefused,
+} from './outbox.js';
 
 const BACKOFF_BASE_MS = 500;       // first retry delay
 const BACKOFF_MAX_MS = 15000;      // cap for the doubling
@@ -24,6 +31,9 @@ const PAGE_SIZE = 50;              // history page
 const DEFAULT_MAX_MESSAGE = 65536; // server default --max-message (bytes per frame)
 const NAME_MAX = 32;               // code points, after trimming
 const NICK_ECHO_MS = 5000;         // the same rename arriving again this soon is one rename
+const DIRECTORY_REFRESH_MS = 20000; // the all-rooms list is asked for again this often
+const DIRECTORY_DEBOUNCE_MS = 200;  // joins that come together (a reconnect) ask once
+const RESEND_COOLDOWN_MS = 1000;   // "Send again" waits this long after a refusal: the flood limit refills
 const ROOM_RE = /^[A-Za-z0-9_.-]{1,64}$/;
 // Refused by the server in a name: control characters, line/paragraph separators,
 // bidi marks, embeddings, overrides and isolates. (Invisible-only names are left to it.)
@@ -55,6 +65,16 @@ const ui = {
   sidebarClose: $('sidebar-close'),
   backdrop: $('backdrop'),
   roomList: $('room-list'),
+  directory: $('directory'),
+  directoryRefresh: $('directory-refresh'),
+  people: $('people-list'),
+  peopleTitle: $('people-title'),
+  refused: $('refused'),
+  refusedText: $('refused-text'),
+  refusedList: $('refused-list'),
+  refusedResend: $('refused-resend'),
+  refusedDiscard: $('refused-discard'),
+  tooLong: $('too-long'),
   joinForm: $('join-form'),
   joinInput: $('join-input'),
   joinError: $('join-error'),
@@ -110,6 +130,11 @@ const state = {
   ranges: new Map(),
   recentNicks: new Map(),   // "id\nold\nname" -> when it was shown (the server repeats it per room)
   maxMessage: DEFAULT_MAX_MESSAGE,
+  listed: new Map(),        // room -> count, from the last `rooms` answer (the all-rooms list)
+  directoryTimer: 0,
+  outbox: createOutbox(),   // messages not yet echoed, and the refused ones kept for resending
+  refusedWhy: '',           // why the last ones were refused, for the notice
+  resendTimer: 0,
   copyTimer: 0,
 };
 
@@ -379,8 +404,10 @@ function handleEvent(ev) {
     case 'error': onServerError(ev); break;
     case 'guest': keepGuest(ev.guest); break;
     case 'refreshed': break;
-    default: break; // unknown event types (e.g. `rooms`) are ignored so the server can add new ones
+    case 'rooms': onRooms(ev); break;
+    default: break; // unknown event types are ignored so the server can add new ones
   }
+  if (PRESENCE_EVENTS.has(ev.type)) renderWhoAndWhere();
 }
 
 function keepGuest(token) {
@@ -388,6 +415,9 @@ function keepGuest(token) {
     save(KEY.guest, JSON.stringify({ id: state.currentId, token }));
   }
 }
+
+// Events that change who is in a room or which rooms exist.
+const PRESENCE_EVENTS = new Set(['presence', 'join', 'leave', 'nick', 'rooms']);
 
 function onWelcome(ev) {
   state.currentId = ev.id != null ? String(ev.id) : null;
@@ -450,6 +480,7 @@ function onJoin(ev) {
   if (id !== null && id === state.currentId) {
     const again = room.joinedBefore;
     room.joinedBefore = true;
+    requestDirectory();
     // History or replayed messages of this join go above this line.
     mutatePane(room, () => {
       room.joinLine = addSystemLine(room, again ? `Reconnected to #${room.name}` : `You joined #${room.name}`,
@@ -462,10 +493,11 @@ function onJoin(ev) {
 }
 
 function onLeave(ev) {
-  const room = state.rooms.get(ev.room);
-  if (!room) return; // a room we already left
   const user = ev.user || {};
   const id = user.id != null ? String(user.id) : null;
+  if (id !== null && id === state.currentId) noteOwnLeave(ev);
+  const room = state.rooms.get(ev.room);
+  if (!room) return; // a room we already left
   if (id !== null && id === state.currentId) {
     removeRoom(room.name); // we asked to leave (normally already gone from the list)
     return;
@@ -479,6 +511,8 @@ function onMessage(ev) {
   const room = state.rooms.get(typeof ev.room === 'string' ? ev.room : state.current);
   if (!room) return;
   const replay = !room.live; // `since` replay: before the join line, no forced scroll
+  if (!replay && ev.from != null && String(ev.from) === state.currentId && typeof ev.text === 'string'
+      && outboxEchoed(state.outbox, state.ws, room.name, ev.text)) renderRefused();
   let el = null;
   mutatePane(room, () => { el = insertMessage(room, ev, { before: replay ? room.joinLine : null }); },
     { force: () => el !== null && el.classList.contains('own') && !replay });
@@ -634,10 +668,18 @@ function onServerError(ev) {
       break;
     }
     case 'rate_limited':
-      showNotice('You are sending too fast: a message was dropped. Wait a moment and send it again.');
+      state.refusedWhy = 'you were sending too fast';
+      noteRefusal();
       break;
     case 'not_saved':
-      showNotice('The server could not save a message, so it was not sent. Please send it again.');
+    case 'unavailable':
+    case 'bad_text':
+      // Not sent either: kept with the rate-limited ones (reconciled together, outbox.js).
+      state.refusedWhy = REFUSED_WHY[code];
+      noteRefusal();
+      showNotice(code === 'not_saved'
+        ? 'The server could not save a message, so it was not sent. It is kept below for sending again.'
+        : `${text} (${code})`);
       break;
     case 'not_in_room':
       for (const r of state.rooms.values()) {
@@ -652,6 +694,13 @@ function onServerError(ev) {
       showNotice(code ? `${text} (${code})` : text);
   }
 }
+
+// What the refused-messages notice says for each refusal but `rate_limited`.
+const REFUSED_WHY = {
+  not_saved: 'the server could not save them',
+  unavailable: 'the server was unavailable',
+  bad_text: 'one held a control character',
+};
 
 function onNickError(code, text) {
   const p = state.nickPending;
@@ -829,6 +878,7 @@ function removeRoom(name) {
   }
   saveRooms();
   renderRoomList();
+  renderWhoAndWhere();
 }
 
 function switchTo(name) {
@@ -860,6 +910,8 @@ function switchTo(name) {
   renderStatus();
   renderComposer();
   renderRoomList();
+  renderWhoAndWhere();
+  renderRefused(); // names the room of kept messages that are not this one's
   closeDrawer(false);
   fillViewport(room);
 }
@@ -1117,6 +1169,7 @@ function renderRoomList() {
     btn.type = 'button';
     btn.className = 'room-item';
     btn.dataset.room = room.name;
+    btn.dataset.key = room.name;
     if (room.name === state.current) btn.setAttribute('aria-current', 'true');
     if (!room.live) btn.classList.add('pending');
     const hash = document.createElement('span');
@@ -1139,7 +1192,7 @@ function renderRoomList() {
     li.append(btn);
     frag.append(li);
   }
-  ui.roomList.replaceChildren(frag);
+  replaceKeepingFocus(ui.roomList, [frag]);
   ui.roomsUnread.hidden = total === 0;
   ui.roomsUnread.textContent = total > 99 ? '99+' : String(total);
   ui.roomsToggle.setAttribute('aria-label', total ? `Rooms (${total} unread)` : 'Rooms');
@@ -1230,6 +1283,103 @@ function hideJoinError() {
   ui.joinError.hidden = true;
   ui.joinError.textContent = '';
   ui.joinInput.removeAttribute('aria-invalid');
+}
+
+/* ------------------------------------------------------------------ */
+/* who is here, which rooms exist, messages not sent                  */
+/* ------------------------------------------------------------------ */
+
+// The server took our leave: its count is the room's, now without us (a `rooms` answer
+// sent before it may still have counted us), and the all-rooms list is asked for again.
+function noteOwnLeave(ev) {
+  if (typeof ev.room !== 'string' || !Number.isInteger(ev.count)) return;
+  if (ev.count > 0) state.listed.set(ev.room, ev.count);
+  else state.listed.delete(ev.room);
+  requestDirectory();
+}
+
+function onRooms(ev) {
+  if (!Array.isArray(ev.rooms)) return;
+  state.listed = new Map(ev.rooms
+    .filter((r) => r && typeof r.room === 'string' && ROOM_RE.test(r.room) && Number.isInteger(r.count))
+    .map((r) => [r.room, r.count]));
+}
+
+// Ask for the all-rooms list; several asks in a moment (a reconnect rejoining) send one.
+function requestDirectory() {
+  clearTimeout(state.directoryTimer);
+  state.directoryTimer = setTimeout(() => sendJson({ type: 'rooms' }), DIRECTORY_DEBOUNCE_MS);
+}
+
+function renderWhoAndWhere() {
+  renderPeople({ list: ui.people, title: ui.peopleTitle, room: currentRoom(), myId: state.currentId });
+  renderDirectory({ list: ui.directory, listed: state.listed, joined: state.rooms, current: state.current });
+}
+
+// The server refused something; once it is clear which messages, keep them (outbox.js).
+function noteRefusal() {
+  if (!outboxRefusal(state.outbox, state.ws)) return;
+  // Sending them again at once would only be refused again (and too many refusals in a
+  // row get the connection closed): give the flood limit a moment to refill.
+  ui.refusedResend.disabled = true;
+  clearTimeout(state.resendTimer);
+  state.resendTimer = setTimeout(() => { ui.refusedResend.disabled = false; }, RESEND_COOLDOWN_MS);
+  renderRefused();
+}
+
+function renderRefused() {
+  const list = state.outbox.refused;
+  ui.refused.hidden = list.length === 0;
+  if (list.length === 0) {
+    ui.refusedText.textContent = '';
+    ui.refusedList.replaceChildren();
+    return;
+  }
+  const n = list.length;
+  ui.refusedText.textContent = `${n} ${n === 1 ? 'message was' : 'messages were'} not sent`
+    + `${state.refusedWhy ? ` (${state.refusedWhy})` : ''}. They are kept here to send again.`;
+  ui.refusedList.replaceChildren(...list.map((m) => {
+    const li = document.createElement('li');
+    li.className = 'refused-item';
+    if (m.room !== state.current) {
+      const where = document.createElement('span');
+      where.className = 'refused-room';
+      where.textContent = `#${m.room} `;
+      li.append(where);
+    }
+    li.append(m.text);
+    return li;
+  }));
+}
+
+// Send the kept messages again, in their order; those whose room is not live stay kept.
+function resendRefused() {
+  const canSend = (m) => state.connState === 'online' && state.rooms.get(m.room)?.live === true;
+  for (const m of outboxTakeRefused(state.outbox, canSend)) {
+    if (sendJson({ type: 'message', room: m.room, text: m.text })) outboxSent(state.outbox, state.ws, m.room, m.text);
+  }
+  renderRefused();
+}
+
+// A message over the server's --max-message (told in welcome) would get the connection
+// closed with 1009 and the text lost: refuse it here and keep it in the composer.
+function showTooLong(bytes) {
+  if (bytes <= state.maxMessage) {
+    clearTooLong();
+    return false;
+  }
+  ui.tooLong.textContent = `Too long to send: ${formatBytes(bytes)}, the limit is ${formatBytes(state.maxMessage)}.`
+    + ' Your text is kept; shorten it or split it.';
+  ui.tooLong.hidden = false;
+  ui.input.setAttribute('aria-invalid', 'true');
+  return true;
+}
+
+function clearTooLong() {
+  if (ui.tooLong.hidden) return;
+  ui.tooLong.hidden = true;
+  ui.tooLong.textContent = '';
+  ui.input.removeAttribute('aria-invalid');
 }
 
 /* ------------------------------------------------------------------ */
@@ -1340,12 +1490,10 @@ function submitMessage() {
   const room = currentRoom();
   if (state.connState !== 'online' || !room || !room.live) return;
   const frame = JSON.stringify({ type: 'message', room: room.name, text });
-  if (new TextEncoder().encode(frame).length > state.maxMessage) {
-    showNotice(`That message is too long (limit ${Math.floor(state.maxMessage / 1024)} KiB).`);
-    return;
-  }
+  if (showTooLong(frameBytes(frame))) return; // the text stays in the composer
   if (!state.ws || state.ws.readyState !== WebSocket.OPEN) return;
   state.ws.send(frame);
+  outboxSent(state.outbox, state.ws, room.name, text);
   ui.input.value = '';
   autosize();
   ui.input.focus();
@@ -1388,6 +1536,21 @@ function init() {
   ui.form.addEventListener('submit', (e) => { e.preventDefault(); submitMessage(); });
   ui.input.addEventListener('keydown', onKeyDown);
   ui.input.addEventListener('input', autosize);
+  ui.input.addEventListener('input', clearTooLong);
+  ui.refusedResend.addEventListener('click', resendRefused);
+  ui.refusedDiscard.addEventListener('click', () => { outboxTakeRefused(state.outbox); renderRefused(); });
+  ui.directoryRefresh.addEventListener('click', requestDirectory);
+  ui.directory.addEventListener('focusin', (e) => {
+    // Rooms we are not in send no events: entering the list is a good moment to ask.
+    if (!(e.relatedTarget instanceof Node && ui.directory.contains(e.relatedTarget))) requestDirectory();
+  });
+  ui.directory.addEventListener('click', (e) => {
+    const btn = e.target instanceof Element ? e.target.closest('.dir-item') : null;
+    if (btn) joinRoom(btn.dataset.room); // switches to it when already joined
+  });
+  setInterval(() => {
+    if (state.connState === 'online' && document.visibilityState === 'visible') requestDirectory();
+  }, DIRECTORY_REFRESH_MS);
   ui.noticeClose.addEventListener('click', hideNotice);
   ui.retry.addEventListener('click', () => { state.attempt = 0; reconnectNow(); });
   ui.jump.addEventListener('click', scrollToBottom);

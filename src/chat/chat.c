@@ -756,7 +756,7 @@ void chat_connect(struct chat *chat, struct chat_member *m, const struct chat_id
 		guest = chat->config.guest_token(chat->config.guest_ctx, m->id, m->name);
 		m->resumable = guest && chat->config.rejoin_grace_ms;
 	}
-	ev_welcome(&chat->out, m, r, guest, who && who->guest_id);
+	ev_welcome(&chat->out, m, r, guest, who && who->guest_id, chat->config.max_message);
 	free(guest);
 	send_out(chat, m);
 	if (!r) {

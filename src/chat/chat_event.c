@@ -74,7 +74,7 @@ static void put_room(struct jbuf *b, const struct chat_room *r)
 }
 
 void ev_welcome(struct jbuf *b, const struct chat_member *m, const struct chat_room *r, const char *guest,
-		bool resumed)
+		bool resumed, uint64_t max_message)
 {
 	jbuf_reset(b);
 	jbuf_lit(b, "{\"type\":\"welcome\",\"id\":");
@@ -91,7 +91,13 @@ void ev_welcome(struct jbuf *b, const struct chat_member *m, const struct chat_r
 	}
 	if (resumed)
 		jbuf_lit(b, ",\"resumed\":true");
-	jbuf_lit(b, m->user_id ? ",\"signed_in\":true}" : ",\"signed_in\":false}");
+	jbuf_lit(b, m->user_id ? ",\"signed_in\":true" : ",\"signed_in\":false");
+	/* the page refuses a longer message itself instead of being closed with 1009 */
+	if (max_message) {
+		jbuf_lit(b, ",\"max_message\":");
+		jbuf_u64(b, max_message);
+	}
+	jbuf_raw(b, "}", 1);
 }
 
 void ev_guest_token(struct jbuf *b, const char *guest)

@@ -16,9 +16,10 @@ struct roster;
 struct store_record;
 
 /* guest: the guest token to keep and present on reconnecting, or NULL;
- * resumed: the id and name came back from one */
+ * resumed: the id and name came back from one; max_message: told when
+ * not 0 */
 void ev_welcome(struct jbuf *b, const struct chat_member *m, const struct chat_room *r, const char *guest,
-		bool resumed);
+		bool resumed, uint64_t max_message);
 /* {"type":"guest"}: a new guest token after a rename */
 void ev_guest_token(struct jbuf *b, const char *guest);
 void ev_presence(struct jbuf *b, const struct chat_room *r, size_t list_max);

@@ -282,6 +282,7 @@ int edge_prepare(struct edges *all, unsigned index)
 		.guest_ctx = (void *)all->guest_key,
 		.rejoin_grace_ms = all->guest_key ? cfg->rejoin_grace * 1000 : 0,
 		.refresh = cfg->jwt_secret ? ws_conn_refresh : NULL,
+		.max_message = cfg->max_message,
 	});
 	e->sessions.ws = ws_transport_new(&(struct ws_conn_config){
 		.max_message = cfg->max_message,

@@ -141,7 +141,7 @@ def test_valid_token_in_query(server):
         seq = connect_seq(ws)
         w = seq["welcome"]
         assert w == {"type": "welcome", "id": "42", "name": "Alice", "room": "lobby",
-                     "signed_in": True}, w
+                     "signed_in": True, "max_message": 65536}, w
         assert seq["presence"]["users"] == [{"id": "42", "name": "Alice"}]
         m = send_and_ack(ws, "signed message")
         assert (m["from"], m["name"]) == ("42", "Alice"), m

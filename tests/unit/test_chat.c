@@ -224,6 +224,13 @@ static int setup_rate_1_burst_3(void **state)
 	return start((struct chat_config){ .rate = { .per_second = 1, .burst = 3 } });
 }
 
+static int setup_max_message_2000(void **state)
+{
+	(void)state;
+	return start((struct chat_config){ .presence_list_max = 100, .presence_events_max = 100,
+					   .max_message = 2000 });
+}
+
 static int setup_rate_0(void **state)
 {
 	(void)state;
@@ -506,6 +513,30 @@ static void expect_error(struct chat_member *m, struct chat_member *other, const
 #define EXPECT_ERROR(m, other, lit, code) expect_error((m), (other), (lit), sizeof(lit) - 1, (code))
 
 /* ---- connecting ---- */
+
+/* The page refuses a longer message itself instead of being closed with 1009. */
+static void test_welcome_tells_the_configured_max_message(void **state)
+{
+	struct chat_member *m = member();
+	const struct sent *s[4];
+
+	(void)state;
+	join(m, "lobby");
+	assert_int_equal(sent_to(m, s, 4), 4); /* welcome presence join history */
+	assert_string_equal(type_of(s[0]), "welcome");
+	assert_int_equal(num(s[0]->json, "max_message"), 2000);
+}
+
+static void test_welcome_without_max_message_says_nothing_of_it(void **state)
+{
+	struct chat_member *m = member();
+	const struct sent *s[4];
+
+	(void)state;
+	join(m, "lobby");
+	assert_int_equal(sent_to(m, s, 4), 4); /* welcome presence join history */
+	assert_null(json_object_get(s[0]->json, "max_message"));
+}
 
 static void test_connect_sends_welcome_presence_join_then_history(void **state)
 {
@@ -2340,6 +2371,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		T(test_connect_sends_welcome_presence_join_then_history),
+		TS(test_welcome_tells_the_configured_max_message, setup_max_message_2000),
+		T(test_welcome_without_max_message_says_nothing_of_it),
 		T(test_member_ids_are_consecutive_and_unique),
 		T(test_two_chats_in_one_process_are_independent),
 		T(test_presence_lists_every_member_with_the_count),
