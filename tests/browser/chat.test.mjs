@@ -9,35 +9,21 @@
 // any failed). Screenshots go to /tmp/browser-shots/ (override with BROWSER_SHOTS_DIR).
 
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
+import { SHOTS, STEP_TIMEOUT_MS, check, fatal, launchChromium, main, makeTmpDir, startRingcast,
+  stopProcess, threadArgs, waitExit } from './harness.mjs';
+
 const WHOLE_TEST_TIMEOUT_MS = 300_000;
-const STEP_TIMEOUT_MS = 10_000;
-const SHOTS = process.env.BROWSER_SHOTS_DIR || '/tmp/browser-shots';
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const CSP = "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self'; " +
   "script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
 
-let passed = 0;
-let failed = 0;
-const servers = new Set();
 let browser = null;
 let tmpDir = null; // every server's --db lives here
-
-function finish(code) {
-  console.log(`${passed} passed, ${failed} failed`);
-  process.exitCode = code;
-}
-
-function fatal(msg) {
-  console.error(`FATAL: ${msg}`);
-  failed += 1;
-}
 
 /* ------------------------------------------------------------------ */
 /* server process                                                      */
@@ -46,97 +32,14 @@ function fatal(msg) {
 // Every start passes --db (default: the shared <tmp>/chat.db, so a restart keeps history).
 // `extra` adds flags such as --rate-limit 0 for the one check that sends a burst.
 function startServer(bin, staticDir, { port = 0, db = path.join(tmpDir, 'chat.db'), extra = [] } = {}) {
-  return new Promise((resolve, reject) => {
-    // RINGCAST_THREADS: the edges every server runs (tests/meson.build: 2,
-    // so the page is tried across threads and the sequencer).
-    const threads = process.env.RINGCAST_THREADS ? ['--threads', process.env.RINGCAST_THREADS] : [];
-    // --rejoin-grace 2: a closed tab is "left" within a step's timeout (identity.test.mjs tests the grace)
-    const args = ['--port', String(port), '--static', staticDir, '--db', db, '--rejoin-grace', '2', ...threads, ...extra];
-    const child = spawn(bin, args, {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const srv = { child, log: '', exited: false, exitCode: null, exitSignal: null };
-    servers.add(srv);
-    const timer = setTimeout(() => {
-      reject(new Error(`server did not print "listening on http://HOST:PORT/" within 10 s; output:\n${srv.log}`));
-    }, 10_000);
-    const onData = (chunk) => {
-      srv.log = (srv.log + chunk.toString()).slice(-8000);
-      const m = /listening on (https?):\/\/(\S+?):(\d+)\//.exec(srv.log);
-      if (m && !srv.port) {
-        clearTimeout(timer);
-        srv.host = m[2];
-        srv.port = Number(m[3]);
-        srv.url = `${m[1]}://${srv.host}:${srv.port}/`;
-        resolve(srv);
-      }
-    };
-    child.stderr.on('data', onData);
-    child.stdout.on('data', (c) => { srv.log = (srv.log + c.toString()).slice(-8000); });
-    child.on('error', (err) => { clearTimeout(timer); reject(err); });
-    child.on('exit', (code, signal) => {
-      srv.exited = true;
-      srv.exitCode = code;
-      srv.exitSignal = signal;
-      servers.delete(srv);
-      clearTimeout(timer);
-      if (!srv.port) reject(new Error(`server exited (code ${code}, signal ${signal}) before listening; output:\n${srv.log}`));
-    });
-  });
+  // --rejoin-grace 2: a closed tab is "left" within a step's timeout (identity.test.mjs tests the grace)
+  return startRingcast(bin, ['--port', String(port), '--static', staticDir, '--db', db, '--rejoin-grace', '2',
+    ...threadArgs(), ...extra]);
 }
-
-function waitExit(srv, ms) {
-  if (srv.exited) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const t = setTimeout(() => resolve(false), ms);
-    srv.child.once('exit', () => { clearTimeout(t); resolve(true); });
-  });
-}
-
-async function stopServer(srv, signal = 'SIGTERM') {
-  if (!srv || srv.exited) return true;
-  srv.child.kill(signal);
-  const ok = await waitExit(srv, 3000);
-  if (!ok) {
-    srv.child.kill('SIGKILL');
-    await waitExit(srv, 2000);
-  }
-  return ok;
-}
-
-async function cleanup() {
-  if (browser) {
-    const b = browser;
-    browser = null;
-    await Promise.race([b.close().catch(() => {}), sleep(5000)]);
-  }
-  await Promise.all([...servers].map((s) => stopServer(s)));
-  if (tmpDir) {
-    fs.rmSync(tmpDir, { recursive: true, force: true });
-    tmpDir = null;
-  }
-}
-
-process.on('exit', () => {
-  for (const s of servers) { try { s.child.kill('SIGKILL'); } catch { /* gone */ } }
-  if (tmpDir) { try { fs.rmSync(tmpDir, { recursive: true, force: true }); } catch { /* gone */ } }
-});
 
 /* ------------------------------------------------------------------ */
-/* checks                                                              */
+/* pages                                                               */
 /* ------------------------------------------------------------------ */
-
-async function check(name, fn) {
-  try {
-    await fn();
-    passed += 1;
-    console.log(`ok - ${name}`);
-  } catch (err) {
-    failed += 1;
-    const msg = (err && err.message ? err.message : String(err)).split('\n').slice(0, 12).join('\n    ');
-    console.log(`FAIL - ${name}\n    ${msg}`);
-  }
-}
 
 function watchPage(page, label) {
   const w = { label, console: [], errors: [], dialogs: [], quiet: false };
@@ -349,19 +252,16 @@ function positions(shown, texts) {
 /* ------------------------------------------------------------------ */
 
 async function run(bin, staticDir) {
-  let playwright;
-  try {
-    playwright = await import('playwright-core');
-  } catch (err) {
-    fatal(`playwright-core is not installed (${err.code || err.message}). Run: npm ci --prefix tests/browser`);
+  if (!fs.existsSync(bin)) {
+    fatal(`server binary not found: ${bin}`);
     return;
   }
-  if (!fs.existsSync(CHROMIUM)) {
-    fatal(`Chromium not found at ${CHROMIUM} (apt-get install chromium)`);
+  if (!fs.existsSync(path.join(staticDir, 'index.html'))) {
+    fatal(`no index.html in ${staticDir}`);
     return;
   }
   fs.mkdirSync(SHOTS, { recursive: true });
-  tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ringcast-browser-'));
+  tmpDir = makeTmpDir('ringcast-browser-');
   console.log(`# databases in ${tmpDir} (removed at the end)`);
 
   let srv;
@@ -384,11 +284,7 @@ async function run(bin, staticDir) {
     ? `# server sends Content-Security-Policy: ${serverCsp}`
     : '# server sends no Content-Security-Policy: the test applies the production CSP itself');
 
-  browser = await playwright.chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium();
 
   let A = null;
   let B = null;
@@ -854,7 +750,7 @@ async function run(bin, staticDir) {
         E.watch.quiet = true;
         await E.context.close();
       }
-      await stopServer(srv2);
+      await stopProcess(srv2);
     }
   });
 
@@ -884,7 +780,7 @@ async function run(bin, staticDir) {
         S.watch.quiet = true;
         await S.context.close();
       }
-      await stopServer(srv3);
+      await stopProcess(srv3);
     }
   });
 
@@ -917,7 +813,7 @@ async function run(bin, staticDir) {
           await u.context.close();
         }
       }
-      await stopServer(srv4);
+      await stopProcess(srv4);
     }
   });
 
@@ -1003,31 +899,4 @@ async function run(bin, staticDir) {
   });
 }
 
-/* ------------------------------------------------------------------ */
-
-const [binArg, staticArg] = process.argv.slice(2);
-if (!binArg || !staticArg) {
-  console.error('usage: node tests/browser/chat.test.mjs /path/to/ringcast /path/to/static');
-  failed += 1;
-  finish(1);
-} else {
-  const bin = path.resolve(binArg);
-  const staticDir = path.resolve(staticArg);
-  const watchdog = setTimeout(async () => {
-    fatal(`whole test timed out after ${WHOLE_TEST_TIMEOUT_MS / 1000} s`);
-    await Promise.race([cleanup(), sleep(8000)]);
-    finish(1);
-    process.exit(1);
-  }, WHOLE_TEST_TIMEOUT_MS);
-  try {
-    if (!fs.existsSync(bin)) fatal(`server binary not found: ${bin}`);
-    else if (!fs.existsSync(path.join(staticDir, 'index.html'))) fatal(`no index.html in ${staticDir}`);
-    else await run(bin, staticDir);
-  } catch (err) {
-    fatal(err && err.stack ? err.stack : String(err));
-  } finally {
-    await cleanup();
-    clearTimeout(watchdog);
-    finish(failed > 0 || passed === 0 ? 1 : 0);
-  }
-}
+await main(WHOLE_TEST_TIMEOUT_MS, run);

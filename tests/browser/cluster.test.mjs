@@ -11,68 +11,23 @@
 // when redis-server or haproxy is not installed; prints `N passed, M failed`.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 
+import { Fatal, SHOTS, STEP_TIMEOUT_MS, check, launchChromium, main, makeTmpDir, running, spawnProcess,
+  startRingcast, stopProcess, waitFor } from './harness.mjs';
+
 const WHOLE_TEST_TIMEOUT_MS = 150_000;
-const STEP_TIMEOUT_MS = 10_000;
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const REDIS_SERVER = process.env.RINGCAST_REDIS_SERVER || '/usr/bin/redis-server';
 const HAPROXY = process.env.RINGCAST_HAPROXY || '/usr/sbin/haproxy';
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const HAPROXY_CFG = path.join(REPO, 'docs', 'cluster', 'haproxy.cfg');
-const SHOTS = process.env.BROWSER_SHOTS_DIR || '/tmp/browser-shots';
 const PER_PHASE = 10; // messages posted before, during and after the kill
 
-let passed = 0;
-let failed = 0;
-const procs = new Set(); // every child still running
-let browser = null;
 let tmpDir = null;
-
-function finish(code) {
-  console.log(`${passed} passed, ${failed} failed`);
-  process.exitCode = code;
-}
-
-async function check(name, fn) {
-  try {
-    await fn();
-    passed += 1;
-    console.log(`ok - ${name}`);
-  } catch (err) {
-    failed += 1;
-    const msg = (err && err.stack ? err.stack : String(err)).split('\n').slice(0, 14).join('\n    ');
-    console.log(`FAIL - ${name}\n    ${msg}`);
-  }
-}
-
-// Thrown from a waitFor() condition to give up at once (a process died).
-class Fatal extends Error {}
-
-// Poll fn() until it returns something truthy; throw `what` at the deadline.
-async function waitFor(what, fn, timeoutMs = STEP_TIMEOUT_MS, intervalMs = 50) {
-  const deadline = Date.now() + timeoutMs;
-  let lastErr = null;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (err) {
-      if (err instanceof Fatal) throw err;
-      lastErr = err;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`${what}: not within ${timeoutMs} ms${lastErr ? ` (last error: ${lastErr.message})` : ''}`);
-    }
-    await sleep(intervalMs);
-  }
-}
 
 /* ------------------------------------------------------------------ */
 /* processes                                                           */
@@ -89,33 +44,9 @@ function freePort() {
   });
 }
 
-function run(label, cmd, args, opts = {}) {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
-  const p = { label, child, log: '', exited: false, exitCode: null, exitSignal: null };
-  const keep = (c) => { p.log = (p.log + c.toString()).slice(-8000); };
-  child.stdout.on('data', keep);
-  child.stderr.on('data', keep);
-  procs.add(p);
-  p.exit = new Promise((resolve) => {
-    child.on('exit', (code, signal) => {
-      Object.assign(p, { exited: true, exitCode: code, exitSignal: signal });
-      procs.delete(p);
-      resolve();
-    });
-  });
-  child.on('error', (err) => { keep(`spawn failed: ${err.message}\n`); });
-  return p;
-}
-
-async function stop(p, signal = 'SIGTERM', ms = 5000) {
-  if (p.exited) return true;
-  p.child.kill(signal);
-  const ok = await Promise.race([p.exit.then(() => true), sleep(ms).then(() => false)]);
-  if (!ok) {
-    p.child.kill('SIGKILL');
-    await p.exit;
-  }
-  return ok;
+// Five seconds to exit on a signal, as the check on the survivors allows.
+function stop(p, signal = 'SIGTERM') {
+  return stopProcess(p, signal, 5000);
 }
 
 // One RESP command on a fresh connection; resolves the first reply line.
@@ -139,7 +70,7 @@ function redisLine(port, ...args) {
 async function startRedis() {
   const port = await freePort();
   const dir = fs.mkdtempSync(path.join(tmpDir, 'redis-'));
-  const p = run('redis', REDIS_SERVER, ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir,
+  const p = spawnProcess('redis', REDIS_SERVER, ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir,
     '--appendonly', 'yes', '--appendfsync', 'everysec', '--save', '', '--daemonize', 'no', '--logfile', '']);
   await waitFor('redis-server answering PING', async () => {
     if (p.exited) throw new Fatal(`redis-server exited: ${p.log}`);
@@ -149,18 +80,11 @@ async function startRedis() {
   return p;
 }
 
-function startNode(bin, staticDir, redisUrl) {
-  const p = run('node', bin, ['--port', '0', '--static', staticDir, '--redis', redisUrl, '--threads', '1',
-    '--rate-limit', '0'], { cwd: fs.mkdtempSync(path.join(tmpDir, 'node-')) });
-  return waitFor('ringcast printing "listening on http://HOST:PORT/"', () => {
-    if (p.exited) throw new Fatal(`ringcast exited (${p.exitCode}, ${p.exitSignal}) before listening:\n${p.log}`);
-    const m = /listening on http:\/\/(\S+?):(\d+)\//.exec(p.log);
-    if (!m) return null;
-    p.host = m[1];
-    p.port = Number(m[2]);
-    p.base = `http://${p.host}:${p.port}`;
-    return p;
-  });
+async function startNode(bin, staticDir, redisUrl) {
+  const p = await startRingcast(bin, ['--port', '0', '--static', staticDir, '--redis', redisUrl, '--threads', '1',
+    '--rate-limit', '0'], { label: 'node', cwd: fs.mkdtempSync(path.join(tmpDir, 'node-')) });
+  p.base = `http://${p.host}:${p.port}`;
+  return p;
 }
 
 async function httpStatus(base, pathName) {
@@ -201,7 +125,7 @@ async function startHaproxy(nodes) {
   const statsPort = await freePort();
   const env = { ...process.env, RINGCAST_LB: `127.0.0.1:${lbPort}`, RINGCAST_STATS: `127.0.0.1:${statsPort}` };
   nodes.forEach((n, i) => { env[`RINGCAST_NODE${i + 1}`] = `${n.host}:${n.port}`; });
-  const p = run('haproxy', HAPROXY, ['-f', HAPROXY_CFG, '-db'], { env });
+  const p = spawnProcess('haproxy', HAPROXY, ['-f', HAPROXY_CFG, '-db'], { env });
   p.port = lbPort;
   p.base = `http://127.0.0.1:${lbPort}`;
   p.stats = async () => {
@@ -294,7 +218,7 @@ async function waitLive(page, room, timeout = STEP_TIMEOUT_MS) {
   }
 }
 
-async function runTest(bin, staticDir, WebSocket, playwright) {
+async function runTest(bin, staticDir, WebSocket) {
   const redis = await startRedis();
   const nodes = [];
   for (let i = 0; i < 3; i += 1) nodes.push(await startNode(bin, staticDir, redis.url));
@@ -304,11 +228,7 @@ async function runTest(bin, staticDir, WebSocket, playwright) {
   const lb = await startHaproxy(nodes);
   console.log(`# redis ${redis.url}; nodes ${nodes.map((n) => n.port).join(', ')}; haproxy ${lb.base}`);
 
-  browser = await playwright.chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  const browser = await launchChromium();
   const room = `failover-${Date.now()}`;
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   context.setDefaultTimeout(STEP_TIMEOUT_MS);
@@ -397,59 +317,23 @@ async function runTest(bin, staticDir, WebSocket, playwright) {
   });
 }
 
-async function cleanup() {
-  if (browser) {
-    const b = browser;
-    browser = null;
-    await Promise.race([b.close().catch(() => {}), sleep(5000)]);
-  }
-  await Promise.all([...procs].map((p) => stop(p)));
-  if (tmpDir) {
-    fs.rmSync(tmpDir, { recursive: true, force: true });
-    tmpDir = null;
-  }
+// A failure in the cluster is usually explained by one of the five processes' logs.
+function printLogs() {
+  for (const p of running()) console.log(`# ---- ${p.label} ----\n${p.log.slice(-3000)}`);
 }
 
-process.on('exit', () => {
-  for (const p of procs) { try { p.child.kill('SIGKILL'); } catch { /* gone */ } }
-  if (tmpDir) { try { fs.rmSync(tmpDir, { recursive: true, force: true }); } catch { /* gone */ } }
-});
-
-const [binArg, staticArg] = process.argv.slice(2);
-if (!binArg || !staticArg) {
-  console.error('usage: node tests/browser/cluster.test.mjs /path/to/ringcast /path/to/static');
-  failed += 1;
-  finish(1);
-} else if (![REDIS_SERVER, HAPROXY].every((f) => fs.existsSync(f))) {
+if (![REDIS_SERVER, HAPROXY].every((f) => fs.existsSync(f))) {
   console.log(`# skipped: needs ${REDIS_SERVER} and ${HAPROXY}`);
   process.exitCode = 77;
 } else {
-  const watchdog = setTimeout(async () => {
-    console.log(`FAIL - whole test timed out after ${WHOLE_TEST_TIMEOUT_MS / 1000} s`);
-    failed += 1;
-    for (const p of procs) console.log(`# ---- ${p.label} ----\n${p.log}`);
-    await Promise.race([cleanup(), sleep(8000)]);
-    finish(1);
-    process.exit(1);
-  }, WHOLE_TEST_TIMEOUT_MS);
-  try {
-    tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ringcast-cluster-browser-'));
+  await main(WHOLE_TEST_TIMEOUT_MS, async (bin, staticDir) => {
+    tmpDir = makeTmpDir('ringcast-cluster-browser-');
     let WebSocket;
-    let playwright;
     try {
       ({ WebSocket } = await import('ws'));
-      playwright = await import('playwright-core');
     } catch (err) {
-      throw new Error(`ws or playwright-core is not installed (${err.code || err.message}). Run: npm ci --prefix tests/browser`);
+      throw new Error(`ws is not installed (${err.code || err.message}). Run: npm ci --prefix tests/browser`);
     }
-    await runTest(path.resolve(binArg), path.resolve(staticArg), WebSocket, playwright);
-  } catch (err) {
-    failed += 1;
-    console.log(`FAIL - ${err && err.stack ? err.stack : String(err)}`);
-    for (const p of procs) console.log(`# ---- ${p.label} ----\n${p.log.slice(-3000)}`);
-  } finally {
-    await cleanup();
-    clearTimeout(watchdog);
-    finish(failed > 0 || passed === 0 ? 1 : 0);
-  }
+    await runTest(bin, staticDir, WebSocket);
+  }, { onFatal: printLogs });
 }

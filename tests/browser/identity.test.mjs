@@ -3,72 +3,27 @@
 //
 //   node tests/browser/identity.test.mjs /path/to/ringcast /path/to/static
 //
-// Same harness as chat.test.mjs: the real server (with --threads N when RINGCAST_THREADS is
+// The shared harness (harness.mjs): the real server (with --threads N when RINGCAST_THREADS is
 // set) in a fresh temporary directory, Debian's Chromium through playwright-core; prints
 // `N passed, M failed` (exit 1 if any failed).
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-const WHOLE_TEST_TIMEOUT_MS = 240_000;
-const STEP_TIMEOUT_MS = 10_000;
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+import { STEP_TIMEOUT_MS, check, launchChromium, main, makeTmpDir, startRingcast, stopProcess,
+  threadArgs } from './harness.mjs';
 
-let passed = 0;
-let failed = 0;
-const servers = new Set();
+const WHOLE_TEST_TIMEOUT_MS = 240_000;
+
 let browser = null;
 let tmpDir = null;
 
+// Each server gets its own database, so no check sees another's guests.
 function startServer(bin, staticDir, extra = []) {
-  return new Promise((resolve, reject) => {
-    const threads = process.env.RINGCAST_THREADS ? ['--threads', process.env.RINGCAST_THREADS] : [];
-    const db = path.join(tmpDir, `${crypto.randomBytes(4).toString('hex')}.db`);
-    const child = spawn(bin, ['--port', '0', '--static', staticDir, '--db', db, ...threads, ...extra],
-      { stdio: ['ignore', 'pipe', 'pipe'] });
-    const srv = { child, log: '', exited: false };
-    servers.add(srv);
-    const timer = setTimeout(() => reject(new Error(`server did not start:\n${srv.log}`)), 10_000);
-    child.stderr.on('data', (chunk) => {
-      srv.log = (srv.log + chunk.toString()).slice(-8000);
-      const m = /listening on (https?):\/\/(\S+?):(\d+)\//.exec(srv.log);
-      if (m && !srv.url) {
-        clearTimeout(timer);
-        srv.url = `${m[1]}://${m[2]}:${m[3]}/`;
-        resolve(srv);
-      }
-    });
-    child.on('exit', () => { srv.exited = true; servers.delete(srv); });
-  });
-}
-
-async function stopServer(srv) {
-  if (!srv || srv.exited) return;
-  srv.child.kill('SIGTERM');
-  for (let i = 0; i < 50 && !srv.exited; i++) await sleep(100);
-  if (!srv.exited) srv.child.kill('SIGKILL');
-}
-
-process.on('exit', () => {
-  for (const s of servers) { try { s.child.kill('SIGKILL'); } catch { /* gone */ } }
-  if (tmpDir) { try { fs.rmSync(tmpDir, { recursive: true, force: true }); } catch { /* gone */ } }
-});
-
-async function check(name, fn) {
-  try {
-    await fn();
-    passed += 1;
-    console.log(`ok - ${name}`);
-  } catch (err) {
-    failed += 1;
-    const msg = (err && err.message ? err.message : String(err)).split('\n').slice(0, 12).join('\n    ');
-    console.log(`FAIL - ${name}\n    ${msg}`);
-  }
+  const db = path.join(tmpDir, `${crypto.randomBytes(4).toString('hex')}.db`);
+  return startRingcast(bin, ['--port', '0', '--static', staticDir, '--db', db, ...threadArgs(), ...extra]);
 }
 
 // A browser profile (its own localStorage); pages opened in it are its tabs.
@@ -131,16 +86,8 @@ function jwt(secret, claims) {
 const nowS = () => Math.floor(Date.now() / 1000);
 
 async function run(bin, staticDir) {
-  let playwright;
-  try {
-    playwright = await import('playwright-core');
-  } catch (err) {
-    console.error(`FATAL: playwright-core is not installed (${err.code || err.message}). Run: npm ci --prefix tests/browser`);
-    failed += 1;
-    return;
-  }
-  tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ringcast-identity-'));
-  browser = await playwright.chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'] });
+  tmpDir = makeTmpDir('ringcast-identity-');
+  browser = await launchChromium(['--no-sandbox']);
   const secret = crypto.randomBytes(24).toString('hex');
 
   await check('sign-in: no token shows "Sign-in required" with the way to sign in, not an endless reconnect; a token gets in, and a second tab is signed in too', async () => {
@@ -171,7 +118,7 @@ async function run(bin, staticDir) {
       assert.deepEqual([...tab.errors, ...second.errors], []);
     } finally {
       await profile.close();
-      await stopServer(srv);
+      await stopProcess(srv);
     }
   });
 
@@ -202,7 +149,7 @@ async function run(bin, staticDir) {
       assert.deepEqual(tab.errors, []);
     } finally {
       await profile.close();
-      await stopServer(srv);
+      await stopProcess(srv);
     }
   });
 
@@ -242,25 +189,9 @@ async function run(bin, staticDir) {
     } finally {
       await guestProfile.close();
       await watcherProfile.close();
-      await stopServer(srv);
+      await stopProcess(srv);
     }
   });
 }
 
-const bin = process.argv[2] || path.resolve('build/ringcast');
-const staticDir = process.argv[3] || path.resolve('static');
-const whole = setTimeout(() => { console.error('FATAL: the whole test took too long'); process.exit(1); },
-  WHOLE_TEST_TIMEOUT_MS);
-try {
-  await run(bin, staticDir);
-} catch (err) {
-  console.error(`FATAL: ${err.stack || err}`);
-  failed += 1;
-} finally {
-  if (browser) await Promise.race([browser.close().catch(() => {}), sleep(5000)]);
-  await Promise.all([...servers].map((s) => stopServer(s)));
-  if (tmpDir) fs.rmSync(tmpDir, { recursive: true, force: true });
-  clearTimeout(whole);
-  console.log(`${passed} passed, ${failed} failed`);
-  process.exitCode = failed ? 1 : 0;
-}
+await main(WHOLE_TEST_TIMEOUT_MS, run);

@@ -10,94 +10,27 @@
 // playwright-core; prints `N passed, M failed` (exit 1 if any failed).
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
+
+import { SHOTS, STEP_TIMEOUT_MS, check, launchChromium, main, makeTmpDir, startRingcast,
+  threadArgs } from './harness.mjs';
 
 const WHOLE_TEST_TIMEOUT_MS = 180_000;
-const STEP_TIMEOUT_MS = 10_000;
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-const SHOTS = process.env.BROWSER_SHOTS_DIR || '/tmp/browser-shots';
 
-let passed = 0;
-let failed = 0;
-const servers = new Set();
 const contexts = [];
 let browser = null;
 let tmpDir = null;
 
 /* ------------------------------------------------------------------ */
-/* harness: servers, pages, checks                                     */
+/* servers and pages                                                   */
 /* ------------------------------------------------------------------ */
 
 function startServer(bin, staticDir, name, extra = []) {
-  return new Promise((resolve, reject) => {
-    const threads = process.env.RINGCAST_THREADS ? ['--threads', process.env.RINGCAST_THREADS] : [];
-    // --rejoin-grace 1: a closed page is "left" well within a step's deadline
-    // (identity.test.mjs tests the grace itself)
-    const args = ['--port', '0', '--static', staticDir, '--db', path.join(tmpDir, `${name}.db`),
-      '--rejoin-grace', '1', ...threads, ...extra];
-    const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    const srv = { child, log: '', exited: false, url: null };
-    servers.add(srv);
-    const timer = setTimeout(() => reject(new Error(`server did not start within 10 s:\n${srv.log}`)), 10_000);
-    const onData = (chunk) => {
-      srv.log = (srv.log + chunk.toString()).slice(-8000);
-      const m = /listening on (https?):\/\/(\S+?):(\d+)\//.exec(srv.log);
-      if (m && !srv.url) {
-        clearTimeout(timer);
-        srv.url = `${m[1]}://${m[2]}:${m[3]}/`;
-        resolve(srv);
-      }
-    };
-    child.stderr.on('data', onData);
-    child.stdout.on('data', onData);
-    child.on('error', (err) => { clearTimeout(timer); reject(err); });
-    child.on('exit', (code, signal) => {
-      srv.exited = true;
-      servers.delete(srv);
-      clearTimeout(timer);
-      if (!srv.url) reject(new Error(`server exited (${code ?? signal}) before listening:\n${srv.log}`));
-    });
-  });
-}
-
-async function stopServer(srv) {
-  if (srv.exited) return;
-  const gone = new Promise((resolve) => srv.child.once('exit', resolve));
-  srv.child.kill('SIGTERM');
-  if (await Promise.race([gone.then(() => true), sleep(3000).then(() => false)])) return;
-  srv.child.kill('SIGKILL');
-  await Promise.race([gone, sleep(2000)]);
-}
-
-async function cleanup() {
-  if (browser) {
-    const b = browser;
-    browser = null;
-    await Promise.race([b.close().catch(() => {}), sleep(5000)]);
-  }
-  await Promise.all([...servers].map(stopServer));
-  if (tmpDir) fs.rmSync(tmpDir, { recursive: true, force: true });
-  tmpDir = null;
-}
-
-process.on('exit', () => {
-  for (const s of servers) { try { s.child.kill('SIGKILL'); } catch { /* gone */ } }
-});
-
-async function check(name, fn) {
-  try {
-    await fn();
-    passed += 1;
-    console.log(`ok - ${name}`);
-  } catch (err) {
-    failed += 1;
-    const msg = (err && err.message ? err.message : String(err)).split('\n').slice(0, 14).join('\n    ');
-    console.log(`FAIL - ${name}\n    ${msg}`);
-  }
+  // --rejoin-grace 1: a closed page is "left" well within a step's deadline
+  // (identity.test.mjs tests the grace itself)
+  return startRingcast(bin, ['--port', '0', '--static', staticDir, '--db', path.join(tmpDir, `${name}.db`),
+    '--rejoin-grace', '1', ...threadArgs(), ...extra]);
 }
 
 // A person: a browser context with one page on `url`; `frames` records every text frame
@@ -371,43 +304,14 @@ async function limits(url) {
 }
 
 async function run(bin, staticDir) {
-  let playwright;
-  try {
-    playwright = await import('playwright-core');
-  } catch (err) {
-    throw new Error(`playwright-core is not installed (${err.code || err.message}): npm ci --prefix tests/browser`);
-  }
   fs.mkdirSync(SHOTS, { recursive: true });
-  tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ringcast-people-'));
-  browser = await playwright.chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
-  });
+  tmpDir = makeTmpDir('ringcast-people-');
+  browser = await launchChromium(['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
+    '--disable-background-networking']);
   const plain = await startServer(bin, staticDir, 'people');
   await peopleAndRooms(plain.url);
   const tight = await startServer(bin, staticDir, 'limits', ['--max-message', '2000', '--rate-limit', '5:5']);
   await limits(tight.url);
 }
 
-const [binArg, staticArg] = process.argv.slice(2);
-if (!binArg || !staticArg) {
-  console.error('usage: node tests/browser/people.test.mjs /path/to/ringcast /path/to/static');
-  process.exitCode = 1;
-} else {
-  const watchdog = setTimeout(async () => {
-    console.log(`FAIL - whole test timed out after ${WHOLE_TEST_TIMEOUT_MS / 1000} s`);
-    await Promise.race([cleanup(), sleep(8000)]);
-    process.exit(1);
-  }, WHOLE_TEST_TIMEOUT_MS);
-  try {
-    await run(path.resolve(binArg), path.resolve(staticArg));
-  } catch (err) {
-    failed += 1;
-    console.log(`FAIL - ${err && err.stack ? err.stack : err}`);
-  } finally {
-    await cleanup();
-    clearTimeout(watchdog);
-    console.log(`${passed} passed, ${failed} failed`);
-    process.exitCode = failed > 0 || passed === 0 ? 1 : 0;
-  }
-}
+await main(WHOLE_TEST_TIMEOUT_MS, run);

@@ -9,48 +9,13 @@
 // RINGCAST_THREADS is set. Prints `N passed, M failed`; exit 1 if any failed.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 
+import { STEP_TIMEOUT_MS, check, launchChromium, main, makeTmpDir, startRingcast,
+  threadArgs } from './harness.mjs';
+
 const WHOLE_TEST_TIMEOUT_MS = 120_000;
-const STEP_TIMEOUT_MS = 10_000;
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-
-let passed = 0;
-let failed = 0;
-
-async function check(name, fn) {
-  try {
-    await fn();
-    passed += 1;
-    console.log(`ok - ${name}`);
-  } catch (err) {
-    failed += 1;
-    console.log(`not ok - ${name}\n  ${String(err.stack || err).split('\n').join('\n  ')}`);
-  }
-}
-
-function startServer(bin, staticDir) {
-  return new Promise((resolve, reject) => {
-    const threads = process.env.RINGCAST_THREADS ? ['--threads', process.env.RINGCAST_THREADS] : [];
-    const child = spawn(bin, ['--port', '0', '--static', staticDir, '--no-persist', ...threads],
-      { stdio: ['ignore', 'pipe', 'pipe'] });
-    const srv = { child, log: '', exited: null };
-    const timer = setTimeout(() => reject(new Error(`no "listening on" line within 10 s:\n${srv.log}`)), 10_000);
-    child.stderr.on('data', (c) => {
-      srv.log += c.toString();
-      const m = /listening on (https?):\/\/(\S+?):(\d+)\//.exec(srv.log);
-      if (m && !srv.url) {
-        clearTimeout(timer);
-        srv.url = `${m[1]}://${m[2]}:${m[3]}/`;
-        resolve(srv);
-      }
-    });
-    child.on('exit', (code, signal) => { srv.exited = { code, signal }; });
-  });
-}
 
 // A log line containing text, printed after the log had `from` characters.
 async function waitLog(srv, text, from) {
@@ -84,16 +49,13 @@ function must(seen, p) {
 }
 
 async function run(bin, staticSrc) {
-  const playwright = await import('playwright-core');
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ringcast-static-cache-'));
+  const tmp = makeTmpDir('ringcast-static-cache-');
   const staticDir = path.join(tmp, 'static');
   fs.cpSync(staticSrc, staticDir, { recursive: true });
-  const srv = await startServer(bin, staticDir);
-  const browser = await playwright.chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  // all of the log, not its tail: waitLog finds a line by its offset
+  const srv = await startRingcast(bin, ['--port', '0', '--static', staticDir, '--no-persist', ...threadArgs()],
+    { logKeep: Infinity });
+  const browser = await launchChromium();
   try {
     const context = await browser.newContext();
     context.setDefaultTimeout(STEP_TIMEOUT_MS);
@@ -140,32 +102,14 @@ async function run(bin, staticSrc) {
       assert.equal(must(seen, '/app.js').status(), 304);
       const outline = await page.evaluate(() => getComputedStyle(document.body).outlineColor);
       assert.equal(outline, 'rgb(1, 2, 3)');
-      assert.equal(srv.exited, null, 'the server exited on SIGHUP');
+      assert.equal(srv.exited, false, 'the server exited on SIGHUP');
     });
   } finally {
     await browser.close();
-    const exited = srv.exited ? Promise.resolve(srv.exited)
-      : new Promise((r) => srv.child.on('exit', (code, signal) => r({ code, signal })));
     srv.child.kill('SIGTERM');
-    const { code } = await exited;
-    await check('server exits 0 on SIGTERM', async () => assert.equal(code, 0, srv.log.slice(-2000)));
-    fs.rmSync(tmp, { recursive: true, force: true });
+    await srv.exit;
+    await check('server exits 0 on SIGTERM', async () => assert.equal(srv.exitCode, 0, srv.log.slice(-2000)));
   }
 }
 
-const [bin, staticDir] = process.argv.slice(2);
-if (!bin || !staticDir) {
-  console.error('usage: node static_cache.test.mjs /path/to/ringcast /path/to/static');
-  process.exit(2);
-}
-const whole = setTimeout(() => { console.log('FATAL: whole test timed out'); process.exit(1); },
-  WHOLE_TEST_TIMEOUT_MS);
-try {
-  await run(bin, staticDir);
-} catch (err) {
-  failed += 1;
-  console.log(`FATAL: ${err.stack || err}`);
-}
-clearTimeout(whole);
-console.log(`${passed} passed, ${failed} failed`);
-process.exitCode = failed ? 1 : 0;
+await main(WHOLE_TEST_TIMEOUT_MS, run);
