@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "thread.h"
 
 #define STORE_SCHEMA_VERSION 1
@@ -126,7 +127,7 @@ static int store_errno(int rc)
 
 static int store_fail(const struct store *s, const char *path, const char *what)
 {
-	fprintf(stderr, "ringcast: store: %s: %s: %s\n", path, what,
+	log_error("store: %s: %s: %s", path, what,
 		s->db ? sqlite3_errmsg(s->db) : "out of memory");
 	return -1;
 }
@@ -200,12 +201,12 @@ static int store_open_db(struct store *s, const char *path)
 	int version, err;
 
 	if (!path || !*path) {
-		fprintf(stderr, "ringcast: store: no database path\n");
+		log_error("store: no database path");
 		return -1;
 	}
 	err = store_make_parents(path);
 	if (err) {
-		fprintf(stderr, "ringcast: store: %s: cannot create its directory: %s\n", path,
+		log_error("store: %s: cannot create its directory: %s", path,
 			strerror(-err));
 		return -1;
 	}
@@ -218,7 +219,7 @@ static int store_open_db(struct store *s, const char *path)
 	if (store_exec(s, "PRAGMA journal_mode = WAL", val) < 0)
 		return store_fail(s, path, "journal_mode");
 	if (strcmp(val, "wal") != 0) {
-		fprintf(stderr, "ringcast: store: %s: cannot use WAL (journal mode stays %s)\n",
+		log_error("store: %s: cannot use WAL (journal mode stays %s)",
 			path, val);
 		return -1;
 	}
@@ -234,7 +235,7 @@ static int store_open_db(struct store *s, const char *path)
 	if (version == 0 && store_exec(s, store_schema, NULL) < 0)
 		return store_fail(s, path, "schema");
 	if (version > STORE_SCHEMA_VERSION) {
-		fprintf(stderr, "ringcast: store: %s: schema version %d is newer than ours, %d\n",
+		log_error("store: %s: schema version %d is newer than ours, %d",
 			path, version, STORE_SCHEMA_VERSION);
 		return -1;
 	}
@@ -258,7 +259,7 @@ static struct store_job *store_job_new(enum store_op op, void *ctx, size_t strin
 	struct store_job *j = malloc(sizeof(*j) + strings);
 
 	if (!j) {
-		fprintf(stderr, "ringcast: store: out of memory for a %zu-byte job\n", strings);
+		log_error("store: out of memory for a %zu-byte job", strings);
 		abort();
 	}
 	*j = (struct store_job){ .op = op, .ctx = ctx };
@@ -301,7 +302,7 @@ static void store_post(struct store *s, struct store_job *first, struct store_jo
 	s->done_tail = tail;
 	pthread_mutex_unlock(&s->lock);
 	if (write(s->efd, &one, sizeof(one)) < 0)
-		fprintf(stderr, "ringcast: store: eventfd write: %s\n", strerror(errno));
+		log_error("store: eventfd write: %s", strerror(errno));
 }
 
 /* ---- the worker's side ---- */
@@ -350,7 +351,7 @@ static int store_insert_all(struct store *s, struct store_job *first, struct sto
 		rc = store_step_once(s->commit);
 	if (rc == SQLITE_DONE)
 		return 0;
-	fprintf(stderr, "ringcast: store: append batch failed: %s\n", sqlite3_errmsg(s->db));
+	log_error("store: append batch failed: %s", sqlite3_errmsg(s->db));
 	/* A failed COMMIT (SQLITE_FULL, say) may already have rolled back. */
 	if (!sqlite3_get_autocommit(s->db))
 		store_step_once(s->rollback);
@@ -499,7 +500,7 @@ static void store_run_query(struct store *s, struct store_job *j)
 		store_rows_finish(&j->rows, &j->rec, before);
 		return;
 	}
-	fprintf(stderr, "ringcast: store: query failed: %s\n", sqlite3_errstr(rc));
+	log_error("store: query failed: %s", sqlite3_errstr(rc));
 	j->err = store_errno(rc);
 	j->rows.n = 0;
 	j->rows.more = false;
@@ -562,7 +563,7 @@ static void store_checkpoint(struct store *s)
 		s->unsynced = false;
 		return;
 	}
-	fprintf(stderr, "ringcast: store: checkpoint failed: %s\n", sqlite3_errstr(rc));
+	log_error("store: checkpoint failed: %s", sqlite3_errstr(rc));
 	store_after_ms(&s->sync_due, s->sync_ms);
 }
 
@@ -623,12 +624,12 @@ static int store_start_worker(struct store *s)
 
 	s->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (s->efd < 0) {
-		fprintf(stderr, "ringcast: store: eventfd: %s\n", strerror(errno));
+		log_error("store: eventfd: %s", strerror(errno));
 		return -1;
 	}
 	err = thread_start(&s->worker, "rc-store", store_worker, s);
 	if (err) {
-		fprintf(stderr, "ringcast: store: cannot start the worker: %s\n", strerror(err));
+		log_error("store: cannot start the worker: %s", strerror(err));
 		return -1;
 	}
 	return 0;
@@ -640,7 +641,7 @@ struct store *store_open(const struct store_config *cfg)
 	pthread_condattr_t attr;
 
 	if (!s) {
-		fprintf(stderr, "ringcast: store: out of memory\n");
+		log_error("store: out of memory");
 		return NULL;
 	}
 	pthread_mutex_init(&s->db_lock, NULL);
@@ -679,7 +680,7 @@ void store_close(struct store *s)
 	 * last commits could not be synced. */
 	rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
 	if (rc != SQLITE_OK)
-		fprintf(stderr, "ringcast: store: final checkpoint failed: %s\n",
+		log_error("store: final checkpoint failed: %s",
 			sqlite3_errstr(rc));
 	store_free_jobs(s->done);
 	store_free(s);
@@ -758,7 +759,7 @@ static int store_walk_rooms(struct store *s, struct store_room_walk *w)
 			rc = SQLITE_OK;
 	}
 	if (rc != SQLITE_DONE)
-		fprintf(stderr, "ringcast: store: loading history failed: %s\n",
+		log_error("store: loading history failed: %s",
 			sqlite3_errmsg(s->db));
 	sqlite3_finalize(per_room);
 	sqlite3_finalize(rooms);
@@ -875,7 +876,7 @@ void store_drain(struct store *s, const struct store_callbacks *cb)
 	 * leaves it readable again, so none is missed (at worst the next
 	 * wake-up finds the list empty). EAGAIN: nothing was posted. */
 	if (read(s->efd, &count, sizeof(count)) < 0 && errno != EAGAIN)
-		fprintf(stderr, "ringcast: store: eventfd read: %s\n", strerror(errno));
+		log_error("store: eventfd read: %s", strerror(errno));
 	pthread_mutex_lock(&s->lock);
 	j = s->done;
 	s->done = NULL;

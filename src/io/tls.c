@@ -26,6 +26,8 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "log.h"
+
 /* WebSocket starts as an HTTP/1.1 request, so that is the one protocol. */
 #define TLS_ALPN_HTTP11 "http/1.1"
 
@@ -60,19 +62,21 @@ struct tls_session {
 static void tls_report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void tls_report(const char *fmt, ...)
 {
-	char reason[256];
+	char what[512], reasons[768] = "";
+	size_t len = 0;
 	unsigned long e;
 	va_list ap;
 
-	fputs("tls: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
-	while ((e = ERR_get_error()) != 0) {
+	while ((e = ERR_get_error()) != 0 && len + 2 < sizeof(reasons)) {
+		char reason[256];
 		ERR_error_string_n(e, reason, sizeof(reason));
-		fprintf(stderr, "\n  %s", reason);
+		int n = snprintf(reasons + len, sizeof(reasons) - len, "%s%s", len ? "; " : "", reason);
+		len += n > 0 ? (size_t)n : 0;
 	}
-	fputc('\n', stderr);
+	log_error("tls: %s%s%s", what, len ? ": " : "", reasons); /* one line, like every log line */
 }
 
 /* Pick "http/1.1" from the client's list. A client that offers ALPN but

@@ -25,6 +25,7 @@
 
 #include "buf.h"
 #include "http.h"
+#include "log.h"
 
 /* The page is a few files of kilobytes; anything near this is a mistake in
  * the static directory, and refusing it keeps a response inside one buf. */
@@ -202,7 +203,7 @@ static int add_rendered(struct loader *ld, const char *url, const uint8_t *body,
 	int err = -1;
 
 	if (!f || !(f->path = strdup(url))) {
-		fprintf(stderr, "ringcast: out of memory loading %s\n", ld->path);
+		log_error("out of memory loading %s", ld->path);
 		return -1;
 	}
 	f->content_type = static_content_type(url);
@@ -219,7 +220,7 @@ static int add_rendered(struct loader *ld, const char *url, const uint8_t *body,
 out:
 	free(gz);
 	if (err) {
-		fprintf(stderr, "ringcast: static file %s: response head over %d bytes\n", ld->path,
+		log_error("static file %s: response head over %d bytes", ld->path,
 			STATIC_HEAD_MAX);
 		free(f->path);
 		free_body(&f->plain);
@@ -241,21 +242,21 @@ static int load_file(struct loader *ld)
 	 * earlier stat, in case it was replaced in between */
 	fd = open(ld->path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &st) < 0) {
-		fprintf(stderr, "ringcast: static file %s: %s\n", ld->path, strerror(errno));
+		log_error("static file %s: %s", ld->path, strerror(errno));
 		goto out;
 	}
 	if (st.st_size > STATIC_MAX_FILE) {
-		fprintf(stderr, "ringcast: static file %s: %lld bytes is over the %u byte limit\n",
+		log_error("static file %s: %lld bytes is over the %u byte limit",
 			ld->path, (long long)st.st_size, STATIC_MAX_FILE);
 		goto out;
 	}
 	body = malloc((size_t)st.st_size + 1);
 	if (!body) {
-		fprintf(stderr, "ringcast: out of memory loading %s\n", ld->path);
+		log_error("out of memory loading %s", ld->path);
 		goto out;
 	}
 	if (read_all(fd, body, (size_t)st.st_size) < 0) {
-		fprintf(stderr, "ringcast: static file %s: read failed or file shrank while loading\n",
+		log_error("static file %s: read failed or file shrank while loading",
 			ld->path);
 		goto out;
 	}
@@ -277,15 +278,15 @@ static int load_entry(struct loader *ld, size_t len)
 	struct stat st;
 
 	if (lstat(ld->path, &st) < 0) {
-		fprintf(stderr, "ringcast: static file %s: %s\n", ld->path, strerror(errno));
+		log_error("static file %s: %s", ld->path, strerror(errno));
 		return -1;
 	}
 	if (S_ISDIR(st.st_mode))
 		return load_dir(ld, len);
 	if (S_ISLNK(st.st_mode)) {
 		if (!link_stays_inside(ld) || stat(ld->path, &st) < 0) {
-			fprintf(stderr, "ringcast: static file %s: link leads outside the site, to a "
-				"dotfile or nowhere; not served\n", ld->path);
+			log_warn("static file %s: link leads outside the site, to a dotfile or nowhere; "
+				 "not served", ld->path);
 			return 0;
 		}
 	}
@@ -299,7 +300,7 @@ static int load_dir(struct loader *ld, size_t len)
 	int err = 0;
 
 	if (!dir) {
-		fprintf(stderr, "ringcast: static dir %s: %s\n", ld->path, strerror(errno));
+		log_error("static dir %s: %s", ld->path, strerror(errno));
 		return -1;
 	}
 	while (!err && (e = readdir(dir))) {
@@ -309,7 +310,7 @@ static int load_dir(struct loader *ld, size_t len)
 		if (e->d_name[0] == '.')
 			continue;
 		if (len + 1 + name_len >= sizeof(ld->path)) {
-			fprintf(stderr, "ringcast: static file %s/%s: path too long\n", ld->path,
+			log_error("static file %s/%s: path too long", ld->path,
 				e->d_name);
 			err = -1;
 			continue;
@@ -335,12 +336,12 @@ int static_site_load(struct static_site *site, const char *dir)
 
 	*site = (struct static_site){ 0 };
 	if (!realpath(dir, ld.root)) {
-		fprintf(stderr, "ringcast: static dir %s: %s\n", dir, strerror(errno));
+		log_error("static dir %s: %s", dir, strerror(errno));
 		return -1;
 	}
 	ld.root_len = strlen(ld.root);
 	if (ld.root_len == 1) {
-		fprintf(stderr, "ringcast: static dir %s is /: refusing to serve the whole file system\n",
+		log_error("static dir %s is /: refusing to serve the whole file system",
 			dir);
 		return -1;
 	}

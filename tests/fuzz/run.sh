@@ -19,7 +19,7 @@ declare -A sources=(
 	[ws_frame]="src/proto/utf8.c src/proto/ws_frame.c"
 	[jwt]="src/proto/jwt.c"
 	[chat]="src/base/thread.c src/chat/chat.c src/chat/chat_op.c src/chat/sequencer.c src/chat/room_quota.c src/chat/roster.c src/base/log.c src/chat/chat_room.c src/chat/chat_event.c src/chat/chat_name.c src/chat/rate_limit.c src/chat/json_out.c src/base/buf.c src/proto/ws_frame.c src/proto/utf8.c src/chat/store.c"
-	[tls]="src/io/tls.c"
+	[tls]="src/io/tls.c src/base/log.c"
 	[cluster_wire]="src/cluster/cluster_wire.c"
 )
 declare -A libs=(
