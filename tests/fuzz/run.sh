@@ -21,6 +21,7 @@ declare -A sources=(
 	[chat]="src/base/thread.c src/chat/chat.c src/chat/chat_op.c src/chat/sequencer.c src/chat/room_quota.c src/chat/roster.c src/base/log.c src/chat/chat_room.c src/chat/chat_event.c src/chat/chat_name.c src/chat/rate_limit.c src/chat/json_out.c src/base/buf.c src/proto/ws_frame.c src/proto/utf8.c src/chat/store.c"
 	[tls]="src/io/tls.c src/base/log.c"
 	[cluster_wire]="src/cluster/cluster_wire.c"
+	[http_cache]="src/proto/http_cache.c src/proto/guest_token.c src/proto/jwt.c src/proto/utf8.c"
 )
 declare -A libs=(
 	[http]=""
@@ -29,10 +30,11 @@ declare -A libs=(
 	[chat]="-ljansson -lsqlite3 -lpthread"
 	[tls]="-lssl -lcrypto"
 	[cluster_wire]=""
+	[http_cache]="-lcrypto -ljansson"
 )
 
 failed=0
-for name in http ws_frame jwt chat tls cluster_wire; do
+for name in http ws_frame jwt chat tls cluster_wire http_cache; do
 	src=()
 	for f in ${sources[$name]}; do src+=("$root/$f"); done
 	# shellcheck disable=SC2086
