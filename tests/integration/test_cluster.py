@@ -166,7 +166,11 @@ def test_reconnect_mid_stream_to_another_node_every_id_once_in_order(cluster):
     before = [receiver.recv_type("message", 5) for _ in range(120)]
     abort(receiver)
     since = before[-1]["id"]
-    time.sleep(0.3)  # messages go by while nobody listens on node 1
+    # messages go by while nobody listens on node 1: wait until 40 more went out
+    gone_at, deadline = streamer.sent, time.monotonic() + 5
+    while streamer.sent < gone_at + 40:
+        assert time.monotonic() < deadline, "the streamer stopped sending"
+        time.sleep(0.01)
     assert not streamer.done_sending.is_set(), "the stream ended before the reconnect"
     with connect_ws(cluster[2], "/?room=lobby&since=%d" % since) as again:
         events = read_until_id(again, lambda: streamer.acks[-1]["id"]
