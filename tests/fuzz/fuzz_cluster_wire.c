@@ -10,15 +10,7 @@
 #include <string.h>
 
 #include "cluster_wire.h"
-
-#define CHECK(cond)                                                                 \
-	do {                                                                        \
-		if (!(cond)) {                                                      \
-			fprintf(stderr, "%s:%d: invariant broken: %s\n", __FILE__, \
-				__LINE__, #cond);                                   \
-			abort();                                                    \
-		}                                                                   \
-	} while (0)
+#include "fuzz_check.h"
 
 static int inside(const char *p, size_t n, const char *s, size_t len)
 {

@@ -15,15 +15,7 @@
 #include "guest_token.h"
 #include "http_cache.h"
 #include "utf8.h"
-
-#define CHECK(cond)                                                                 \
-	do {                                                                        \
-		if (!(cond)) {                                                      \
-			fprintf(stderr, "%s:%d: invariant broken: %s\n", __FILE__, \
-				__LINE__, #cond);                                   \
-			abort();                                                    \
-		}                                                                   \
-	} while (0)
+#include "fuzz_check.h"
 
 static bool has_control(const uint8_t *s, size_t n)
 {

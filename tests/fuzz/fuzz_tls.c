@@ -24,17 +24,9 @@
 #include <unistd.h>
 
 #include "tls.h"
+#include "fuzz_check.h"
 
 extern char **environ;
-
-#define CHECK(cond)                                                                 \
-	do {                                                                        \
-		if (!(cond)) {                                                      \
-			fprintf(stderr, "%s:%d: invariant broken: %s\n", __FILE__, \
-				__LINE__, #cond);                                   \
-			abort();                                                    \
-		}                                                                   \
-	} while (0)
 
 #define OVERLAY_HELLO 0x80
 #define PIECE_MASK 0x3f
