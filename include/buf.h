@@ -11,7 +11,13 @@
  * the first byte to send, payload the first payload byte. Framing moves
  * head back once, before the buf is first queued (a queue counts the bytes
  * it has to send); after that a buf does not change. Every other buf is
- * sent whole (head = payload = 0). */
+ * sent whole (head = payload = 0).
+ *
+ * One payload may go out in more than one encoding (a compressed WebSocket
+ * frame, a Server-Sent Event): each transport keeps its encoding as a
+ * variant of the payload's buf, made by the first recipient that needs it
+ * and freed with the buf, so a broadcast is encoded once per transport,
+ * never once per recipient. */
 #ifndef RINGCAST_BUF_H
 #define RINGCAST_BUF_H
 
@@ -22,11 +28,19 @@
  * WebSocket server frame's, 10 bytes (ws_frame.c checks). */
 #define BUF_HEADROOM 10
 
+/* The variants a payload can have, one slot per encoding. */
+enum buf_variant {
+	BUF_VARIANT_DEFLATE, /* a permessage-deflate WebSocket frame (ws_deflate.c) */
+	BUF_VARIANT_SSE,     /* a text/event-stream event (sse_conn.c) */
+	BUF_VARIANTS
+};
+
 struct buf {
 	uint32_t refs;
 	uint32_t len;      /* bytes in data, headroom included */
 	uint16_t head;     /* data[head..len) is what goes on the wire */
 	uint16_t payload;  /* data[payload..len) is the payload */
+	struct buf *variant[BUF_VARIANTS]; /* other encodings of it, or NULL */
 	uint8_t data[];
 };
 
@@ -66,6 +80,17 @@ static inline struct buf *buf_ref(struct buf *b)
 	return b;
 }
 
+/* b's variant v, or NULL when none was made yet. */
+static inline struct buf *buf_variant(const struct buf *b, enum buf_variant v)
+{
+	return b->variant[v];
+}
+
+/* Keep encoded as b's variant v: b takes over the caller's reference (b
+ * must have none yet). Returns encoded. */
+struct buf *buf_set_variant(struct buf *b, enum buf_variant v, struct buf *encoded);
+
+/* Drop a reference; the last one frees b and its variants. */
 void buf_unref(struct buf *b);
 
 #endif

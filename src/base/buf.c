@@ -19,6 +19,8 @@ struct buf *buf_new(size_t len)
 	b->refs = 1;
 	b->len = (uint32_t)len;
 	b->head = b->payload = 0;
+	for (int v = 0; v < BUF_VARIANTS; v++)
+		b->variant[v] = NULL;
 	return b;
 }
 
@@ -41,8 +43,21 @@ struct buf *buf_new_payload(const void *payload, size_t len)
 	return b;
 }
 
+struct buf *buf_set_variant(struct buf *b, enum buf_variant v, struct buf *encoded)
+{
+	if (b->variant[v]) {
+		fprintf(stderr, "ringcast: a buffer's variant %d was made twice\n", (int)v);
+		abort();
+	}
+	b->variant[v] = encoded;
+	return encoded;
+}
+
 void buf_unref(struct buf *b)
 {
-	if (b && --b->refs == 0)
-		free(b);
+	if (!b || --b->refs)
+		return;
+	for (int v = 0; v < BUF_VARIANTS; v++)
+		buf_unref(b->variant[v]);
+	free(b);
 }
