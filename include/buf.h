@@ -31,7 +31,8 @@
 /* The variants a payload can have, one slot per encoding. */
 enum buf_variant {
 	BUF_VARIANT_DEFLATE, /* a permessage-deflate WebSocket frame (ws_deflate.c) */
-	BUF_VARIANT_SSE,     /* a text/event-stream event (sse_conn.c) */
+	BUF_VARIANT_SSE,     /* a text/event-stream event with its id: line (sse_conn.c) */
+	BUF_VARIANT_SSE_NO_ID, /* the same event without it */
 	BUF_VARIANTS
 };
 
