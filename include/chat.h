@@ -31,6 +31,9 @@ struct store;
 struct store_room;
 
 #define CHAT_ROOM_MAX 64
+/* A client-chosen id on a message command, echoed in its acknowledgement
+ * and in an error answering it (docs/protocol.md): at most this many bytes. */
+#define CHAT_CID_MAX 64
 #define CHAT_ROOMS_PER_MEMBER 16
 
 struct chat_membership {

@@ -66,6 +66,8 @@ struct pending_message {
 	struct chat *chat;          /* the store's callback gets only this */
 	chat_api_done_fn done;      /* the API's publish: told once stored, or not */
 	void *done_ctx;
+	uint8_t cid_len;            /* the sender's id for it, echoed in its acknowledgement */
+	char cid[CHAT_CID_MAX];
 };
 
 /* An API call waiting for its op to come back (chat_kick, chat_presence). */
@@ -124,6 +126,10 @@ struct chat {
 	struct catchup *catchups;
 	uint32_t catchups_cap, catchups_free;
 	struct chat_away_list away; /* resumable guests' places, kept through the grace */
+	/* The cid of the command being handled (cid_len 0: none): an error
+	 * answering it carries it, so a client knows which send failed. */
+	const char *cid;
+	size_t cid_len;
 };
 
 /* Both pending types start with their next pointer. */
@@ -301,14 +307,14 @@ static void broadcast_frame(struct chat *chat, struct chat_room *r, struct buf *
  * of the server: two pointer tests per recipient on top of queueing a
  * reference. */
 static void broadcast_message(struct chat *chat, struct chat_room *r, struct buf *frame,
-			      const struct chat_member *sender)
+			      const struct chat_member *sender, struct buf *own)
 {
 	for (uint32_t i = 0; i < r->count; i++) {
 		if (room_member_held(r, i))
 			continue;
 		struct chat_member *m = room_member(r, i);
 		if (m == sender)
-			chat->config.send_own(m, frame);
+			chat->config.send_own(m, own);
 		else
 			chat->config.send(m, frame);
 	}
@@ -331,6 +337,8 @@ static void send_error(struct chat *chat, struct chat_member *m, const char *cod
 {
 	chat->stats.errors++;
 	ev_error(&chat->out, code, message);
+	if (chat->cid_len)
+		ev_add_cid(&chat->out, chat->cid, chat->cid_len);
 	send_out(chat, m);
 }
 
@@ -832,11 +840,25 @@ void chat_tick(struct chat *chat)
 /* Counted in stats.messages by the chat the message was sent to (with a
  * sequencer, every edge delivers it, and one counts it). */
 static void deliver(struct chat *chat, struct chat_room *r, uint64_t id, struct buf *frame,
-		    const struct chat_member *sender)
+		    const struct pending_message *pm)
 {
 	r->last_sent = id;
 	room_remember(&chat->rooms, r, id, frame);
-	broadcast_message(chat, r, frame, sender);
+	const struct chat_member *sender = pm ? pm->sender : NULL;
+	if (!sender || !pm->cid_len) {
+		broadcast_message(chat, r, frame, sender, frame);
+		return;
+	}
+	/* The sender's copy says which of its sends this is: its own buf,
+	 * one more encoding per message, only for the one who sent it. */
+	size_t len;
+	const char *json = buf_payload(frame, &len);
+	jbuf_reset(&chat->out);
+	jbuf_raw(&chat->out, json, len);
+	ev_add_cid(&chat->out, pm->cid, pm->cid_len);
+	struct buf *own = jbuf_to_payload(&chat->out);
+	broadcast_message(chat, r, frame, sender, own);
+	buf_unref(own);
 }
 
 /* Control characters other than TAB, LF and CR: JSON escapes each as six
@@ -886,7 +908,7 @@ static void append_message(struct chat *chat, const struct chat_member *m, struc
 	ev_message(&chat->out, r, id, m, text, len, ts);
 	struct buf *frame = jbuf_to_payload(&chat->out);
 	if (!chat->config.store) {
-		deliver(chat, r, id, frame, tmpl->sender);
+		deliver(chat, r, id, frame, tmpl);
 		chat->stats.messages++;
 		buf_unref(frame);
 		if (tmpl->done)
@@ -927,8 +949,9 @@ static void post_message(struct chat *chat, struct chat_member *m, struct chat_r
 			   "message text may not hold control characters other than tab and newline");
 		return;
 	}
-	append_message(chat, m, r, text, len,
-		       &(struct pending_message){ .room = r, .sender = m, .chat = chat });
+	struct pending_message tmpl = { .room = r, .sender = m, .chat = chat, .cid_len = (uint8_t)chat->cid_len };
+	memcpy(tmpl.cid, chat->cid, chat->cid_len);
+	append_message(chat, m, r, text, len, &tmpl);
 }
 
 /* Not stored, so not sent to anyone: the sender learns it was not
@@ -936,6 +959,8 @@ static void post_message(struct chat *chat, struct chat_member *m, struct chat_r
 static void message_failed(struct chat *chat, struct pending_message *pm, int err)
 {
 	chat->stats.store_failures++;
+	chat->cid = pm->cid;
+	chat->cid_len = pm->cid_len;
 	if (pm->sender && err == CHAT_ERR_UNAVAILABLE)
 		send_error(chat, pm->sender, "unavailable",
 			   "the chat service cannot take messages now; not sent, try again");
@@ -943,6 +968,7 @@ static void message_failed(struct chat *chat, struct pending_message *pm, int er
 		send_error(chat, pm->sender, "not_saved",
 			   err == -ENOSPC ? "the server's disk is full; message not sent"
 					  : "the message could not be stored; not sent");
+	chat->cid_len = 0;
 }
 
 static void on_appended(void *ctx, int err)
@@ -955,7 +981,7 @@ static void on_appended(void *ctx, int err)
 	if (err) {
 		message_failed(chat, pm, err);
 	} else {
-		deliver(chat, pm->room, pm->id, pm->frame, pm->sender);
+		deliver(chat, pm->room, pm->id, pm->frame, pm);
 		chat->stats.messages++;
 	}
 	if (pm->done)
@@ -1348,17 +1374,39 @@ static void cmd_refresh(struct chat *chat, struct chat_member *m, json_t *root)
 	send_json(chat, m, "{\"type\":\"refreshed\"}", 20);
 }
 
+/* The command's "cid", if any, for its answers; false (after bad_message)
+ * when it is not a string of 1 to CHAT_CID_MAX bytes. */
+static bool take_cid(struct chat *chat, struct chat_member *m, json_t *root)
+{
+	json_t *cid = json_object_get(root, "cid");
+	if (!cid)
+		return true;
+	size_t len = json_is_string(cid) ? json_string_length(cid) : 0;
+	if (len < 1 || len > CHAT_CID_MAX) {
+		send_error(chat, m, "bad_message", "\"cid\" must be a string of 1 to 64 bytes");
+		return false;
+	}
+	chat->cid = json_string_value(cid);
+	chat->cid_len = len;
+	return true;
+}
+
+/* Rate-limited like any frame, but parsed first, so that a refusal
+ * carries the command's cid. */
 static void handle_command(struct chat *chat, struct chat_member *m, const char *text, size_t len)
 {
 	json_error_t err;
 	json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &err);
 	if (!root || !json_is_object(root)) {
-		send_error(chat, m, "bad_json", "not a valid JSON object");
+		if (chat_allow(chat, m))
+			send_error(chat, m, "bad_json", "not a valid JSON object");
 		json_decref(root);
 		return;
 	}
 	json_t *type = json_object_get(root, "type");
-	if (!json_is_string(type))
+	if (!take_cid(chat, m, root) || !chat_allow(chat, m))
+		; /* answered */
+	else if (!json_is_string(type))
 		send_error(chat, m, "bad_message", "\"type\" must be a string");
 	else if (is_str(type, "message"))
 		cmd_message(chat, m, root);
@@ -1378,6 +1426,7 @@ static void handle_command(struct chat *chat, struct chat_member *m, const char 
 		cmd_refresh(chat, m, root);
 	else
 		send_error(chat, m, "unknown_type", "unknown message type");
+	chat->cid_len = 0;
 	json_decref(root);
 }
 
@@ -1397,8 +1446,6 @@ bool chat_allow(struct chat *chat, struct chat_member *m)
 
 void chat_receive(struct chat *chat, struct chat_member *m, const char *text, size_t len)
 {
-	if (!chat_allow(chat, m))
-		return;
 	size_t i = 0;
 	while (i < len && (text[i] == ' ' || text[i] == '\t' || text[i] == '\r' || text[i] == '\n'))
 		i++;
@@ -1406,6 +1453,8 @@ void chat_receive(struct chat *chat, struct chat_member *m, const char *text, si
 	 * itself, so plain WebSocket clients can chat. */
 	if (i < len && text[i] == '{') {
 		handle_command(chat, m, text, len);
+	} else if (!chat_allow(chat, m)) {
+		return;
 	} else if (!m->nrooms) {
 		send_error(chat, m, "no_room", "join a room first");
 	} else {
@@ -1438,7 +1487,7 @@ static void apply_message(struct chat *chat, struct chat_op *op)
 	if (op->id > r->last_id)
 		r->last_id = op->id;
 	struct buf *frame = buf_new_payload(op->json, op->json_len);
-	deliver(chat, r, op->id, frame, pm ? pm->sender : NULL);
+	deliver(chat, r, op->id, frame, pm);
 	if (pm)
 		chat->stats.messages++;
 	buf_unref(frame);

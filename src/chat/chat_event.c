@@ -233,6 +233,14 @@ void ev_error(struct jbuf *b, const char *code, const char *message)
 	jbuf_raw(b, "}", 1);
 }
 
+void ev_add_cid(struct jbuf *b, const char *cid, size_t len)
+{
+	b->len--; /* the object's closing brace */
+	jbuf_lit(b, ",\"cid\":");
+	jbuf_str(b, cid, len);
+	jbuf_raw(b, "}", 1);
+}
+
 void ev_resumed(struct jbuf *b, const struct chat_room *r, uint64_t since, uint64_t last, bool complete)
 {
 	jbuf_reset(b);

@@ -41,6 +41,9 @@ void ev_message(struct jbuf *b, const struct chat_room *r, uint64_t id, const st
 void ev_message_record(struct jbuf *b, const struct store_record *rec);
 void ev_nick(struct jbuf *b, const struct chat_member *m, const char *old);
 void ev_error(struct jbuf *b, const char *code, const char *message);
+/* Make the object b holds say which command it answers: "cid" added as
+ * its last key (the acknowledgement, an error). */
+void ev_add_cid(struct jbuf *b, const char *cid, size_t len);
 void ev_resumed(struct jbuf *b, const struct chat_room *r, uint64_t since, uint64_t last, bool complete);
 void ev_rooms(struct jbuf *b, const struct chat_rooms *rooms, const struct chat_member *m,
 	      size_t list_max);

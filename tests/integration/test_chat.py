@@ -481,3 +481,31 @@ def test_twenty_senders_one_total_order(server):
             assert mine == ["c%02d-%02d" % (k, i) for i in range(50)]
         await close_all(*wss)
     run(main(), timeout=50)
+
+
+# ---------------------------------------------------------------- acknowledgements
+
+
+@pytest.mark.parametrize("persist", [False, True], ids=["memory", "db"])
+def test_message_cid_comes_back_in_the_senders_copy_alone(server_factory, tmp_path, persist):
+    """The sender's copy of its message (its acknowledgement) carries the
+    cid it chose, after the commit when persisting and through the
+    sequencer with several edges; others never see it; an error carries it too."""
+    server = server_factory(*(["--db", str(tmp_path / "chat.db")] if persist else []))
+
+    async def main():
+        a, _ = await join(server)
+        b, _ = await join(server)
+        for i in range(20):
+            await a.send(json.dumps({"type": "message", "text": "m%d" % i, "cid": "c%d" % i}))
+        own = await messages(a, 20)
+        other = await messages(b, 20)
+        assert [m["cid"] for m in own] == ["c%d" % i for i in range(20)]
+        assert [m["id"] for m in own] == [m["id"] for m in other]
+        assert all("cid" not in m for m in other), other
+        await a.send(json.dumps({"type": "message", "text": "", "cid": "bad"}))
+        err = await recv_type(a, "error")
+        assert err["code"] == "empty" and err["cid"] == "bad", err
+        await close_all(a, b)
+
+    run(main())

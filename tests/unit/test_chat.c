@@ -2122,6 +2122,72 @@ static void test_history_dropped_by_the_byte_bound_is_gone_without_a_store(void 
 		assert_int_equal(num(json_array_get(msgs, i), "id"), 200 - (json_int_t)(n - 1 - i));
 }
 
+/* ---- acknowledgements: the client's cid ---- */
+
+static void test_cid_comes_back_in_the_senders_copy_only(void **state)
+{
+	struct chat_member *a = member(), *b = member(), *c = member();
+
+	(void)state;
+	join(a, "lobby");
+	join(b, "lobby");
+	forget_sent();
+	cmdf(a, "{\"type\":\"message\",\"text\":\"hi\",\"cid\":\"c\\\"1\"}");
+	const struct sent *own = only_frame_to(a), *other = only_frame_to(b);
+	assert_string_equal(type_of(own), "message");
+	assert_string_equal(str(own->json, "cid"), "c\"1");
+	assert_int_equal(num(own->json, "id"), num(other->json, "id"));
+	assert_null(json_object_get(other->json, "cid"));
+	/* the acknowledgement is the message as everyone got it, plus the cid */
+	json_t *stripped = json_deep_copy(own->json);
+	json_object_del(stripped, "cid");
+	assert_true(json_equal(stripped, other->json));
+	json_decref(stripped);
+	/* nor does history keep it */
+	forget_sent();
+	join(c, "lobby");
+	json_t *msgs = json_object_get(nth_of_type(c, "history", 0)->json, "messages");
+	assert_int_equal(json_array_size(msgs), 1);
+	assert_null(json_object_get(json_array_get(msgs, 0), "cid"));
+}
+
+static void test_error_answering_a_command_with_a_cid_carries_it(void **state)
+{
+	struct chat_member *a = member(), *b = member();
+
+	(void)state;
+	join(a, "lobby");
+	join(b, "lobby");
+	EXPECT_ERROR(a, b, "{\"type\":\"message\",\"text\":\"\",\"cid\":\"e1\"}", "empty");
+	assert_string_equal(str(only_frame_to(a)->json, "cid"), "e1");
+	EXPECT_ERROR(a, b, "{\"type\":\"message\",\"text\":\"x\",\"room\":\"dev\",\"cid\":\"e2\"}",
+		     "not_in_room");
+	assert_string_equal(str(only_frame_to(a)->json, "cid"), "e2");
+	/* a later error of a command without one says nothing of the last */
+	EXPECT_ERROR(a, b, "{\"type\":\"message\",\"text\":\"\"}", "empty");
+	assert_null(json_object_get(only_frame_to(a)->json, "cid"));
+}
+
+static void test_cid_not_a_string_of_1_to_64_bytes_is_bad_message(void **state)
+{
+	struct chat_member *a = member(), *b = member();
+	char cmd[256];
+
+	(void)state;
+	join(a, "lobby");
+	join(b, "lobby");
+	EXPECT_ERROR(a, b, "{\"type\":\"message\",\"text\":\"x\",\"cid\":7}", "bad_message");
+	EXPECT_ERROR(a, b, "{\"type\":\"message\",\"text\":\"x\",\"cid\":\"\"}", "bad_message");
+	int n = snprintf(cmd, sizeof(cmd), "{\"type\":\"message\",\"text\":\"x\",\"cid\":\"%065d\"}", 0);
+	expect_error(a, b, cmd, (size_t)n, "bad_message");
+	/* 64 bytes is a cid */
+	n = snprintf(cmd, sizeof(cmd), "{\"type\":\"message\",\"text\":\"x\",\"cid\":\"%064d\"}", 0);
+	forget_sent();
+	chat_receive(chat, a, cmd, (size_t)n);
+	assert_int_equal(strlen(str(only_frame_to(a)->json, "cid")), 64);
+	assert_string_equal(type_of(only_frame_to(b)), "message");
+}
+
 /* ---- flood control ---- */
 
 static void test_message_over_the_burst_is_rate_limited_and_not_broadcast(void **state)
@@ -2140,6 +2206,19 @@ static void test_message_over_the_burst_is_rate_limited_and_not_broadcast(void *
 	EXPECT_ERROR(a, b, "4", "rate_limited");
 	assert_int_equal(chat_stats(chat)->rate_limited, limited + 1);
 	assert_int_equal(ncloses, 0);
+}
+
+/* The refusal says which send it refuses, so a client's promise rejects. */
+static void test_rate_limited_command_carries_its_cid(void **state)
+{
+	struct chat_member *a = member(), *b = member();
+
+	(void)state;
+	join(a, "lobby");
+	join(b, "lobby");
+	say_n(a, 3);
+	EXPECT_ERROR(a, b, "{\"type\":\"message\",\"text\":\"4\",\"cid\":\"r4\"}", "rate_limited");
+	assert_string_equal(str(only_frame_to(a)->json, "cid"), "r4");
 }
 
 /* Burst 3: three refusals in a row are a person typing too fast; the
@@ -2425,6 +2504,9 @@ int main(void)
 		T(test_after_leaving_the_current_room_plain_text_does_not_go_there),
 		T(test_member_of_two_rooms_receives_messages_of_both),
 		T(test_message_command_posts_to_the_room_it_names),
+		T(test_cid_comes_back_in_the_senders_copy_only),
+		T(test_error_answering_a_command_with_a_cid_carries_it),
+		T(test_cid_not_a_string_of_1_to_64_bytes_is_bad_message),
 		T(test_rooms_lists_your_rooms_and_the_rooms_with_people_in_them),
 		T(test_disconnect_sends_leave_with_the_new_count_to_the_rest),
 		T(test_disconnect_leaves_every_room),
@@ -2455,6 +2537,7 @@ int main(void)
 		TS(test_resume_beyond_memory_without_a_store_is_incomplete, setup_history_memory_10),
 		TS(test_history_dropped_by_the_byte_bound_is_gone_without_a_store, setup_history_bytes_4k),
 		TS(test_message_over_the_burst_is_rate_limited_and_not_broadcast, setup_rate_1_burst_3),
+		TS(test_rate_limited_command_carries_its_cid, setup_rate_1_burst_3),
 		TS(test_member_who_keeps_sending_past_burst_refusals_is_closed_with_1008,
 		   setup_rate_1_burst_3),
 		TS(test_commands_count_against_the_rate_limit, setup_rate_1_burst_3),
