@@ -27,6 +27,7 @@
 
 #define SSE_F_CLOSED 0x01    /* the close event is queued: nothing follows it */
 #define SSE_F_NO_MEMBER 0x02 /* refused before joining: chat never saw it */
+#define SSE_F_EXPIRED 0x04   /* closed because its sign-in ran out */
 
 #define ERROR_PREFIX "{\"type\":\"error\","
 #define RATE_LIMITED_PREFIX "{\"type\":\"error\",\"code\":\"rate_limited\""
@@ -305,6 +306,7 @@ void sse_conn_deadline(struct conn *c)
 		return;
 	}
 	if (s->expires && (int64_t)time(NULL) >= s->expires) {
+		s->sse.flags |= SSE_F_EXPIRED;
 		sse_conn_close(c, WS_CLOSE_TOKEN_EXPIRED, "token expired");
 		return;
 	}
@@ -336,16 +338,22 @@ void sse_conn_closing(struct conn *c)
 	}
 }
 
-/* The stream p names, if it is open on this edge and the key's secret is
- * its own (compared in constant time: it is the only credential). */
+/* The stream p names, if it is on this edge and the key's secret is its
+ * own (compared in constant time: it is the only credential): open, or
+ * ended by its sign-in running out and still draining, so that a POST
+ * racing the close event learns why (401) rather than just that it went. */
 static struct conn *find_stream(struct conns *cs, const struct sse_post *p)
 {
 	struct conn *c = conns_find(cs, p->key.slot, p->key.gen);
-	if (!c || c->state != CONN_OPEN)
+	if (!c)
 		return NULL;
 	struct session *s = session_of(c);
-	if (s->proto != PROTO_SSE || (s->sse.flags & (SSE_F_CLOSED | SSE_F_NO_MEMBER)) ||
+	if (s->proto != PROTO_SSE || transport_of(c)->config.edge != p->key.edge ||
 	    CRYPTO_memcmp(s->sse.secret, p->key.secret, sizeof(s->sse.secret)) != 0)
+		return NULL;
+	if (s->sse.flags & SSE_F_EXPIRED)
+		return c;
+	if (c->state != CONN_OPEN || (s->sse.flags & (SSE_F_CLOSED | SSE_F_NO_MEMBER)))
 		return NULL;
 	return c;
 }
@@ -359,8 +367,8 @@ void sse_post_run(struct conns *cs, struct sse_post *p)
 		return;
 	}
 	struct session *s = session_of(c);
-	if (s->expires && (int64_t)time(NULL) >= s->expires) {
-		p->status = 401; /* the stream closes with 4002 at its deadline, this tick */
+	if ((s->sse.flags & SSE_F_EXPIRED) || (s->expires && (int64_t)time(NULL) >= s->expires)) {
+		p->status = 401; /* the stream closes with 4002 at its deadline, within a tick */
 		return;
 	}
 	struct sse_transport *t = transport_of(c);
@@ -370,7 +378,9 @@ void sse_post_run(struct conns *cs, struct sse_post *p)
 	struct buf *err = t->captured;
 	t->captured = NULL;
 	if (!err) {
-		p->status = 202;
+		/* closed by the command (the flood rule's 1008 for persistent
+		 * abuse): nothing was sent, and the session is gone */
+		p->status = s->sse.flags & SSE_F_CLOSED ? 404 : 202;
 		return;
 	}
 	size_t len;

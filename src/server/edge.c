@@ -232,8 +232,14 @@ static void route_post(void *ctx, struct sse_post *p)
 {
 	struct edge *e = ctx;
 	p->from = e->index;
-	if (p->key.edge == e->index || p->key.edge >= e->all->count) {
-		sse_post_run(e->conns, p); /* a key naming no edge finds no stream: 404 */
+	if (p->key.edge >= e->all->count) {
+		p->ran = true;
+		p->status = 404; /* a key naming no edge names no stream */
+		sse_post_finish(p);
+		return;
+	}
+	if (p->key.edge == e->index) {
+		sse_post_run(e->conns, p);
 		sse_post_finish(p);
 		return;
 	}
