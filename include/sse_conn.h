@@ -31,7 +31,7 @@ struct sse_conn_config {
 };
 
 /* The POST /send statuses counted for /metrics, in index order. */
-#define SSE_POST_STATUSES 10
+#define SSE_POST_STATUSES 9
 extern const uint16_t sse_post_statuses[SSE_POST_STATUSES];
 
 struct sse_conn_stats {

@@ -33,7 +33,7 @@
 #define RATE_LIMITED_PREFIX "{\"type\":\"error\",\"code\":\"rate_limited\""
 
 const uint16_t sse_post_statuses[SSE_POST_STATUSES] = {
-	202, 400, 401, 403, 404, 405, 411, 413, 429, 501,
+	202, 400, 401, 403, 404, 405, 411, 413, 429,
 };
 
 /* The SSE side of one ring: its settings, counters, the keep-alive
