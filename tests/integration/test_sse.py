@@ -445,3 +445,22 @@ def test_refresh_by_post_moves_the_end_of_the_session(server):
     assert r.status == 202
     ev = s.raw_event()
     assert ev["event"] is None and ev["data"]["text"] == "still signed in", ev
+
+
+@pytest.mark.cluster
+@pytest.mark.timeout_s(60)
+def test_in_a_cluster_a_post_to_another_node_is_404(cluster_factory):
+    """The session lives on the node holding the stream (docs/cluster.md:
+    the balancer keeps /sse and /send on one node by a cookie)."""
+    c = cluster_factory(n=2)
+    a, b = c[0], c[1]
+    s, _ = open_stream(a, "room=across")
+    r, body = post(b, s.key, "to the wrong node")
+    assert r.status == 404 and body["error"] == "no_session"
+    ws = connect_ws(b, "/?room=across")
+    connect_seq(ws)
+    r, _ = post(a, s.key, "to the right node")
+    assert r.status == 202
+    assert ws.recv_type("message", timeout=10)["text"] == "to the right node"
+    assert message_events(s, 1)[0]["data"]["text"] == "to the right node"
+    ws.close()
