@@ -150,7 +150,8 @@ struct buf *metrics_render(const struct metrics_sample *samples, unsigned n, uin
 	metric(&o, "sse_streams", "gauge", "Open Server-Sent Events streams (GET /sse).",
 	       (double)(ss->opened - ss->closed));
 	metric(&o, "sse_streams_total", "counter", "Server-Sent Events streams opened.", (double)ss->opened);
-	metric(&o, "sse_events_total", "counter", "Events queued on Server-Sent Events streams.",
+	metric(&o, "sse_events_total", "counter",
+	       "Events queued on Server-Sent Events streams, keep-alive comments included.",
 	       (double)ss->events);
 	metric(&o, "sse_handoffs_total", "counter",
 	       "POST /send requests handed to the edge holding their stream.", (double)ss->handoffs);
