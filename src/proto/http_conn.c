@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "api.h"
@@ -26,6 +27,7 @@
 #include "session.h"
 #include "static_files.h"
 #include "ws_conn.h"
+#include "ws_deflate.h"
 #include "ws_upgrade.h"
 
 #define DEFAULT_ROOM "lobby"
@@ -278,6 +280,24 @@ static bool check_guest(const struct http_conn_config *config, const char *query
 	return false;
 }
 
+/* The first permessage-deflate offer we can honour, over every
+ * Sec-WebSocket-Extensions line in order (RFC 6455 §9.1: several lines
+ * read as one list). A malformed line ends the search: nothing after it is
+ * trusted either. */
+static bool deflate_offered(const struct http_request *req, struct ws_deflate_params *p)
+{
+	for (size_t i = 0; i < req->num_headers; i++) {
+		const struct http_header *h = &req->headers[i];
+		if (h->name_len != strlen("sec-websocket-extensions") ||
+		    strncasecmp(h->name, "sec-websocket-extensions", h->name_len) != 0)
+			continue;
+		int r = ws_deflate_negotiate(h->value, h->value_len, p);
+		if (r)
+			return r > 0;
+	}
+	return false;
+}
+
 static bool upgrade(struct conn *c, const struct http_request *req, const char *query, size_t query_len)
 {
 	struct http_transport *t = transport_of(c);
@@ -338,8 +358,13 @@ static bool upgrade(struct conn *c, const struct http_request *req, const char *
 	} else if (check_guest(&t->config, query, query_len, &who.guest_id, guest_name)) {
 		who.name = guest_name[0] ? guest_name : NULL;
 	}
-	char head[512];
-	size_t hlen = ws_upgrade_response(head, sizeof(head), key, key_len);
+	struct ws_deflate_params deflate = { 0 };
+	bool deflate_on = ws_conn_deflate_enabled(c) && deflate_offered(req, &deflate);
+	char extensions[128] = "";
+	if (deflate_on)
+		ws_deflate_answer(&deflate, extensions, sizeof(extensions));
+	char head[640];
+	size_t hlen = ws_upgrade_response(head, sizeof(head), key, key_len, extensions);
 	queue(c, buf_from(head, hlen));
 	if (c->state != CONN_OPEN)
 		return false;
@@ -356,7 +381,8 @@ static bool upgrade(struct conn *c, const struct http_request *req, const char *
 	}
 	t->stats.upgrades++;
 	ws_conn_open(c, who.user_id || who.guest_id ? &who : NULL, room, (size_t)room_len,
-		     since_given ? &since : NULL, expires);
+		     since_given ? &since : NULL, expires,
+		     deflate_on ? (deflate.server_max_window_bits ? deflate.server_max_window_bits : 15) : 0);
 	return true;
 }
 

@@ -293,6 +293,8 @@ int edge_prepare(struct edges *all, unsigned index)
 		.jwt_secret = (const uint8_t *)cfg->jwt_secret,
 		.jwt_secret_len = cfg->jwt_secret_len,
 		.jwt_leeway = cfg->jwt_leeway,
+		.deflate = cfg->deflate,
+		.deflate_threshold = cfg->deflate_threshold,
 	});
 	e->sessions.http = http_transport_new(&(struct http_conn_config){
 		.site = &e->site, /* replaced in place on reload */
