@@ -360,7 +360,7 @@ static bool upgrade(struct conn *c, const struct http_request *req, const char *
 	}
 	struct ws_deflate_params deflate = { 0 };
 	bool deflate_on = ws_conn_deflate_enabled(c) && deflate_offered(req, &deflate);
-	char extensions[128] = "";
+	char extensions[WS_DEFLATE_ANSWER_MAX] = "";
 	if (deflate_on)
 		ws_deflate_answer(&deflate, extensions, sizeof(extensions));
 	char head[640];

@@ -29,7 +29,9 @@ struct ws_deflate_params {
 int ws_deflate_negotiate(const char *value, size_t len, struct ws_deflate_params *p);
 
 /* The response header for an accepted offer, CRLF included, into out (NUL-
- * terminated). Returns its length, 0 when cap is too small. */
+ * terminated). Returns its length; 0 and "" when cap is too small. At most
+ * WS_DEFLATE_ANSWER_MAX bytes with the NUL. */
+#define WS_DEFLATE_ANSWER_MAX 160
 size_t ws_deflate_answer(const struct ws_deflate_params *p, char *out, size_t cap);
 
 /* The compressor, the inflater and their output buffer of one edge. */

@@ -212,5 +212,10 @@ size_t ws_deflate_answer(const struct ws_deflate_params *p, char *out, size_t ca
 			 "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; "
 			 "client_no_context_takeover%s\r\n",
 			 bits);
-	return n < 0 || (size_t)n >= cap ? 0 : (size_t)n;
+	if (n < 0 || (size_t)n >= cap) {
+		if (cap)
+			out[0] = '\0'; /* no half a header */
+		return 0;
+	}
+	return (size_t)n;
 }

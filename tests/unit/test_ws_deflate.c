@@ -173,7 +173,9 @@ static void test_answer_always_asks_no_context_takeover_of_both(void **state)
 	ws_deflate_answer(&p, out, sizeof(out));
 	assert_string_equal(out, "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; "
 				 "client_no_context_takeover; server_max_window_bits=9\r\n");
+	assert_true(strlen(out) < WS_DEFLATE_ANSWER_MAX);
 	assert_int_equal(ws_deflate_answer(&p, out, 20), 0);
+	assert_string_equal(out, "");
 }
 
 /* Compression. */
