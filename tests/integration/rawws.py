@@ -412,7 +412,8 @@ class RawWS:
         self.key = key
         # permessage-deflate accepted: a data message's first frame may
         # carry RSV1 (compressed), which recv_message inflates
-        self.deflate = "permessage-deflate" in (response.header("Sec-WebSocket-Extensions") or "")
+        answer = response.header("Sec-WebSocket-Extensions") if response else None
+        self.deflate = "permessage-deflate" in (answer or "")
         self.last_compressed = False
 
     # -- opening --------------------------------------------------------
