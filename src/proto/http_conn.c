@@ -359,7 +359,8 @@ static bool upgrade(struct conn *c, const struct http_request *req, const char *
 		who.name = guest_name[0] ? guest_name : NULL;
 	}
 	struct ws_deflate_params deflate = { 0 };
-	bool deflate_on = ws_conn_deflate_enabled(c) && deflate_offered(req, &deflate);
+	/* not for a refused sign-in: it is closed at once, reading no data */
+	bool deflate_on = st == JWT_OK && ws_conn_deflate_enabled(c) && deflate_offered(req, &deflate);
 	char extensions[WS_DEFLATE_ANSWER_MAX] = "";
 	if (deflate_on)
 		ws_deflate_answer(&deflate, extensions, sizeof(extensions));

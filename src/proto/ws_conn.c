@@ -189,12 +189,10 @@ static bool deflate_for(const struct ws_transport *t, const struct session *s, s
 	return len >= t->config.deflate_threshold && (!bits || len <= (size_t)1 << bits);
 }
 
-/* What goes out to s for b: b framed in place for most, the compressed
- * variant, made by its first recipient on this edge, for the others. The
- * first recipient frames b in place whether it sends it or not, as ever. */
+/* What goes out to s for b (framed): b itself for most, the compressed
+ * variant, made by its first recipient on this edge, for the others. */
 static struct buf *frame_for(struct ws_transport *t, const struct session *s, struct buf *b)
 {
-	ws_frame_text_in_place(b);
 	if (!deflate_for(t, s, b))
 		return b;
 	struct buf *z = buf_variant(b, BUF_VARIANT_DEFLATE);
@@ -216,9 +214,10 @@ void ws_conn_deliver(struct chat_member *m, struct buf *payload)
 	struct conn *c = session_conn(s);
 	/* chat hands over payloads: the first recipient frames the buf in
 	 * place, every other one sends the same bytes. */
-	struct buf *frame = frame_for(transport_of(c), s, payload);
+	ws_frame_text_in_place(payload);
 	if (c->state != CONN_OPEN || (s->ws_flags & WS_F_CLOSE_SENT))
 		return; /* no data frames after our close frame */
+	struct buf *frame = frame_for(transport_of(c), s, payload);
 	if (conn_send(c, frame))
 		return;
 	/* Over --max-queue: a client that does not read must not grow our
@@ -234,12 +233,12 @@ void ws_conn_deliver_own(struct chat_member *m, struct buf *payload)
 {
 	struct session *s = session_of_member(m);
 	struct conn *c = session_conn(s);
-	struct buf *frame = frame_for(transport_of(c), s, payload);
+	ws_frame_text_in_place(payload);
 	if (c->state != CONN_OPEN || (s->ws_flags & WS_F_CLOSE_SENT))
 		return;
 	/* The client asked for this itself: a fast burst's acknowledgements
 	 * never make it a slow consumer (its other traffic still does). */
-	conn_send_unbounded(c, frame);
+	conn_send_unbounded(c, frame_for(transport_of(c), s, payload));
 }
 
 size_t ws_conn_backlog(struct chat_member *m)
