@@ -2,14 +2,12 @@
 ways, and every way a compressed message can be wrong (docs/protocol.md,
 "Compression")."""
 
-import asyncio
 import json
 
 import pytest
-import websockets
 
 from rawws import (RawWS, OP_CONT, OP_TEXT, OP_PING, deflate_message)
-from rcutil import metrics, poll_metrics
+from rcutil import metrics, poll_metrics, run_briefly
 from wsutil import connect, join, recv_type, run
 
 OFFER = ("Sec-WebSocket-Extensions", "permessage-deflate; client_max_window_bits")
@@ -285,3 +283,19 @@ def test_a_message_inflating_to_exactly_max_message_is_read(server):
         ws.welcome()
         ws.send_frame(OP_TEXT, deflate_message(text), rsv=4)
         own_message(ws, text)
+
+
+# ---------------------------------------------------------------- flags
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "1073741825"])
+def test_a_bad_threshold_is_refused_at_start(value):
+    p = run_briefly("--deflate-threshold", value)
+    assert p.returncode == 2, p.stderr
+    assert "deflate-threshold" in p.stderr, p.stderr
+
+
+def test_help_names_the_flags():
+    p = run_briefly("--help")
+    assert p.returncode == 0
+    assert "--deflate-threshold BYTES" in p.stdout and "--no-deflate" in p.stdout, p.stdout
