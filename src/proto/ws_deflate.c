@@ -2,8 +2,8 @@
  * permessage-deflate, one stream per message (no context takeover).
  *
  * zlib, not libdeflate: measured here (perf/deflate_codecs), libdeflate
- * compresses a 16 KiB chat event 1.5 times as fast at level 1 and is no
- * faster below 1 KiB, nor at inflating. zlib's sync flush is exactly the
+ * compresses a 16 KiB chat event 1.5 times as fast at level 1, a 1 KiB one
+ * 1.2 times, and inflates no faster. zlib's sync flush is exactly the
  * RFC's framing (§7.2.1), and its streaming inflate reads a message
  * straight from the receive buffer, trailer fed after it, stopping at
  * --max-message; libdeflate ends every stream with a final block and wants
