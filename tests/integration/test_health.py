@@ -12,7 +12,7 @@ import time
 import pytest
 
 from rawws import HTTPConn, request, simple_request
-from rcutil import connect_ws, connect_seq, fill, metrics, send_and_ack, wait_metric_at_least
+from rcutil import connect_ws, connect_seq, fill, http_get, metrics, send_and_ack, wait_metric_at_least
 
 PROBES = [("/healthz", b"ok\n"), ("/readyz", b"ready\n")]
 
@@ -74,6 +74,15 @@ def test_probes_answer_without_the_page_and_are_not_shadowed_by_files(server_fac
             assert r.status == 200 and r.body == body, r
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+def test_metrics_text_is_whole(server):
+    """Every module's counters, the last one rendered included: a text cut
+    short by the renderer's buffer reads as metrics gone missing."""
+    body = http_get(server, "/metrics").body.decode()
+    assert body.endswith("\n"), body[-200:]
+    last = body.rstrip("\n").splitlines()[-1]
+    assert last.startswith("ringcast_http_errors_total "), last
 
 
 def test_probes_count_as_requests_and_nothing_else(server):
