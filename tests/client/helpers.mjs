@@ -1,0 +1,251 @@
+// What the client library's tests need and do not test: the real server as a child process
+// (started, killed, restarted on the same port), a small TCP proxy in front of it that can
+// refuse WebSocket upgrades, cut every connection, hold new ones back or swallow what the
+// server says, and waiting for things with a deadline.
+//
+// The server binary and the page's directory come from RINGCAST_BIN and RINGCAST_STATIC
+// (tests/meson.build sets them), else build/ringcast and static/ of this source tree.
+
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, '..', '..');
+export const BIN = process.env.RINGCAST_BIN || path.join(root, 'build', 'ringcast');
+export const STATIC = process.env.RINGCAST_STATIC || path.join(root, 'static');
+export const STEP_MS = 10_000; // one step's deadline: generous for a loaded 2-core machine
+
+// The library under test, the very file the server serves.
+export const { RingcastClient, RingcastError, backoffDelay } = await import(path.join(STATIC, 'ringcast.js'));
+
+/** A fresh temporary directory, removed at exit. */
+export function tmpDir(prefix = 'ringcast-client-') {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/**
+ * Starts ringcast and resolves once it prints its "listening on" line (port 0: a free one).
+ * The returned object's `stop()` sends SIGTERM (then SIGKILL), `kill()` SIGKILL.
+ */
+export async function startServer({ port = 0, db = null, args = [] } = {}) {
+  const threads = process.env.RINGCAST_THREADS ? ['--threads', process.env.RINGCAST_THREADS] : [];
+  const full = ['--host', '127.0.0.1', '--port', String(port), '--static', STATIC, ...threads,
+    ...(db ? ['--db', db] : ['--no-persist']), ...args];
+  const child = spawn(BIN, full, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const srv = { child, log: '', port: 0, exited: false };
+  srv.exit = new Promise((resolve) => child.on('exit', () => { srv.exited = true; resolve(); }));
+  const keep = (c) => { srv.log = (srv.log + c).slice(-8000); };
+  child.stdout.on('data', keep);
+  child.stderr.on('data', keep);
+  process.on('exit', () => { try { child.kill('SIGKILL'); } catch { /* gone */ } });
+  await waitFor('the server listening', () => {
+    if (srv.exited) throw new Error(`server exited before listening:\n${srv.log}`);
+    const m = /listening on http:\/\/[^\s:]+:(\d+)\//.exec(srv.log);
+    return m && Number(m[1]);
+  }).then((p) => { srv.port = p; });
+  srv.url = `http://127.0.0.1:${srv.port}/`;
+  srv.kill = async () => { if (!srv.exited) child.kill('SIGKILL'); await srv.exit; };
+  srv.stop = async () => {
+    if (srv.exited) return;
+    child.kill('SIGTERM');
+    const done = await Promise.race([srv.exit.then(() => true), sleep(3000).then(() => false)]);
+    if (!done) await srv.kill();
+  };
+  return srv;
+}
+
+/** A server restarted on a port just freed may find it briefly taken: try a few times. */
+export async function restartServer(opts) {
+  let last;
+  for (let i = 0; i < 40; i += 1) {
+    try {
+      return await startServer(opts);
+    } catch (err) {
+      last = err;
+      await sleep(100);
+    }
+  }
+  throw last;
+}
+
+/** Polls fn() until it returns something truthy; fails after `ms`. */
+export async function waitFor(what, fn, ms = STEP_MS) {
+  const deadline = Date.now() + ms;
+  let lastErr = null;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (err) {
+      if (/exited/.test(err.message)) throw err;
+      lastErr = err;
+    }
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms${lastErr ? ` (${lastErr.message})` : ''}`);
+    await sleep(20);
+  }
+}
+
+/** Resolves with the client's next `state` event whose state is `state` (and matches `pred`). */
+export function nextState(client, state, pred = () => true, ms = STEP_MS) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      client.off('state', fn);
+      reject(new Error(`state "${state}" not reached within ${ms} ms (now ${client.state}, ${client.transport})`));
+    }, ms);
+    function fn(ev) {
+      if (ev.state !== state || !pred(ev)) return;
+      clearTimeout(timer);
+      client.off('state', fn);
+      resolve(ev);
+    }
+    client.on('state', fn);
+  });
+}
+
+/** Rejects after `ms` with `what`: for promises that must settle. */
+export function within(promise, what, ms = STEP_MS) {
+  let timer;
+  return Promise.race([promise, new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
+  })]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Records every message event a client is given, per room, so a test can check the ids
+ * it saw are contiguous and unique.
+ */
+export function recordMessages(client) {
+  const rec = { byRoom: new Map(), all: [] };
+  client.on('message', (m) => {
+    if (!rec.byRoom.has(m.room)) rec.byRoom.set(m.room, []);
+    rec.byRoom.get(m.room).push(m);
+    rec.all.push(m);
+  });
+  // History after a join counts as seen too (the room's starting point).
+  client.on('history', (h) => {
+    if (!rec.byRoom.has(h.room)) rec.byRoom.set(h.room, []);
+    for (const m of h.messages || []) rec.byRoom.get(h.room).push({ ...m, room: h.room, fromHistory: true });
+  });
+  rec.ids = (room) => (rec.byRoom.get(room) || []).map((m) => m.id);
+  rec.texts = (room) => (rec.byRoom.get(room) || []).map((m) => m.text);
+  return rec;
+}
+
+/** Ids that break "each one more than the one before" (a gap or a duplicate), as text. */
+export function idProblems(ids) {
+  const bad = [];
+  for (let i = 1; i < ids.length; i += 1) if (ids[i] !== ids[i - 1] + 1) bad.push(`${ids[i - 1]}->${ids[i]}`);
+  return bad;
+}
+
+/** A client with the Node constructors (ws, eventsource) and fast test-friendly timing. */
+export async function makeClient(url, options = {}) {
+  const { WebSocket } = await import('ws');
+  const { EventSource } = await import('eventsource');
+  return new RingcastClient({ url, WebSocket, EventSource, fetch: globalThis.fetch, ...options });
+}
+
+/**
+ * A TCP proxy in front of the server. Switches:
+ *  blockUpgrades: a WebSocket upgrade is answered 403 (what a proxy that does not pass
+ *                 WebSocket does); plain HTTP (the page, /sse, /send) passes through.
+ *  hold:          new connections are closed at once (the server is "unreachable").
+ *  mute:          what the server sends is swallowed (acknowledgements lost on the way).
+ * cutAll() ends every open connection. `upgrades` and `refused` count upgrade requests.
+ */
+export async function startProxy(targetPort) {
+  const proxy = { blockUpgrades: false, hold: false, mute: false, upgrades: 0, refused: 0, sse: 0, conns: new Set() };
+  const server = net.createServer((client) => {
+    if (proxy.hold) {
+      client.destroy();
+      return;
+    }
+    const pair = { client, upstream: null };
+    proxy.conns.add(pair);
+    client.on('close', () => { proxy.conns.delete(pair); pair.upstream?.destroy(); });
+    client.on('error', () => {});
+    let head = Buffer.alloc(0);
+    const onHead = (chunk) => {
+      head = Buffer.concat([head, chunk]);
+      const end = head.indexOf('\r\n\r\n');
+      if (end < 0 && head.length < 16384) return;
+      client.off('data', onHead);
+      const text = head.subarray(0, end < 0 ? head.length : end).toString('latin1');
+      const upgrade = /^upgrade:\s*websocket/im.test(text);
+      if (/^GET \/sse/.test(text)) proxy.sse += 1;
+      if (upgrade) {
+        proxy.upgrades += 1;
+        if (proxy.blockUpgrades) {
+          proxy.refused += 1;
+          client.end('HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+          return;
+        }
+      }
+      const upstream = net.connect(targetPort, '127.0.0.1');
+      pair.upstream = upstream;
+      upstream.on('error', () => client.destroy());
+      upstream.on('close', () => client.destroy());
+      upstream.on('data', (d) => { if (!proxy.mute) client.write(d); });
+      client.on('data', (d) => upstream.write(d));
+      upstream.write(head);
+    };
+    client.on('data', onHead);
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  proxy.port = server.address().port;
+  proxy.url = `http://127.0.0.1:${proxy.port}/`;
+  proxy.target = targetPort;
+  proxy.cutAll = () => {
+    for (const { client, upstream } of proxy.conns) {
+      client.destroy();
+      upstream?.destroy();
+    }
+    proxy.conns.clear();
+  };
+  proxy.close = () => new Promise((resolve) => {
+    proxy.cutAll();
+    server.close(() => resolve());
+  });
+  return proxy;
+}
+
+/**
+ * A plain sender (no library): a raw ws connection to `room` that posts texts and waits
+ * for each one's own copy. Returns { send(text) -> message event, close() }.
+ */
+export async function rawSender(url, room) {
+  const { WebSocket } = await import('ws');
+  const ws = new WebSocket(`${url.replace(/^http/, 'ws')}ws?room=${room}`);
+  const waiting = new Map();
+  let n = 0;
+  ws.on('message', (data) => {
+    const ev = JSON.parse(data.toString());
+    if (ev.type === 'message' && ev.cid && waiting.has(ev.cid)) {
+      waiting.get(ev.cid)(ev);
+      waiting.delete(ev.cid);
+    }
+  });
+  await within(new Promise((resolve, reject) => {
+    ws.on('message', function first(data) {
+      if (JSON.parse(data.toString()).type === 'history') { ws.off('message', first); resolve(); }
+    });
+    ws.on('error', reject);
+  }), `raw sender joining ${room}`);
+  return {
+    send(text, r = room) {
+      const cid = `raw${(n += 1)}`;
+      const p = new Promise((resolve) => waiting.set(cid, resolve));
+      ws.send(JSON.stringify({ type: 'message', room: r, text, cid }));
+      return within(p, `the raw sender's "${text}" acknowledged`);
+    },
+    join(r) { ws.send(JSON.stringify({ type: 'join', room: r })); },
+    close() { ws.close(); },
+  };
+}
