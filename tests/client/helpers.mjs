@@ -7,6 +7,7 @@
 // (tests/meson.build sets them), else build/ringcast and static/ of this source tree.
 
 import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -59,6 +60,13 @@ export async function startServer({ port = 0, db = null, args = [] } = {}) {
     if (!done) await srv.kill();
   };
   return srv;
+}
+
+/** An HS256 token as an application would issue it (docs/protocol.md, Sign-in). */
+export function jwt(secret, claims) {
+  const b64 = (obj) => Buffer.from(JSON.stringify(obj)).toString('base64url');
+  const input = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64(claims)}`;
+  return `${input}.${crypto.createHmac('sha256', secret).update(input).digest('base64url')}`;
 }
 
 /** A server restarted on a port just freed may find it briefly taken: try a few times. */
@@ -158,10 +166,11 @@ export async function makeClient(url, options = {}) {
  *                 WebSocket does); plain HTTP (the page, /sse, /send) passes through.
  *  hold:          new connections are closed at once (the server is "unreachable").
  *  mute:          what the server sends is swallowed (acknowledgements lost on the way).
+ *  deaf:          what clients send is swallowed (messages lost on the way).
  * cutAll() ends every open connection. `upgrades` and `refused` count upgrade requests.
  */
 export async function startProxy(targetPort) {
-  const proxy = { blockUpgrades: false, hold: false, mute: false, upgrades: 0, refused: 0, sse: 0, conns: new Set() };
+  const proxy = { blockUpgrades: false, hold: false, mute: false, deaf: false, upgrades: 0, refused: 0, sse: 0, conns: new Set() };
   const server = net.createServer((client) => {
     if (proxy.hold) {
       client.destroy();
@@ -193,7 +202,7 @@ export async function startProxy(targetPort) {
       upstream.on('error', () => client.destroy());
       upstream.on('close', () => client.destroy());
       upstream.on('data', (d) => { if (!proxy.mute) client.write(d); });
-      client.on('data', (d) => upstream.write(d));
+      client.on('data', (d) => { if (!proxy.deaf) upstream.write(d); });
       upstream.write(head);
     };
     client.on('data', onHead);
@@ -245,7 +254,18 @@ export async function rawSender(url, room) {
       ws.send(JSON.stringify({ type: 'message', room: r, text, cid }));
       return within(p, `the raw sender's "${text}" acknowledged`);
     },
-    join(r) { ws.send(JSON.stringify({ type: 'join', room: r })); },
+    join(r) {
+      const joined = new Promise((resolve) => {
+        ws.on('message', function fn(data) {
+          const ev = JSON.parse(data.toString());
+          if (ev.type === 'history' && ev.room === r) { ws.off('message', fn); resolve(); }
+        });
+      });
+      ws.send(JSON.stringify({ type: 'join', room: r }));
+      return within(joined, `the raw sender joining ${r}`);
+    },
+    /** Every event it receives, for a test that watches a room. */
+    onEvent(fn) { ws.on('message', (data) => fn(JSON.parse(data.toString()))); },
     close() { ws.close(); },
   };
 }
