@@ -681,9 +681,9 @@ export class RingcastClient {
     if (!this._rooms.has(room)) {
       return Promise.reject(new RingcastError('not_in_room', `not in room ${room}`));
     }
+    const bytes = this.messageBytes(text, { room });
     const cid = `${this._cidPrefix}.${this._cidNext++}`;
     if (this._maxMessage != null) {
-      const bytes = new TextEncoder().encode(JSON.stringify({ type: 'message', room, text, cid })).length;
       if (bytes > this._maxMessage) {
         return Promise.reject(new RingcastError('too_large',
           `${bytes} bytes, over the server's limit of ${this._maxMessage}`));
@@ -694,6 +694,18 @@ export class RingcastClient {
       this._pending.set(cid, p);
       if (this._t && this.isLive(room)) this._transmit(p);
     });
+  }
+
+  /**
+   * The size in bytes of the frame `send(text, { room })` would send now, as the server
+   * counts it against `maxMessage` (a longer one is refused with `too_large`).
+   * @param {string} text
+   * @param {{ room?: string }} [options]
+   * @returns {number}
+   */
+  messageBytes(text, { room = this._room } = {}) {
+    const cid = `${this._cidPrefix}.${this._cidNext}`;
+    return new TextEncoder().encode(JSON.stringify({ type: 'message', room, text, cid })).length;
   }
 
   _transmit(p) {
