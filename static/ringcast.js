@@ -545,16 +545,19 @@ export class RingcastClient {
       this._setState('closed', { code, reason });
       return;
     }
+    let switched = false;
     if (!opened) {
       this._failures[kind] += 1;
       const other = this._transports.find((k) => k !== kind);
       if (other && this._failures[kind] >= this._fallbackAfter) {
         this._failures[kind] = 0;
         this._mode = other;
+        switched = true;
       }
     }
     if (this._state === 'offline') return;
-    const delay = backoffDelay(this._attempt);
+    // The other transport is tried soon; the backoff still grows for the next failures.
+    const delay = backoffDelay(switched ? 0 : this._attempt);
     this._attempt += 1;
     this._retryAt = Date.now() + delay;
     this._retryTimer = setTimeout(() => this._open(), delay);
