@@ -317,12 +317,17 @@ export class RingcastClient {
     this._maxMessage = null;
 
     this._watchNetwork = options.watchNetwork ?? (typeof g.addEventListener === 'function' && !!g.navigator);
-    if (this._watchNetwork) {
-      this._onOffline = () => this._goOffline();
-      this._onOnline = () => { if (this._state === 'offline') this.reconnectNow(); };
-      g.addEventListener('offline', this._onOffline);
-      g.addEventListener('online', this._onOnline);
-    }
+    this._watching = false;
+    this._onOffline = () => this._goOffline();
+    this._onOnline = () => { if (this._state === 'offline') this.reconnectNow(); };
+  }
+
+  _watch(on) {
+    if (!this._watchNetwork || this._watching === on) return;
+    this._watching = on;
+    const method = on ? 'addEventListener' : 'removeEventListener';
+    globalThis[method]('offline', this._onOffline);
+    globalThis[method]('online', this._onOnline);
   }
 
   /* ---------------- reading the client ---------------- */
@@ -423,6 +428,7 @@ export class RingcastClient {
     this._closedByUser = false;
     this._signInRefused = false;
     this._attempt = 0;
+    this._watch(true);
     this._open();
     return this;
   }
@@ -451,11 +457,7 @@ export class RingcastClient {
     this._connectionGone();
     for (const p of this._pending.values()) p.reject(new RingcastError('closed', 'the client was closed'));
     this._pending.clear();
-    if (this._watchNetwork) {
-      globalThis.removeEventListener('offline', this._onOffline);
-      globalThis.removeEventListener('online', this._onOnline);
-      this._watchNetwork = false;
-    }
+    this._watch(false);
     this._setState('closed');
   }
 
@@ -489,7 +491,7 @@ export class RingcastClient {
     clearTimeout(this._retryTimer);
     this._retryTimer = 0;
     if (this._t) return;
-    if (globalThis.navigator && globalThis.navigator.onLine === false && this._watchNetwork) {
+    if (this._watching && globalThis.navigator.onLine === false) {
       this._setState('offline');
       return;
     }
