@@ -118,7 +118,9 @@ class WebSocketTransport {
       const ev = parseEvent(e.data);
       if (ev) this.onevent(ev);
     };
-    // 'error' is always followed by 'close'.
+    // 'error' is always followed by 'close', where the reconnect is decided. (Node's `ws`
+    // throws an 'error' that has no listener: this one must be there.)
+    this.ws.onerror = () => {};
     this.ws.onclose = (e) => this.end(e.code, e.reason);
   }
 
