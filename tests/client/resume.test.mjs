@@ -145,6 +145,7 @@ test('an acknowledgement lost with the connection: the resume finds the message,
     const open = nextState(client, 'open');
     client.connect();
     await open;
+    await waitFor('the room live (its history received)', () => client.isLive('lostack'));
     proxy.mute = true; // the server's answers no longer reach the client
     const pending = client.send('its ack is lost');
     pending.catch(() => {}); // a failure below is reported, not this promise's end in close()
@@ -177,6 +178,7 @@ test('a message lost on the way to the server: after the resume it goes again, w
     const open = nextState(client, 'open');
     client.connect();
     await open;
+    await waitFor('the room live (its history received)', () => client.isLive('lostmsg'));
     // What the client sends no longer reaches the server; a message sent after it through
     // another client shows the server is up and would have shown ours by then.
     proxy.deaf = true;
