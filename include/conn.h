@@ -238,6 +238,11 @@ void conns_for_each(struct conns *cs, void (*fn)(void *ctx, struct conn *c));
 #define CONN_LOG_ID_LEN 32
 void conn_log_id(const struct conn *c, char *out, size_t len);
 
+/* The connection in slot with generation gen, or NULL when that one is
+ * gone: how something that outlives a connection (a POST /send handed
+ * between edges) finds it again without holding a pointer. */
+struct conn *conns_find(struct conns *cs, uint32_t slot, uint32_t gen);
+
 /* Number of connections not yet freed. */
 uint32_t conns_count(const struct conns *cs);
 

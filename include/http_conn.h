@@ -12,6 +12,7 @@ struct chat;
 struct conn;
 struct readiness;
 struct static_site;
+struct sse_post;
 
 struct http_conn_config {
 	/* The chat page; NULL for a listener of /metrics and the probes
@@ -46,6 +47,12 @@ struct http_conn_config {
 	size_t api_key_len;
 	struct chat *chat;
 	uint64_t max_message;
+	/* The SSE fallback (GET /sse, POST /send; NULL: 404): hands a POST
+	 * to the edge holding its stream (p->key.edge), which runs it
+	 * (sse_post_run) and has it finished back on this one
+	 * (sse_post_finish), now or later. */
+	void (*sse_route)(void *ctx, struct sse_post *p);
+	void *sse_ctx;
 };
 
 struct http_conn_stats {

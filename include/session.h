@@ -9,6 +9,7 @@
 #ifndef RINGCAST_SESSION_H
 #define RINGCAST_SESSION_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "chat.h"
@@ -19,6 +20,22 @@
 enum session_proto {
 	PROTO_HTTP = 0,
 	PROTO_WS,
+	PROTO_SSE,  /* a Server-Sent Events stream (sse_conn.c) */
+};
+
+/* What an SSE stream keeps in the room of the WebSocket parser. */
+struct sse_stream {
+	uint8_t secret[16];   /* the random part of its session key (sse_event.h) */
+	uint64_t first_room;  /* sse_room_hash of ?room=: its messages get id: lines */
+	uint8_t flags;        /* SSE_F_* (sse_conn.c) */
+};
+
+/* A request waiting for an answer from elsewhere (the chat's order for
+ * the server API, the stream's edge for POST /send): the connection reads
+ * no further request until it is answered. At the connection's closing,
+ * cancel tells the waiter that its answer has no one to go to. */
+struct http_wait {
+	void (*cancel)(struct http_wait *w);
 };
 
 struct session {
@@ -35,11 +52,12 @@ struct session {
 		uint16_t close_code;
 	};
 	uint8_t *ctrl;       /* control frame payload gathered from pieces */
-	/* An API request waiting for the chat's answer (api.c): no further
-	 * request is read until it is answered */
-	struct api_call *api;
+	struct http_wait *wait;
 	int64_t expires;     /* sign-in runs out (seconds since the epoch); 0: never */
-	struct ws_parser ws;
+	union {
+		struct ws_parser ws;
+		struct sse_stream sse;
+	};
 	struct chat_member member;
 };
 
@@ -52,6 +70,7 @@ _Static_assert(_Alignof(struct session) <= _Alignof(struct conn),
 struct sessions {
 	struct http_transport *http;
 	struct ws_transport *ws;
+	struct sse_transport *sse;
 };
 
 static inline struct sessions *sessions_of(const struct conn *c)
@@ -61,6 +80,14 @@ static inline struct sessions *sessions_of(const struct conn *c)
 
 /* A new connection speaks HTTP and has nothing gathered. */
 void session_open(struct session *s);
+
+/* chat's callbacks (chat.h), handing each to the member's transport:
+ * ws_conn.h's or sse_conn.h's. */
+void session_send(struct chat_member *m, struct buf *payload);
+void session_send_own(struct chat_member *m, struct buf *payload);
+size_t session_backlog(struct chat_member *m);
+void session_kick(struct chat_member *m, uint16_t code, const char *reason);
+const char *session_refresh(struct chat_member *m, const char *token, size_t len);
 
 /* The session of connection c (conn_config.user_size is sizeof(struct
  * session)), and the connection of session s. */
@@ -72,6 +99,12 @@ static inline struct session *session_of(struct conn *c)
 static inline struct conn *session_conn(struct session *s)
 {
 	return conn_of_user(s);
+}
+
+/* The session a chat member is kept in (chat's callbacks get the member). */
+static inline struct session *session_of_member(struct chat_member *m)
+{
+	return (struct session *)((char *)m - offsetof(struct session, member));
 }
 
 #endif

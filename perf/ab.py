@@ -4,10 +4,12 @@ side under identical load, in one invocation: server CPU per delivery (all
 its threads), delivered rate, p50/p99 latency and missing messages, with
 medians and the ratio of each variant to the first.
 
-A variant is NAME=BINARY, optionally followed by server flags:
+A variant is NAME=BINARY, optionally followed by server flags, and after
+"--" by flags for its loadgen runs (the same server, another client: --sse):
 
   /usr/bin/python3 perf/ab.py --variant "old=/tmp/rc-old/build/ringcast" \\
       --variant "new=build/ringcast" [-n 5000] [--deliveries 100000,1000000] [--repeats 3]
+  /usr/bin/python3 perf/ab.py --variant "ws=build/ringcast" --variant "sse=build/ringcast -- --sse"
 
 For each point and repeat it runs a fresh server of each variant (fresh
 working directory and database), the order rotating from repeat to repeat so
@@ -33,13 +35,14 @@ import bench
 def parse_variant(text):
     name, sep, rest = text.partition("=")
     words = shlex.split(rest)
-    if not sep or not name or not words:
-        sys.exit("ab.py: a variant is NAME=BINARY [FLAGS...], not %r" % text)
-    return name, words[0], words[1:]
+    if not sep or not name or not words or words[0] == "--":
+        sys.exit("ab.py: a variant is NAME=BINARY [FLAGS...] [-- LOADGEN FLAGS...], not %r" % text)
+    cut = words.index("--") if "--" in words else len(words)
+    return name, words[0], words[1:cut], words[cut + 1:]
 
 
 def one_run(a, point, variant):
-    name, binary, flags = variant
+    name, binary, flags, lg_flags = variant
     workdir = tempfile.mkdtemp(prefix="ringcast-ab-")
     try:
         proc, port = bench.start_server(binary, workdir, ["--rate-limit", "0"] + flags,
@@ -47,7 +50,7 @@ def one_run(a, point, variant):
         try:
             r = bench.loadgen(a.loadgen, port, proc.pid, workdir,
                               ["-n", str(a.conns), "-s", "10", "--deliveries", str(point),
-                               "-w", str(a.warmup), "-d", str(a.duration), "--drain", "3"],
+                               "-w", str(a.warmup), "-d", str(a.duration), "--drain", "3"] + lg_flags,
                               a.warmup + a.duration + 90)
         finally:
             bench.stop(proc)
@@ -107,7 +110,8 @@ def main():
     points = [int(x) for x in a.deliveries.split(",")]
     print("ab.py: %s, %d clients, 10 senders, 64 B, warm-up %g s, window %g s, %d repeats; %s" % (
         time.strftime("%Y-%m-%d %H:%M"), a.conns, a.warmup, a.duration, a.repeats,
-        "; ".join("%s = %s" % (v[0], " ".join([v[1]] + v[2])) for v in variants)), flush=True)
+        "; ".join("%s = %s" % (v[0], " ".join([v[1]] + v[2] + (["--"] + v[3] if v[3] else [])))
+                  for v in variants)), flush=True)
     runs = []
     for pt in points:
         for rep in range(a.repeats):

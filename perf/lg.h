@@ -6,6 +6,7 @@
  * lg_conn.c   connections: connect, handshake, receive
  * lg_out.c    send queues: messages, handshakes, pongs
  * lg_ws.c     WebSocket bytes (handshake values, frames), no I/O
+ * lg_sse.c    Server-Sent Events bytes (--sse), no I/O
  * lg_track.c  payload format, per-pair loss/order tracking, server ids
  * lg_hist.c   latency histograms
  * lg_proc.c   server CPU/RSS from /proc
@@ -21,6 +22,7 @@
 
 #include "lg_hist.h"
 #include "lg_proc.h"
+#include "lg_sse.h"
 #include "lg_track.h"
 #include "lg_ws.h"
 
@@ -49,6 +51,7 @@ struct lg_config {
 	const char *ready_file; /* created once connected and settled */
 	const char *start_file; /* wait for it to exist before sending */
 	bool quiet;
+	bool sse;               /* receivers read GET /sse; the senders stay WebSocket */
 };
 
 enum conn_state {
@@ -84,7 +87,9 @@ struct lg_conn {
 	uint64_t t_start;       /* connect submitted */
 	struct lg_handshake *hs;
 	struct lg_out out;
+	bool sse;               /* a Server-Sent Events stream, not a WebSocket */
 	struct ws_rx rx;
+	struct sse_rx sse_rx;
 	struct lg_idseq ids;    /* the server's message ids this client saw */
 	bool in_window;         /* open when the measured window started */
 };

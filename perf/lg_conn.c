@@ -52,6 +52,7 @@ static void conn_closed(struct lg *lg, uint32_t idx)
 	free(c->hs);
 	c->hs = NULL;
 	ws_rx_release(&c->rx);
+	sse_rx_release(&c->sse_rx);
 }
 
 int lg_conn_start(struct lg *lg, uint32_t idx)
@@ -72,6 +73,8 @@ int lg_conn_start(struct lg *lg, uint32_t idx)
 	c->fd = fd;
 	c->state = CS_CONNECTING;
 	c->sender = -1;
+	/* the first S connections stay WebSocket: they are the senders */
+	c->sse = lg->cfg.sse && idx >= lg->cfg.senders;
 	c->t_start = now_ns();
 	sqe = lg_sqe(lg);
 	io_uring_prep_connect(sqe, fd, (struct sockaddr *)&lg->dst, sizeof(lg->dst));
@@ -102,13 +105,21 @@ static void on_connect(struct lg *lg, uint32_t idx, int res)
 		conn_closed(lg, idx);
 		return;
 	}
-	ws_make_key(key);
-	ws_expected_accept(key, c->hs->accept);
-	n = snprintf((char *)dst, 512,
-		     "GET %s HTTP/1.1\r\nHost: %s:%u\r\nUpgrade: websocket\r\n"
-		     "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-		     "Sec-WebSocket-Version: 13\r\n\r\n",
-		     lg->cfg.path, lg->cfg.host_str, lg->cfg.port, key);
+	if (c->sse) {
+		/* the upgrade path's query (?room=) on the stream's path */
+		const char *query = strchr(lg->cfg.path, '?');
+		n = snprintf((char *)dst, 512,
+			     "GET /sse%s HTTP/1.1\r\nHost: %s:%u\r\nAccept: text/event-stream\r\n\r\n",
+			     query ? query : "", lg->cfg.host_str, lg->cfg.port);
+	} else {
+		ws_make_key(key);
+		ws_expected_accept(key, c->hs->accept);
+		n = snprintf((char *)dst, 512,
+			     "GET %s HTTP/1.1\r\nHost: %s:%u\r\nUpgrade: websocket\r\n"
+			     "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+			     "Sec-WebSocket-Version: 13\r\n\r\n",
+			     lg->cfg.path, lg->cfg.host_str, lg->cfg.port, key);
+	}
 	c->state = CS_HANDSHAKE;
 	lg_out_commit(lg, idx, (size_t)n);
 	arm_recv(lg, idx);
@@ -214,6 +225,18 @@ static void on_frame(void *ctx, int opcode, const uint8_t *p, size_t n)
 	}
 }
 
+static void on_sse_data(void *ctx, const uint8_t *p, size_t n)
+{
+	struct frame_ctx *fc = ctx;
+	struct lg *lg = fc->lg;
+
+	lg->st.frames++;
+	if (!p)
+		lg->st.skipped_frames++;
+	else
+		on_text(lg, fc->idx, p, n);
+}
+
 static void feed_frames(struct lg *lg, uint32_t idx, const uint8_t *p, size_t n)
 {
 	struct frame_ctx fc = { lg, idx };
@@ -221,6 +244,10 @@ static void feed_frames(struct lg *lg, uint32_t idx, const uint8_t *p, size_t n)
 	 * anything much longer than one of them is skipped unread. */
 	size_t gather_max = lg->cfg.size + 1024;
 
+	if (lg->conns[idx].sse) {
+		sse_rx_feed(&lg->conns[idx].sse_rx, p, n, gather_max, on_sse_data, &fc);
+		return;
+	}
 	if (ws_rx_feed(&lg->conns[idx].rx, p, n, gather_max, on_frame, &fc) < 0) {
 		lg->st.protocol_errors++;
 		conn_closed(lg, idx);
@@ -247,7 +274,7 @@ static void handshake_bytes(struct lg *lg, uint32_t idx, const uint8_t *p, size_
 		return;
 	}
 	head = (size_t)(end + 4 - hs->resp);
-	if (!ws_check_response(hs->resp, head, hs->accept))
+	if (c->sse ? strncmp(hs->resp, "HTTP/1.1 200 ", 13) != 0 : !ws_check_response(hs->resp, head, hs->accept))
 		goto fail;
 
 	c->state = CS_OPEN;
@@ -335,5 +362,6 @@ void lg_conns_close_all(struct lg *lg)
 		free(c->hs);
 		free(c->out.buf);
 		ws_rx_release(&c->rx);
+		sse_rx_release(&c->sse_rx);
 	}
 }

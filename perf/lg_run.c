@@ -177,7 +177,7 @@ static int pick_senders(struct lg *lg)
 	for (uint32_t i = 0; i < lg->cfg.conns && lg->nsenders < want; i++) {
 		struct lg_conn *c = &lg->conns[i];
 
-		if (c->state != CS_OPEN || c->out.inflight || c->out.len != c->out.off)
+		if (c->state != CS_OPEN || c->sse || c->out.inflight || c->out.len != c->out.off)
 			continue;
 		free(c->out.buf);
 		c->out.buf = NULL;

@@ -34,6 +34,8 @@ static void usage(FILE *f)
 "  --host ADDR            server address, 127.0.0.0/8 only (127.0.0.1)\n"
 "  --port PORT            server port (required)\n"
 "  --path PATH            upgrade path (/)\n"
+"      --sse              receivers read Server-Sent Events (GET /sse and the\n"
+"                         path's ?query); the S senders stay WebSocket\n"
 "  -n, --conns N          WebSocket clients, at most %u (1000)\n"
 "  -s, --senders S        clients that also send (10)\n"
 "      --sender-base B    first sender id, so several loadgen processes\n"
@@ -73,7 +75,7 @@ static int parse_flags(struct lg_config *c, int argc, char **argv)
 	enum {
 		F_HOST = 256, F_PORT, F_PATH, F_DELIVERIES, F_DRAIN, F_SETTLE, F_CRATE,
 		F_CINFLIGHT, F_CTIMEOUT, F_SRC, F_PID, F_CPU, F_MAXTIME, F_JSON, F_CSV,
-		F_LABEL, F_SBASE, F_BWAIT, F_READY, F_START,
+		F_LABEL, F_SBASE, F_BWAIT, F_READY, F_START, F_SSE,
 	};
 	static const struct option opts[] = {
 		{ "host", required_argument, 0, F_HOST },
@@ -102,6 +104,7 @@ static int parse_flags(struct lg_config *c, int argc, char **argv)
 		{ "label", required_argument, 0, F_LABEL },
 		{ "ready-file", required_argument, 0, F_READY },
 		{ "start-file", required_argument, 0, F_START },
+		{ "sse", no_argument, 0, F_SSE },
 		{ "quiet", no_argument, 0, 'q' },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
@@ -136,6 +139,9 @@ static int parse_flags(struct lg_config *c, int argc, char **argv)
 		case F_PORT:
 			ok = parse_uint(optarg, &u) && u > 0 && u < 65536;
 			c->port = (uint16_t)u;
+			break;
+		case F_SSE:
+			c->sse = true;
 			break;
 		case F_PATH:
 			c->path = optarg;

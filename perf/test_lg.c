@@ -4,6 +4,7 @@
  * A benchmark that miscounts is worse than none: these are the pieces whose
  * mistakes would silently skew loss, order or latency numbers. */
 #include "lg_hist.h"
+#include "lg_sse.h"
 #include "lg_track.h"
 #include "lg_ws.h"
 
@@ -177,6 +178,71 @@ static void reader_refuses_masked_server_frames(void)
 	struct seen s = { 0 };
 
 	CHECK(ws_rx_feed(&rx, frame, sizeof(frame), 100, collect, &s) < 0);
+}
+
+/* What a stream reader saw: the data lines, NULL for a skipped event. */
+struct sse_seen {
+	int n;
+	char data[8][64];
+	bool skipped[8];
+};
+
+static void sse_collect(void *ctx, const uint8_t *p, size_t n)
+{
+	struct sse_seen *s = ctx;
+
+	if (s->n < 8) {
+		s->skipped[s->n] = !p;
+		if (p)
+			snprintf(s->data[s->n], sizeof(s->data[0]), "%.*s", (int)n, (const char *)p);
+	}
+	s->n++;
+}
+
+static size_t sse_stream(char *out)
+{
+	char big[200];
+
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = 0;
+	return (size_t)sprintf(out, "data: {\"a\":1}\n\n:\n\nid: 7\ndata: {\"b\":2}\n\n"
+				    "data: %s\n\nevent: close\ndata: {\"c\":3}\n\n", big);
+}
+
+static bool sse_stream_ok(const struct sse_seen *s)
+{
+	return s->n == 4 && !strcmp(s->data[0], "{\"a\":1}") && !strcmp(s->data[1], "{\"b\":2}") &&
+	       s->skipped[2] && !strcmp(s->data[3], "{\"c\":3}");
+}
+
+static void sse_reader_gives_same_events_for_every_split(void)
+{
+	char buf[512];
+	size_t n = sse_stream(buf);
+	bool all = true;
+
+	for (size_t cut = 0; cut <= n; cut++) {
+		struct sse_rx rx = { 0 };
+		struct sse_seen s = { 0 };
+
+		/* gather at most 100: the 200-byte event is skipped when split,
+		 * handed out in place when whole */
+		sse_rx_feed(&rx, (uint8_t *)buf, cut, 100, sse_collect, &s);
+		sse_rx_feed(&rx, (uint8_t *)buf + cut, n - cut, 100, sse_collect, &s);
+		bool big_whole = !s.skipped[2];
+		if (big_whole)
+			s.skipped[2] = s.data[2][0] == 'x'; /* whole: its data is there */
+		all &= sse_stream_ok(&s);
+		sse_rx_release(&rx);
+	}
+	CHECK(all);
+	struct sse_rx rx = { 0 };
+	struct sse_seen s = { 0 };
+
+	for (size_t i = 0; i < n; i++)
+		sse_rx_feed(&rx, (uint8_t *)buf + i, 1, 100, sse_collect, &s);
+	CHECK(sse_stream_ok(&s));
+	sse_rx_release(&rx);
 }
 
 static void payload_roundtrips_inside_an_envelope(void)
@@ -354,6 +420,7 @@ int main(void)
 	reader_gives_same_frames_for_every_split();
 	reader_gives_same_frames_byte_by_byte();
 	reader_refuses_masked_server_frames();
+	sse_reader_gives_same_events_for_every_split();
 	payload_roundtrips_inside_an_envelope();
 	sequence_tells_gaps_late_and_duplicates();
 	event_id_read_from_ringcast_message_events();

@@ -297,6 +297,11 @@ static struct conn *lookup(struct conns *cs, uint32_t slot, uint32_t gen)
 	return c;
 }
 
+struct conn *conns_find(struct conns *cs, uint32_t slot, uint32_t gen)
+{
+	return lookup(cs, slot, gen);
+}
+
 /* ---- listening ---------------------------------------------------------- */
 
 void conns_listen(struct conns *cs, struct loop *loop, int fd)

@@ -31,6 +31,7 @@ enum api_kind { API_PUBLISH, API_DISCONNECT, API_PRESENCE };
 /* One request waiting for the chat's answer. It outlives its connection
  * when that goes first (conn NULL): the chat still calls back. */
 struct api_call {
+	struct http_wait wait; /* first: session.wait points here */
 	struct conn *conn;
 	enum api_kind kind;
 	bool keep_alive;
@@ -112,7 +113,7 @@ static void on_done(void *ctx, const struct chat_api_result *res)
 		free(call); /* the caller left before the answer */
 		return;
 	}
-	session_of(c)->api = NULL;
+	session_of(c)->wait = NULL;
 	if (res->err) {
 		const char *code, *message;
 		int status = error_status(res->err, &code, &message);
@@ -132,6 +133,12 @@ static void on_done(void *ctx, const struct chat_api_result *res)
 	free(call);
 }
 
+/* The connection went first: the chat's answer frees the call. */
+static void call_cancel(struct http_wait *w)
+{
+	((struct api_call *)w)->conn = NULL;
+}
+
 static struct api_call *call_new(struct conn *c, enum api_kind kind, const struct http_request *req)
 {
 	struct api_call *call = calloc(1, sizeof(*call));
@@ -140,17 +147,9 @@ static struct api_call *call_new(struct conn *c, enum api_kind kind, const struc
 	call->conn = c;
 	call->kind = kind;
 	call->keep_alive = req->keep_alive;
-	session_of(c)->api = call;
+	call->wait.cancel = call_cancel;
+	session_of(c)->wait = &call->wait;
 	return call;
-}
-
-void api_conn_closing(struct conn *c)
-{
-	struct session *s = session_of(c);
-	if (s->api) {
-		s->api->conn = NULL;
-		s->api = NULL;
-	}
 }
 
 /* ---- the requests ---------------------------------------------------------------- */
@@ -208,7 +207,7 @@ static void publish(struct conn *c, const struct http_request *req, const char *
 		const char *refused = chat_publish(cfg->chat, room, room_len, text, text_len, name, name_len,
 						   on_done, call);
 		if (refused) {
-			session_of(c)->api = NULL;
+			session_of(c)->wait = NULL;
 			free(call);
 			answer_error(c, 400, req->keep_alive, NULL, refused,
 				     !strcmp(refused, "empty") ? "the text is empty"

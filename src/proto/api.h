@@ -21,15 +21,12 @@ bool api_path(const char *path);
 
 /* Answer one API request whose body (Content-Length bytes) is all here.
  * It may answer later (the chat's order): the connection reads no further
- * request until it has (session.api). */
+ * request until it has (session.wait). */
 void api_handle(struct conn *c, const struct http_request *req, const char *path, const char *query,
 		size_t query_len, const char *body, size_t body_len);
 
 /* A request's body over api_body_max: 413, and the connection closes
  * (the body is not read). */
 void api_refuse_body(struct conn *c);
-
-/* The connection is going: an answer still on its way is dropped. */
-void api_conn_closing(struct conn *c);
 
 #endif

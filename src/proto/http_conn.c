@@ -24,6 +24,8 @@
 #include "origin.h"
 #include "readiness.h"
 #include "session.h"
+#include "sse_conn.h"
+#include "sse_post.h"
 #include "static_files.h"
 #include "ws_conn.h"
 #include "ws_upgrade.h"
@@ -59,6 +61,7 @@ struct http_transport {
 		bool upgrade;       /* it asked for a WebSocket */
 	} req;
 	uint64_t api_body_max; /* the API's request bodies are read; 0: no API */
+	uint64_t input_max;    /* input kept for pipelined requests, bodies read included */
 };
 
 static struct http_transport *transport_of(const struct conn *c)
@@ -75,6 +78,8 @@ struct http_transport *http_transport_new(const struct http_conn_config *cfg)
 	t->config.header_timeout *= CONN_TICKS_PER_SEC; /* seconds to clock ticks */
 	t->host_check = cfg->listen_host && origin_listen_is_loopback(cfg->listen_host);
 	t->api_body_max = cfg->api_key ? api_body_max(cfg->max_message) : 0;
+	uint64_t send_max = cfg->sse_route ? cfg->max_message : 0;
+	t->input_max = PIPELINE_INPUT_MAX + (t->api_body_max > send_max ? t->api_body_max : send_max);
 	if (t->host_check)
 		log_debug("loopback listener: serving Host localhost, 127.x.x.x, [::1] and %zu --allow-host",
 			  cfg->allow_host_count);
@@ -243,24 +248,22 @@ static int check_token(const struct http_conn_config *config, const struct http_
 				     config->jwt_leeway, claims);
 }
 
-/* A refused sign-in is a WebSocket that closes at once with a code and a
- * reason (docs/protocol.md): a page cannot read a 401 on an upgrade, only
- * that it failed, and would retry for ever. */
-static void refuse_sign_in(struct conn *c, int st)
+/* A refused sign-in's close code and reason (docs/protocol.md): a
+ * WebSocket closes at once with them, a stream sends them as its one
+ * event; a page cannot read a 401 on an upgrade, only that it failed,
+ * and would retry for ever. */
+static uint16_t sign_in_refusal(int st, char *reason, size_t cap)
 {
-	char reason[120];
-	uint16_t code;
 	if (st < 0) {
-		code = WS_CLOSE_TOKEN_MISSING;
-		snprintf(reason, sizeof(reason), "token missing");
-	} else if (st == JWT_EXPIRED) {
-		code = WS_CLOSE_TOKEN_EXPIRED;
-		snprintf(reason, sizeof(reason), "token expired");
-	} else {
-		code = WS_CLOSE_TOKEN_INVALID;
-		snprintf(reason, sizeof(reason), "token invalid: %s", jwt_status_text((enum jwt_status)st));
+		snprintf(reason, cap, "token missing");
+		return WS_CLOSE_TOKEN_MISSING;
 	}
-	ws_conn_refuse(c, code, reason);
+	if (st == JWT_EXPIRED) {
+		snprintf(reason, cap, "token expired");
+		return WS_CLOSE_TOKEN_EXPIRED;
+	}
+	snprintf(reason, cap, "token invalid: %s", jwt_status_text((enum jwt_status)st));
+	return WS_CLOSE_TOKEN_INVALID;
 }
 
 /* ?guest=: a guest token of this process brings back its id and name; any
@@ -276,6 +279,78 @@ static bool check_guest(const struct http_conn_config *config, const char *query
 		return true;
 	log_debug("guest token refused: a new identity instead");
 	return false;
+}
+
+/* What a WebSocket upgrade and an SSE stream both ask for: a first room,
+ * perhaps a place to resume from, and who the client is. */
+struct join {
+	char room[CHAT_ROOM_MAX + 1];
+	int room_len;
+	int since_given;
+	uint64_t since;
+	int st;                        /* JWT_OK, else why the sign-in is refused (-1: no token) */
+	int64_t expires;
+	struct chat_identity who;
+	struct jwt_claims claims;      /* who's strings point here ... */
+	char guest_name[JWT_NAME_MAX + 1]; /* ... or here */
+};
+
+/* Read the join from the request, with the same Origin rule for both:
+ * 0, or the status it is refused with (t->req.why says why). */
+static int read_join(struct http_transport *t, const struct http_request *req, const char *query,
+		     size_t query_len, struct join *j)
+{
+	const struct http_header *origin = http_find_header(req, "origin");
+	const struct http_header *host = http_find_header(req, "host");
+	if (!origin_allowed(origin ? origin->value : NULL, origin ? origin->value_len : 0,
+			    host ? host->value : NULL, host ? host->value_len : 0, t->config.allow_origin,
+			    t->config.allow_origin_count)) {
+		t->stats.origin_refused++;
+		t->req.why = "origin";
+		return 403;
+	}
+	j->room_len = http_query_param(query, query_len, "room", j->room, sizeof(j->room));
+	if (j->room_len < 0 && !has_param(query, query_len, "room")) {
+		strcpy(j->room, DEFAULT_ROOM);
+		j->room_len = (int)strlen(DEFAULT_ROOM);
+	}
+	/* A ?room= or ?since= that is present but not valid is refused, not ignored. */
+	j->since_given = since_param(query, query_len, &j->since);
+	if (j->room_len < 0 || !chat_room_name_valid(j->room, (size_t)j->room_len) || j->since_given < 0) {
+		t->req.why = j->since_given < 0 ? "bad request: since" : "bad request: room";
+		return 400;
+	}
+	j->st = JWT_OK;
+	j->expires = 0;
+	j->who = (struct chat_identity){ 0 };
+	if (t->config.jwt_secret) {
+		j->st = check_token(&t->config, req, query, query_len, &j->claims);
+		if (j->st == JWT_OK) {
+			j->who.user_id = j->claims.sub[0] ? j->claims.sub : j->claims.name;
+			j->who.name = j->claims.name;
+			j->expires = j->claims.exp ? j->claims.exp + t->config.jwt_leeway : 0;
+		}
+	} else if (check_guest(&t->config, query, query_len, &j->who.guest_id, j->guest_name)) {
+		j->who.name = j->guest_name[0] ? j->guest_name : NULL;
+	}
+	return 0;
+}
+
+/* A sign-in refused: counted, and said in --verbose's log. */
+static void note_refused_sign_in(struct conn *c, int st)
+{
+	transport_of(c)->stats.auth_refused++;
+	if (log_enabled(LOG_DEBUG)) {
+		char id[CONN_LOG_ID_LEN];
+		conn_log_id(c, id, sizeof(id));
+		log_kv(LOG_DEBUG, "sign-in refused", LOG_STR("conn", id), LOG_STR("why", "auth"),
+		       LOG_STR("detail", st < 0 ? "no token" : jwt_status_text((enum jwt_status)st)));
+	}
+}
+
+static const struct chat_identity *identity(const struct join *j)
+{
+	return j->who.user_id || j->who.guest_id ? &j->who : NULL;
 }
 
 static bool upgrade(struct conn *c, const struct http_request *req, const char *query, size_t query_len)
@@ -295,68 +370,80 @@ static bool upgrade(struct conn *c, const struct http_request *req, const char *
 		respond_text(c, 426, false, "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n", false);
 		return false;
 	}
-	if (status) {
+	struct join j;
+	if (status || (status = read_join(t, req, query, query_len, &j))) {
 		respond_error(c, status);
 		return false;
-	}
-	const struct http_header *origin = http_find_header(req, "origin");
-	const struct http_header *host = http_find_header(req, "host");
-	if (!origin_allowed(origin ? origin->value : NULL, origin ? origin->value_len : 0,
-			    host ? host->value : NULL, host ? host->value_len : 0, t->config.allow_origin,
-			    t->config.allow_origin_count)) {
-		t->stats.origin_refused++;
-		t->req.why = "origin";
-		respond_error(c, 403);
-		return false;
-	}
-	char room[CHAT_ROOM_MAX + 1];
-	int room_len = http_query_param(query, query_len, "room", room, sizeof(room));
-	if (room_len < 0 && !has_param(query, query_len, "room")) {
-		strcpy(room, DEFAULT_ROOM);
-		room_len = (int)strlen(DEFAULT_ROOM);
-	}
-	/* A ?room= or ?since= that is present but not valid is refused, not ignored. */
-	uint64_t since;
-	int since_given = since_param(query, query_len, &since);
-	if (room_len < 0 || !chat_room_name_valid(room, (size_t)room_len) || since_given < 0) {
-		t->req.why = since_given < 0 ? "bad request: since" : "bad request: room";
-		respond_error(c, 400);
-		return false;
-	}
-	struct jwt_claims claims;
-	struct chat_identity who = { 0 };
-	char guest_name[JWT_NAME_MAX + 1];
-	int st = JWT_OK;
-	int64_t expires = 0;
-	if (t->config.jwt_secret) {
-		st = check_token(&t->config, req, query, query_len, &claims);
-		if (st == JWT_OK) {
-			who.user_id = claims.sub[0] ? claims.sub : claims.name;
-			who.name = claims.name;
-			expires = claims.exp ? claims.exp + t->config.jwt_leeway : 0;
-		}
-	} else if (check_guest(&t->config, query, query_len, &who.guest_id, guest_name)) {
-		who.name = guest_name[0] ? guest_name : NULL;
 	}
 	char head[512];
 	size_t hlen = ws_upgrade_response(head, sizeof(head), key, key_len);
 	queue(c, buf_from(head, hlen));
 	if (c->state != CONN_OPEN)
 		return false;
-	if (st != JWT_OK) {
-		t->stats.auth_refused++;
-		if (log_enabled(LOG_DEBUG)) {
-			char id[CONN_LOG_ID_LEN];
-			conn_log_id(c, id, sizeof(id));
-			log_kv(LOG_DEBUG, "sign-in refused", LOG_STR("conn", id), LOG_STR("why", "auth"),
-			       LOG_STR("detail", st < 0 ? "no token" : jwt_status_text((enum jwt_status)st)));
-		}
-		refuse_sign_in(c, st);
+	if (j.st != JWT_OK) {
+		note_refused_sign_in(c, j.st);
+		char reason[120];
+		uint16_t code = sign_in_refusal(j.st, reason, sizeof(reason));
+		ws_conn_refuse(c, code, reason);
 		return true;
 	}
 	t->stats.upgrades++;
-	ws_conn_open(c, who.user_id || who.guest_id ? &who : NULL, room, (size_t)room_len,
-		     since_given ? &since : NULL, expires);
+	ws_conn_open(c, identity(&j), j.room, (size_t)j.room_len, j.since_given ? &j.since : NULL, j.expires);
+	return true;
+}
+
+/* Last-Event-ID: an EventSource reconnecting by itself sends the id of
+ * the last message of the first room it saw. 1 when given (and valid), 0
+ * when absent, -1 when malformed. */
+static int last_event_id(const struct http_request *req, uint64_t *id)
+{
+	const struct http_header *h = http_find_header(req, "last-event-id");
+	if (!h || h->value_len == 0)
+		return 0;
+	if (h->value_len > 20)
+		return -1;
+	uint64_t v = 0;
+	for (size_t i = 0; i < h->value_len; i++) {
+		unsigned d = (unsigned)(h->value[i] - '0');
+		if (d > 9 || v > (UINT64_MAX - d) / 10)
+			return -1;
+		v = v * 10 + d;
+	}
+	*id = v;
+	return 1;
+}
+
+/* GET /sse: a stream with the same parameters and rules as an upgrade
+ * (docs/protocol.md, "Server-Sent Events fallback"). */
+static bool open_stream(struct conn *c, const struct http_request *req, const char *query, size_t query_len)
+{
+	struct http_transport *t = transport_of(c);
+	if (!http_method_is(req, "GET")) {
+		t->req.why = "method";
+		respond_text(c, 405, req->keep_alive, "Allow: GET\r\n", false);
+		return false;
+	}
+	struct join j;
+	int status = read_join(t, req, query, query_len, &j);
+	int lei = last_event_id(req, &j.since); /* over ?since= */
+	if (!status && lei < 0) {
+		t->req.why = "bad request: last-event-id";
+		status = 400;
+	}
+	if (status) {
+		respond_error(c, status);
+		return false;
+	}
+	if (lei > 0)
+		j.since_given = 1;
+	if (j.st != JWT_OK) {
+		note_refused_sign_in(c, j.st);
+		char reason[120];
+		uint16_t code = sign_in_refusal(j.st, reason, sizeof(reason));
+		sse_conn_refuse(c, code, reason);
+		return true;
+	}
+	sse_conn_open(c, identity(&j), j.room, (size_t)j.room_len, j.since_given ? &j.since : NULL, j.expires);
 	return true;
 }
 
@@ -464,8 +551,8 @@ static bool host_allowed(const struct http_transport *t, const struct http_reque
 				   t->config.allow_host_count);
 }
 
-/* Handle one complete request head (and, for the API, its body).
- * Returns true when the connection became a WebSocket. */
+/* Handle one complete request head (and, for the API and POST /send, its
+ * body). Returns true when the connection became a WebSocket or a stream. */
 static bool answer_request(struct conn *c, const struct http_request *req, const uint8_t *body)
 {
 	struct http_transport *t = transport_of(c);
@@ -497,6 +584,12 @@ static bool answer_request(struct conn *c, const struct http_request *req, const
 		}
 		return upgrade(c, req, query, query_len);
 	}
+	if (strcmp(path, "/sse") == 0 && t->config.sse_route)
+		return open_stream(c, req, query, query_len);
+	if (strcmp(path, "/send") == 0 && t->config.sse_route) {
+		sse_post_handle(c, req, query, query_len, (const char *)body, body ? (size_t)req->content_length : 0);
+		return false;
+	}
 	if (api_path(path)) {
 		if (t->api_body_max)
 			api_handle(c, req, path, query, query_len, (const char *)body,
@@ -527,15 +620,18 @@ static void refuse(struct conn *c, int status, const char *why)
 	t->req.why = NULL;
 }
 
-/* Is the request the API's, whose body is read rather than discarded? */
-static bool body_wanted(const struct http_transport *t, const struct http_request *req)
+/* Is the request one whose body is read rather than discarded (the API's,
+ * POST /send)? Then how much of it is read at most; else 0. */
+static uint64_t body_wanted(const struct http_transport *t, const struct http_request *req)
 {
 	char path[HTTP_MAX_PATH];
 	const char *query;
 	size_t query_len;
-	return t->api_body_max &&
-	       http_decode_path(req->target, req->target_len, path, sizeof(path), &query, &query_len) == 0 &&
-	       api_path(path);
+	if (http_decode_path(req->target, req->target_len, path, sizeof(path), &query, &query_len) < 0)
+		return 0;
+	if (t->config.sse_route && strcmp(path, "/send") == 0)
+		return t->config.max_message;
+	return api_path(path) ? t->api_body_max : 0;
 }
 
 void http_conn_data(struct conn *c, uint8_t *data, size_t len)
@@ -552,7 +648,7 @@ void http_conn_data(struct conn *c, uint8_t *data, size_t len)
 	struct session *s = session_of(c);
 	size_t off = 0;
 	while (c->state == CONN_OPEN && s->proto == PROTO_HTTP && off < len &&
-	       c->q_bytes < PIPELINE_OUTPUT_MAX && !s->api) {
+	       c->q_bytes < PIPELINE_OUTPUT_MAX && !s->wait) {
 		if (s->skip) {
 			size_t n = len - off < s->skip ? len - off : s->skip;
 			off += n;
@@ -569,9 +665,13 @@ void http_conn_data(struct conn *c, uint8_t *data, size_t len)
 			break;
 		}
 		const uint8_t *body = NULL;
-		if (body_wanted(t, &req)) {
-			if (req.content_length > t->api_body_max) {
-				api_refuse_body(c);
+		uint64_t body_max = body_wanted(t, &req);
+		if (body_max) {
+			if (req.content_length > body_max) {
+				if (body_max == t->api_body_max)
+					api_refuse_body(c);
+				else
+					sse_post_refuse_body(c);
 				off = len;
 				break;
 			}
@@ -589,6 +689,12 @@ void http_conn_data(struct conn *c, uint8_t *data, size_t len)
 			s->skip = (uint32_t)req.content_length; /* bodies are not used: discard them */
 		}
 		if (handle_request(c, &req, body)) {
+			if (s->proto == PROTO_SSE) {
+				/* a stream's client sends nothing more that means anything */
+				if (from_in)
+					conn_drop_input(c);
+				return;
+			}
 			/* Upgraded: the rest of the bytes are WebSocket frames. */
 			uint8_t *rest = data + off;
 			size_t rest_len = len - off;
@@ -624,7 +730,7 @@ void http_conn_data(struct conn *c, uint8_t *data, size_t len)
 	} else {
 		conn_keep_input(c, data + off, len - off);
 	}
-	if (c->in_len > PIPELINE_INPUT_MAX + t->api_body_max)
+	if (c->in_len > t->input_max)
 		conn_abort(c);
 }
 
@@ -636,8 +742,8 @@ void http_conn_drained(struct conn *c)
 
 void http_conn_deadline(struct conn *c)
 {
-	if (session_of(c)->api) {
-		/* not idle: waiting for the chat to answer an API request */
+	if (session_of(c)->wait) {
+		/* not idle: waiting for an answer (the chat's, another edge's) */
 		conn_set_deadline(c, conn_now(c) + transport_of(c)->config.header_timeout);
 		return;
 	}
@@ -650,7 +756,11 @@ void http_conn_deadline(struct conn *c)
 
 void http_conn_closing(struct conn *c)
 {
-	api_conn_closing(c); /* an API answer on its way must not find it */
+	struct session *s = session_of(c);
+	if (s->wait) { /* an answer on its way must not find it */
+		s->wait->cancel(s->wait);
+		s->wait = NULL;
+	}
 	if (!log_enabled(LOG_DEBUG))
 		return;
 	char id[CONN_LOG_ID_LEN];

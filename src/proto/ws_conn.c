@@ -85,11 +85,6 @@ const struct ws_conn_stats *ws_transport_stats(const struct ws_transport *t)
 	return &t->stats;
 }
 
-static struct session *session_of_member(struct chat_member *m)
-{
-	return (struct session *)((char *)m - offsetof(struct session, member));
-}
-
 static struct buf *control_frame(enum ws_opcode op, const uint8_t *payload, size_t len)
 {
 	size_t h = ws_header_len(len);

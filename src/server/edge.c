@@ -23,6 +23,7 @@
 #include "room_quota.h"
 #include "loop.h"
 #include "sequencer.h"
+#include "sse_conn.h"
 #include "static_files.h"
 #include "store.h"
 #include "ws.h"
@@ -64,37 +65,60 @@ static void on_open(void *ctx, struct conn *c)
 static void on_data(void *ctx, struct conn *c, uint8_t *data, size_t len)
 {
 	(void)ctx;
-	if (session_of(c)->proto == PROTO_WS)
+	switch (session_of(c)->proto) {
+	case PROTO_WS:
 		ws_conn_data(c, data, len);
-	else
+		break;
+	case PROTO_SSE:
+		break; /* a stream's client has nothing to say on it: commands are POSTs */
+	default:
 		http_conn_data(c, data, len);
+	}
 }
 
 static void on_deadline(void *ctx, struct conn *c)
 {
 	(void)ctx;
-	if (session_of(c)->proto == PROTO_WS)
+	switch (session_of(c)->proto) {
+	case PROTO_WS:
 		ws_conn_deadline(c);
-	else
+		break;
+	case PROTO_SSE:
+		sse_conn_deadline(c);
+		break;
+	default:
 		http_conn_deadline(c);
+	}
 }
 
 static void on_drained(void *ctx, struct conn *c)
 {
 	(void)ctx;
-	if (session_of(c)->proto == PROTO_HTTP)
-		http_conn_drained(c);
-	else
+	switch (session_of(c)->proto) {
+	case PROTO_WS:
 		ws_conn_drained(c);
+		break;
+	case PROTO_SSE:
+		sse_conn_drained(c);
+		break;
+	default:
+		http_conn_drained(c);
+	}
 }
 
 static void on_closing(void *ctx, struct conn *c)
 {
 	(void)ctx;
-	if (session_of(c)->proto == PROTO_WS)
+	switch (session_of(c)->proto) {
+	case PROTO_WS:
 		ws_conn_closing(c);
-	else
+		break;
+	case PROTO_SSE:
+		sse_conn_closing(c);
+		break;
+	default:
 		http_conn_closing(c);
+	}
 }
 
 /* ---- shutdown ------------------------------------------------------------ */
@@ -104,6 +128,8 @@ static void say_goodbye(void *ctx, struct conn *c)
 	(void)ctx;
 	if (session_of(c)->proto == PROTO_WS)
 		ws_conn_close(c, WS_CLOSE_GOING_AWAY, "server shutting down");
+	else if (session_of(c)->proto == PROTO_SSE)
+		sse_conn_close(c, WS_CLOSE_GOING_AWAY, "server shutting down");
 	else
 		conn_close(c);
 }
@@ -200,6 +226,42 @@ static void on_sequenced(void *arg)
 	chat_sequenced_ready(e->chat);
 }
 
+/* ---- POST /send: to the edge holding the stream, and back -------------------- */
+
+static void route_post(void *ctx, struct sse_post *p)
+{
+	struct edge *e = ctx;
+	p->from = e->index;
+	if (p->key.edge >= e->all->count) {
+		p->ran = true;
+		p->status = 404; /* a key naming no edge names no stream */
+		sse_post_finish(p);
+		return;
+	}
+	if (p->key.edge == e->index) {
+		sse_post_run(e->conns, p);
+		sse_post_finish(p);
+		return;
+	}
+	sse_transport_count_handoff(e->sessions.sse);
+	post_box_put(&e->all->edge[p->key.edge].posts, p);
+}
+
+/* Posts for streams held here, and answers to posts that came in here. */
+static void on_posts(void *arg)
+{
+	struct edge *e = arg;
+	for (struct sse_post *p = post_box_take(&e->posts), *next; p; p = next) {
+		next = p->next;
+		if (p->ran) {
+			sse_post_finish(p);
+		} else {
+			sse_post_run(e->conns, p);
+			post_box_put(&e->all->edge[p->from].posts, p);
+		}
+	}
+}
+
 struct buf *edges_render_metrics(struct edges *all)
 {
 	struct metrics_sample *samples = calloc(all->count, sizeof(*samples));
@@ -257,14 +319,16 @@ int edge_prepare(struct edges *all, unsigned index)
 		log_error("eventfd: %s", strerror(errno));
 		return -1;
 	}
+	if (post_box_init(&e->posts) < 0)
+		return -1;
 	if (!reload_follow_site(&all->reload, &e->site, &e->site_generation))
 		return -1;
 	e->chat = chat_new(&(struct chat_config){
-		.send = ws_conn_deliver,
-		.send_own = ws_conn_deliver_own,
-		.backlog = ws_conn_backlog,
+		.send = session_send,
+		.send_own = session_send_own,
+		.backlog = session_backlog,
 		.catchup_bytes = catchup_bytes(cfg->max_queue),
-		.close = ws_conn_kick,
+		.close = session_kick,
 		.store = all->store,
 		.sequencer = all->sequencer,
 		.history_elsewhere = all->redis != NULL,
@@ -281,7 +345,7 @@ int edge_prepare(struct edges *all, unsigned index)
 		.guest_token = all->guest_key ? issue_guest_token : NULL,
 		.guest_ctx = (void *)all->guest_key,
 		.rejoin_grace_ms = all->guest_key ? cfg->rejoin_grace * 1000 : 0,
-		.refresh = cfg->jwt_secret ? ws_conn_refresh : NULL,
+		.refresh = cfg->jwt_secret ? session_refresh : NULL,
 		.max_message = cfg->max_message,
 	});
 	e->sessions.ws = ws_transport_new(&(struct ws_conn_config){
@@ -289,6 +353,14 @@ int edge_prepare(struct edges *all, unsigned index)
 		.ping_interval = cfg->ping_interval,
 		.idle_timeout = cfg->idle_timeout,
 		.close_timeout = cfg->close_timeout,
+		.chat = e->chat,
+		.jwt_secret = (const uint8_t *)cfg->jwt_secret,
+		.jwt_secret_len = cfg->jwt_secret_len,
+		.jwt_leeway = cfg->jwt_leeway,
+	});
+	e->sessions.sse = sse_transport_new(&(struct sse_conn_config){
+		.ping_interval = cfg->ping_interval,
+		.edge = index,
 		.chat = e->chat,
 		.jwt_secret = (const uint8_t *)cfg->jwt_secret,
 		.jwt_secret_len = cfg->jwt_secret_len,
@@ -315,8 +387,10 @@ int edge_prepare(struct edges *all, unsigned index)
 		.api_key_len = cfg->api_key_len,
 		.chat = e->chat,
 		.max_message = cfg->max_message,
+		.sse_route = route_post,
+		.sse_ctx = e,
 	});
-	if (!e->sessions.ws || !e->sessions.http) {
+	if (!e->sessions.ws || !e->sessions.sse || !e->sessions.http) {
 		log_error("out of memory");
 		return -1;
 	}
@@ -390,7 +464,8 @@ static int open_ring(struct edge *e)
 		return -1;
 	if (e->signal_fd >= 0)
 		loop_watch_signals(e->loop, e->signal_fd);
-	if (loop_watch_readable(e->loop, e->stop_fd, on_stop, e) < 0)
+	if (loop_watch_readable(e->loop, e->stop_fd, on_stop, e) < 0 ||
+	    loop_watch_readable(e->loop, e->posts.fd, on_posts, e) < 0)
 		return -1;
 	if (e->all->sequencer) {
 		if (loop_watch_readable(e->loop, sequencer_edge_fd(e->all->sequencer, e->index), on_sequenced,
@@ -451,6 +526,8 @@ int edge_start(struct edge *e)
 void edge_free(struct edge *e)
 {
 	ws_transport_free(e->sessions.ws); /* after the last on_closing */
+	sse_transport_free(e->sessions.sse);
+	post_box_destroy(&e->posts); /* every edge is done: what is left has no one to answer */
 	http_transport_free(e->sessions.http);
 	chat_free(e->chat);
 	static_site_free(&e->site); /* after the connections and their queues */

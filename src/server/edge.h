@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "metrics.h"
+#include "post_box.h"
 #include "readiness.h"
 #include "reload.h"
 #include "session.h"
@@ -57,6 +58,7 @@ struct edge {
 	int listen_fd;
 	int signal_fd;               /* edge 0 takes the signals; -1 on the others */
 	int stop_fd;                 /* readable: another edge began the shutdown */
+	struct post_box posts;       /* POST /send hand-offs from other edges, and their answers */
 	struct static_site site;     /* this edge's copy of the page; its bufs counted here */
 	unsigned site_generation;    /* of reload.latest it was copied from */
 	bool shutting_down;

@@ -12,6 +12,7 @@
 #include "http_conn.h"
 #include "loop.h"
 #include "session.h"
+#include "sse_conn.h"
 #include "ws_conn.h"
 
 struct out {
@@ -46,6 +47,7 @@ void metrics_sample_take(struct metrics_sample *s, const struct loop *loop, cons
 	memcpy(&s->chat, chat_stats(chat), sizeof(s->chat));
 	memcpy(&s->ws, ws_transport_stats(sessions->ws), sizeof(s->ws));
 	memcpy(&s->http, http_transport_stats(sessions->http), sizeof(s->http));
+	memcpy(&s->sse, sse_transport_stats(sessions->sse), sizeof(s->sse));
 }
 
 /* Counters are uint64_t (a flag or two beside them is not rendered from
@@ -75,6 +77,7 @@ struct buf *metrics_render(const struct metrics_sample *samples, unsigned n, uin
 	const struct chat_stats *ch = &sum.chat;
 	const struct ws_conn_stats *ws = &sum.ws;
 	const struct http_conn_stats *hs = &sum.http;
+	const struct sse_conn_stats *ss = &sum.sse;
 
 	metric(&o, "edges", "gauge", "Edges: rings on threads of their own (--threads).", (double)n);
 	put(&o, "# HELP ringcast_edge_connections Open connections on each edge.\n"
@@ -82,7 +85,7 @@ struct buf *metrics_render(const struct metrics_sample *samples, unsigned n, uin
 	for (unsigned i = 0; i < n; i++)
 		put(&o, "ringcast_edge_connections{edge=\"%u\"} %llu\n", i,
 		    (unsigned long long)samples[i].conns.current);
-	metric(&o, "connections", "gauge", "Open connections, HTTP and WebSocket.", (double)cs->current);
+	metric(&o, "connections", "gauge", "Open connections, HTTP, WebSocket and SSE.", (double)cs->current);
 	metric(&o, "connections_total", "counter", "Connections accepted.", (double)cs->total);
 	metric(&o, "connections_refused_total", "counter", "Connections turned away at --max-connections.",
 	       (double)cs->refused);
@@ -144,6 +147,19 @@ struct buf *metrics_render(const struct metrics_sample *samples, unsigned n, uin
 	for (int i = 0; i < WS_CLOSE_CODES_COUNTED; i++)
 		put(&o, "ringcast_closes_total{code=\"%u\"} %llu\n", ws_close_codes_counted[i],
 		    (unsigned long long)ws->closes[i]);
+	metric(&o, "sse_streams", "gauge", "Open Server-Sent Events streams (GET /sse).",
+	       (double)(ss->opened - ss->closed));
+	metric(&o, "sse_streams_total", "counter", "Server-Sent Events streams opened.", (double)ss->opened);
+	metric(&o, "sse_events_total", "counter",
+	       "Events queued on Server-Sent Events streams, keep-alive comments included.",
+	       (double)ss->events);
+	metric(&o, "sse_handoffs_total", "counter",
+	       "POST /send requests handed to the edge holding their stream.", (double)ss->handoffs);
+	put(&o, "# HELP ringcast_sse_posts_total POST /send answers, by status.\n"
+		"# TYPE ringcast_sse_posts_total counter\n");
+	for (int i = 0; i < SSE_POST_STATUSES; i++)
+		put(&o, "ringcast_sse_posts_total{status=\"%u\"} %llu\n", sse_post_statuses[i],
+		    (unsigned long long)ss->posts[i]);
 	metric(&o, "recv_enobufs_total", "counter", "Receives that found the buffer ring empty.",
 	       (double)ls->enobufs);
 	metric(&o, "loop_iterations_total", "counter", "Event loop iterations.", (double)ls->iterations);

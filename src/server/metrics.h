@@ -10,6 +10,7 @@
 #include "conn.h"
 #include "http_conn.h"
 #include "loop.h"
+#include "sse_conn.h"
 #include "ws_conn.h"
 
 struct sessions;
@@ -21,6 +22,7 @@ struct metrics_sample {
 	struct chat_stats chat;
 	struct ws_conn_stats ws;
 	struct http_conn_stats http;
+	struct sse_conn_stats sse;
 };
 
 /* Copy one edge's counters (on that edge's thread). */

@@ -228,6 +228,7 @@ static int open_shared(struct edges *all, const struct config *cfg)
 	for (unsigned i = 0; i < all->count; i++) {
 		all->edge[i].stop_fd = -1;
 		all->edge[i].listen_fd = -1;
+		all->edge[i].posts.fd = -1; /* post_box_destroy: nothing to free */
 	}
 	for (unsigned i = 0; i < all->count; i++)
 		if (edge_prepare(all, i) < 0)

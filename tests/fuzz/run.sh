@@ -22,6 +22,7 @@ declare -A sources=(
 	[tls]="src/io/tls.c src/base/log.c"
 	[cluster_wire]="src/cluster/cluster_wire.c"
 	[http_cache]="src/proto/http_cache.c src/proto/guest_token.c src/proto/jwt.c src/proto/utf8.c"
+	[sse_event]="src/proto/sse_event.c src/base/buf.c"
 )
 declare -A libs=(
 	[http]=""
@@ -31,10 +32,11 @@ declare -A libs=(
 	[tls]="-lssl -lcrypto"
 	[cluster_wire]=""
 	[http_cache]="-lcrypto -ljansson"
+	[sse_event]=""
 )
 
 failed=0
-for name in http ws_frame jwt chat tls cluster_wire http_cache; do
+for name in http ws_frame jwt chat tls cluster_wire http_cache sse_event; do
 	src=()
 	for f in ${sources[$name]}; do src+=("$root/$f"); done
 	# shellcheck disable=SC2086
