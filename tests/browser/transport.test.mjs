@@ -1,7 +1,7 @@
-// The page's transports in Chromium: with WebSocket upgrades refused by a proxy in front of
+// The page's fallback in Chromium: with WebSocket upgrades refused by a proxy in front of
 // the server (403, as some corporate proxies do) the page falls back to Server-Sent Events
-// and chats both ways, and resumes over SSE after the server restarts; without the proxy it
-// chats over a WebSocket compressed with permessage-deflate (the handshake says so).
+// and chats both ways (with a page on WebSocket straight to the server), and resumes over
+// SSE after the server restarts. (Compressed WebSocket: deflate.test.mjs.)
 
 import assert from 'node:assert/strict';
 import path from 'node:path';
@@ -131,34 +131,6 @@ async function run(bin, staticDir) {
     const doubled = Object.entries(counts).filter(([, n]) => n > 1);
     assert.deepEqual(doubled, [], 'messages shown twice on A after the resume');
     assert.ok(shown.indexOf(missed) < shown.indexOf(after), 'the missed message is not before the new one');
-  });
-
-  await check('straight to the server: a WebSocket with permessage-deflate, chatting both ways', async () => {
-    const C = await browser.newContext();
-    const page = await C.newPage();
-    const cdp = await C.newCDPSession(page);
-    await cdp.send('Network.enable');
-    const handshakes = [];
-    cdp.on('Network.webSocketHandshakeResponseReceived', (e) => handshakes.push(e.response));
-    await page.goto(`${srv.url}?room=deflate`, { waitUntil: 'load' });
-    const u = { page, label: 'C', context: C };
-    await waitOnline(u, 'websocket');
-    assert.equal(handshakes.length, 1);
-    const headers = Object.fromEntries(Object.entries(handshakes[0].headers).map(([k, v]) => [k.toLowerCase(), v]));
-    assert.equal(handshakes[0].status, 101);
-    assert.match(headers['sec-websocket-extensions'] || '', /permessage-deflate/,
-      `negotiated: ${JSON.stringify(headers['sec-websocket-extensions'])}`);
-    // A long, very compressible message both ways (B joins the room too).
-    const long = `${'compress me '.repeat(400)}${Date.now()}`;
-    await typeAndEnter(page, long);
-    await waitShown(u, long);
-    await B.page.locator('#join-input').fill('deflate');
-    await B.page.locator('#join-input').press('Enter');
-    await waitShown(B, long);
-    const back = `${'and back '.repeat(400)}${Date.now()}`;
-    await typeAndEnter(B.page, back);
-    await waitShown(u, back);
-    await C.close();
   });
 
   for (const u of [A, B]) if (u) await u.context.close();
