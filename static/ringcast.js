@@ -317,6 +317,7 @@ export class RingcastClient {
     this._id = null;
     this._signedIn = false;
     this._maxMessage = null;
+    this._echoesCid = false;      // the server has echoed one of our cids
 
     this._watchNetwork = options.watchNetwork ?? (typeof g.addEventListener === 'function' && !!g.navigator);
     this._watching = false;
@@ -865,16 +866,24 @@ export class RingcastClient {
       if (room.lastId != null && ev.id <= room.lastId) return false;
       room.lastId = ev.id;
     }
-    const own = ev.cid != null ? this._pending.get(ev.cid) : this._matchOwn(ev, room);
+    let own = null;
+    if (ev.cid != null) {
+      own = this._pending.get(ev.cid);
+      if (own) this._echoesCid = true;
+    } else {
+      own = this._matchOwn(ev, room);
+    }
     if (own) this._settle(own, ev);
     return true;
   }
 
   // The server's copy of one of our messages that carries no cid: in a replay (the ack
-  // was lost with its connection, or this server does not echo cids), the oldest message
-  // of ours from an earlier connection with the same room, author id and text.
+  // was lost with its connection), the oldest message of ours sent on an earlier
+  // connection with the same room, author id and text; live, only from a server that has
+  // never echoed a cid (an older one), the oldest sent on this connection.
   _matchOwn(ev, room) {
     if (!room || ev.from == null || typeof ev.text !== 'string') return null;
+    if (room.live && this._echoesCid) return null; // another tab of ours, or a raw command()
     const from = String(ev.from);
     for (const p of this._pending.values()) {
       if (p.state !== 'sent' || p.room !== ev.room || p.text !== ev.text || p.fromId !== from) continue;
