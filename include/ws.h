@@ -54,10 +54,13 @@ enum ws_event_type {
  * TEXT handed out so far is always the start of valid UTF-8 (a chunk may
  * end inside a character): a byte that makes it invalid gives ERROR 1007
  * instead of the chunk holding it. BINARY is reported like TEXT, with no
- * UTF-8 check; refusing it (1003) is the caller's choice. */
+ * UTF-8 check; refusing it (1003) is the caller's choice. A compressed
+ * message (permessage-deflate, RSV1) is reported like BINARY: its bytes
+ * are deflate data, whose text the caller checks after inflating them. */
 struct ws_event {
 	enum ws_event_type type;
 	uint8_t opcode;       /* DATA: the message's opcode (TEXT or BINARY); CONTROL: PING/PONG/CLOSE */
+	bool compressed;      /* DATA: the message is compressed (RSV1 on its first frame) */
 	bool first;           /* this chunk starts the message / control frame */
 	bool last;            /* this chunk ends the message / control frame */
 	uint16_t close_code;  /* ERROR: the code to close with */
@@ -79,9 +82,14 @@ struct ws_parser {
 	uint8_t message_opcode;  /* opcode of the open data message, 0 between messages */
 	uint8_t state;           /* private */
 	bool frame_fin;
+	bool deflate;            /* permessage-deflate was negotiated: RSV1 is allowed */
+	bool compressed;         /* the open data message is compressed */
 };
 
-void ws_parser_init(struct ws_parser *p, uint64_t max_message);
+/* deflate: permessage-deflate was negotiated, so RSV1 may start a data
+ * message. max_message then limits the compressed bytes; the inflated
+ * size is the inflater's to check (ws_deflate.h). */
+void ws_parser_init(struct ws_parser *p, uint64_t max_message, bool deflate);
 
 /* Parse from buf[0..len). Returns the number of bytes consumed and fills *ev.
  * Call again with the rest while it consumed less than len or returned an

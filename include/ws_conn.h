@@ -3,6 +3,7 @@
 #ifndef RINGCAST_WS_CONN_H
 #define RINGCAST_WS_CONN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -23,6 +24,11 @@ struct ws_conn_config {
 	const uint8_t *jwt_secret;
 	size_t jwt_secret_len;
 	int64_t jwt_leeway;
+	/* permessage-deflate (--no-deflate turns it off): payloads of at
+	 * least deflate_threshold bytes go compressed to the connections
+	 * that negotiated it */
+	bool deflate;
+	uint32_t deflate_threshold;
 };
 
 /* Close codes counted for /metrics, by the code we sent. */
@@ -33,6 +39,13 @@ struct ws_conn_stats {
 	uint64_t messages_in;      /* complete text messages received */
 	uint64_t pings_sent;
 	uint64_t closes[WS_CLOSE_CODES_COUNTED]; /* index: ws_close_code_index() */
+	/* permessage-deflate */
+	uint64_t deflate_opened;     /* connections that negotiated it */
+	uint64_t deflate_frames;     /* compressed frames built (once per payload) */
+	uint64_t deflate_bytes_in;   /* ... their payload bytes before compression */
+	uint64_t deflate_bytes_out;  /* ... and after */
+	uint64_t deflate_sends;      /* deliveries of a compressed frame */
+	uint64_t messages_inflated;  /* compressed messages received whole and valid */
 };
 
 /* The WebSocket side of one ring (its settings and counters), found by
@@ -45,10 +58,14 @@ const struct ws_conn_stats *ws_transport_stats(const struct ws_transport *t);
 
 /* Switch c to WebSocket after the 101 was queued; join the room (replaying
  * what was missed after *since, when given). who is NULL for a new guest.
+ * deflate: 0 when permessage-deflate was not negotiated; otherwise the
+ * server_max_window_bits the client asked for, or 15.
  * expires: when the sign-in runs out (seconds since the epoch, leeway
  * included; 0: never) unless a `refresh` moves it: closed with 4002. */
 void ws_conn_open(struct conn *c, const struct chat_identity *who, const char *room, size_t room_len,
-		  const uint64_t *since, int64_t expires);
+		  const uint64_t *since, int64_t expires, unsigned deflate);
+/* Is permessage-deflate on for c's edge (not --no-deflate)? */
+bool ws_conn_deflate_enabled(const struct conn *c);
 /* Switch c to WebSocket after the 101 only to close it at once with code
  * and reason: a refused sign-in the page can read. */
 void ws_conn_refuse(struct conn *c, uint16_t code, const char *reason);
@@ -63,7 +80,10 @@ void ws_conn_close(struct conn *c, uint16_t code, const char *reason);
 
 /* chat's send function: frame the payload as a text frame, in place and
  * once per buf (ws_frame_text_in_place), and queue it for the member's
- * connection. A buf already framed (a control frame) is queued as it is. */
+ * connection. A buf already framed (a control frame) is queued as it is.
+ * A connection that negotiated permessage-deflate gets a payload of at
+ * least deflate_threshold bytes as the buf's compressed variant instead,
+ * made by its first such recipient on this edge. */
 void ws_conn_deliver(struct chat_member *m, struct buf *frame);
 /* chat's send_own: the sender's own copy of its message, never refused
  * for what is queued. */

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "api.h"
@@ -28,6 +29,7 @@
 #include "sse_post.h"
 #include "static_files.h"
 #include "ws_conn.h"
+#include "ws_deflate.h"
 #include "ws_upgrade.h"
 
 #define DEFAULT_ROOM "lobby"
@@ -353,6 +355,24 @@ static const struct chat_identity *identity(const struct join *j)
 	return j->who.user_id || j->who.guest_id ? &j->who : NULL;
 }
 
+/* The first permessage-deflate offer we can honour, over every
+ * Sec-WebSocket-Extensions line in order (RFC 6455 §9.1: several lines
+ * read as one list). A malformed line ends the search: nothing after it is
+ * trusted either. */
+static bool deflate_offered(const struct http_request *req, struct ws_deflate_params *p)
+{
+	for (size_t i = 0; i < req->num_headers; i++) {
+		const struct http_header *h = &req->headers[i];
+		if (h->name_len != strlen("sec-websocket-extensions") ||
+		    strncasecmp(h->name, "sec-websocket-extensions", h->name_len) != 0)
+			continue;
+		int r = ws_deflate_negotiate(h->value, h->value_len, p);
+		if (r)
+			return r > 0;
+	}
+	return false;
+}
+
 static bool upgrade(struct conn *c, const struct http_request *req, const char *query, size_t query_len)
 {
 	struct http_transport *t = transport_of(c);
@@ -375,8 +395,14 @@ static bool upgrade(struct conn *c, const struct http_request *req, const char *
 		respond_error(c, status);
 		return false;
 	}
-	char head[512];
-	size_t hlen = ws_upgrade_response(head, sizeof(head), key, key_len);
+	struct ws_deflate_params deflate = { 0 };
+	/* not for a refused sign-in: it is closed at once, reading no data */
+	bool deflate_on = j.st == JWT_OK && ws_conn_deflate_enabled(c) && deflate_offered(req, &deflate);
+	char extensions[WS_DEFLATE_ANSWER_MAX] = "";
+	if (deflate_on)
+		ws_deflate_answer(&deflate, extensions, sizeof(extensions));
+	char head[640];
+	size_t hlen = ws_upgrade_response(head, sizeof(head), key, key_len, extensions);
 	queue(c, buf_from(head, hlen));
 	if (c->state != CONN_OPEN)
 		return false;
@@ -388,7 +414,8 @@ static bool upgrade(struct conn *c, const struct http_request *req, const char *
 		return true;
 	}
 	t->stats.upgrades++;
-	ws_conn_open(c, identity(&j), j.room, (size_t)j.room_len, j.since_given ? &j.since : NULL, j.expires);
+	ws_conn_open(c, identity(&j), j.room, (size_t)j.room_len, j.since_given ? &j.since : NULL, j.expires,
+		     deflate_on ? (deflate.server_max_window_bits ? deflate.server_max_window_bits : 15) : 0);
 	return true;
 }
 

@@ -17,18 +17,27 @@
 #include "jwt.h"
 #include "log.h"
 #include "session.h"
+#include "utf8.h"
 #include "ws.h"
+#include "ws_deflate.h"
 
 #define WS_F_CLOSE_SENT 0x01
 #define WS_F_CLOSE_RCVD 0x02
 #define WS_F_CLIENT_CLOSED 0x04 /* the client's close frame came first */
 #define WS_F_NO_MEMBER 0x08 /* refused before joining: chat never saw it */
+#define WS_F_DEFLATE 0x10 /* permessage-deflate was negotiated */
+/* The top four bits: the server_max_window_bits the client asked for
+ * (8..15), 0 when it did not ask. */
+#define WS_F_WINDOW_SHIFT 12
 
 /* The WebSocket side of one ring: its settings and counters. Every
  * connection finds it through its ring's sessions (session.h). */
 struct ws_transport {
 	struct ws_conn_config config;
 	struct ws_conn_stats stats;
+	/* permessage-deflate's compressor and inflater for every connection
+	 * of this edge (NULL with --no-deflate) */
+	struct ws_deflate *deflate;
 };
 
 static struct ws_transport *transport_of(const struct conn *c)
@@ -72,12 +81,23 @@ struct ws_transport *ws_transport_new(const struct ws_conn_config *cfg)
 	t->config.ping_interval *= CONN_TICKS_PER_SEC;
 	t->config.idle_timeout *= CONN_TICKS_PER_SEC;
 	t->config.close_timeout *= CONN_TICKS_PER_SEC;
+	if (cfg->deflate && !(t->deflate = ws_deflate_new(cfg->max_message))) {
+		free(t);
+		return NULL;
+	}
 	return t;
 }
 
 void ws_transport_free(struct ws_transport *t)
 {
+	if (t)
+		ws_deflate_free(t->deflate);
 	free(t);
+}
+
+bool ws_conn_deflate_enabled(const struct conn *c)
+{
+	return transport_of(c)->deflate != NULL;
 }
 
 const struct ws_conn_stats *ws_transport_stats(const struct ws_transport *t)
@@ -144,15 +164,55 @@ void ws_conn_close(struct conn *c, uint16_t code, const char *reason)
 	conn_set_deadline(c, conn_now(c) + transport_of(c)->config.close_timeout);
 }
 
-void ws_conn_deliver(struct chat_member *m, struct buf *frame)
+/* Is b (framed) a chat payload, not a control frame made here? */
+static bool is_text_frame(struct buf *b)
+{
+	return buf_out(b)[0] == (0x80 | WS_OP_TEXT);
+}
+
+/* Does s get payload b compressed? Only what is worth it (the threshold),
+ * and with a window asked for (server_max_window_bits), only what fits
+ * it: a message no longer than the window never refers back past its
+ * start, whatever window compressed it, so one compressed frame serves
+ * every client. Longer ones go plain, as RFC 7692 §6 allows. */
+static bool deflate_for(const struct ws_transport *t, const struct session *s, struct buf *b)
+{
+	if (!(s->ws_flags & WS_F_DEFLATE) || !is_text_frame(b))
+		return false;
+	size_t len = b->len - b->payload;
+	unsigned bits = s->ws_flags >> WS_F_WINDOW_SHIFT;
+	return len >= t->config.deflate_threshold && (!bits || len <= (size_t)1 << bits);
+}
+
+/* What goes out to s for b (framed): b itself for most, the compressed
+ * variant, made by its first recipient on this edge, for the others. */
+static struct buf *frame_for(struct ws_transport *t, const struct session *s, struct buf *b)
+{
+	if (!deflate_for(t, s, b))
+		return b;
+	struct buf *z = buf_variant(b, BUF_VARIANT_DEFLATE);
+	if (!z) {
+		size_t len;
+		const void *payload = buf_payload(b, &len);
+		z = buf_set_variant(b, BUF_VARIANT_DEFLATE, ws_deflate_frame(t->deflate, payload, len));
+		t->stats.deflate_frames++;
+		t->stats.deflate_bytes_in += len;
+		t->stats.deflate_bytes_out += z->len - z->payload;
+	}
+	t->stats.deflate_sends++;
+	return z;
+}
+
+void ws_conn_deliver(struct chat_member *m, struct buf *payload)
 {
 	struct session *s = session_of_member(m);
 	struct conn *c = session_conn(s);
 	/* chat hands over payloads: the first recipient frames the buf in
 	 * place, every other one sends the same bytes. */
-	ws_frame_text_in_place(frame);
+	ws_frame_text_in_place(payload);
 	if (c->state != CONN_OPEN || (s->ws_flags & WS_F_CLOSE_SENT))
 		return; /* no data frames after our close frame */
+	struct buf *frame = frame_for(transport_of(c), s, payload);
 	if (conn_send(c, frame))
 		return;
 	/* Over --max-queue: a client that does not read must not grow our
@@ -164,16 +224,16 @@ void ws_conn_deliver(struct chat_member *m, struct buf *frame)
 	conn_close(c);
 }
 
-void ws_conn_deliver_own(struct chat_member *m, struct buf *frame)
+void ws_conn_deliver_own(struct chat_member *m, struct buf *payload)
 {
 	struct session *s = session_of_member(m);
 	struct conn *c = session_conn(s);
-	ws_frame_text_in_place(frame);
+	ws_frame_text_in_place(payload);
 	if (c->state != CONN_OPEN || (s->ws_flags & WS_F_CLOSE_SENT))
 		return;
 	/* The client asked for this itself: a fast burst's acknowledgements
 	 * never make it a slow consumer (its other traffic still does). */
-	conn_send_unbounded(c, frame);
+	conn_send_unbounded(c, frame_for(transport_of(c), s, payload));
 }
 
 size_t ws_conn_backlog(struct chat_member *m)
@@ -203,16 +263,20 @@ void ws_conn_kick(struct chat_member *m, uint16_t code, const char *reason)
 }
 
 void ws_conn_open(struct conn *c, const struct chat_identity *who, const char *room, size_t room_len,
-		  const uint64_t *since, int64_t expires)
+		  const uint64_t *since, int64_t expires, unsigned deflate)
 {
 	struct session *s = session_of(c);
 	struct ws_transport *t = transport_of(c);
 	s->proto = PROTO_WS;
 	s->ws_flags = 0;
+	if (deflate) {
+		s->ws_flags = WS_F_DEFLATE | (uint16_t)((deflate < 15 ? deflate : 0) << WS_F_WINDOW_SHIFT);
+		t->stats.deflate_opened++;
+	}
 	s->close_code = 0; /* in the room of HTTP's skip */
 	s->expires = expires;
 	conn_pin_queue(c); /* the 101 goes out even if c is dropped in this pass */
-	ws_parser_init(&s->ws, t->config.max_message);
+	ws_parser_init(&s->ws, t->config.max_message, deflate);
 	t->stats.opened++;
 	set_deadline(c, conn_now(c) + t->config.ping_interval);
 	chat_connect(t->config.chat, &s->member, who, room, room_len, since);
@@ -226,7 +290,7 @@ void ws_conn_refuse(struct conn *c, uint16_t code, const char *reason)
 	s->ws_flags = WS_F_NO_MEMBER;
 	s->expires = 0;
 	conn_pin_queue(c);
-	ws_parser_init(&s->ws, t->config.max_message);
+	ws_parser_init(&s->ws, t->config.max_message, false);
 	/* a clean close: the client's close frame is awaited, so a browser
 	 * reports this code, not 1006 */
 	ws_conn_close(c, code, reason);
@@ -313,19 +377,41 @@ static void on_message(struct conn *c, const uint8_t *text, size_t len)
 	chat_receive(t->config.chat, &s->member, (const char *)text, len);
 }
 
+/* A compressed message, whole: inflate it with the edge's inflater, within
+ * --max-message, then check its text as the parser does plain text. */
+static void on_compressed_message(struct conn *c, const uint8_t *data, size_t len)
+{
+	struct ws_transport *t = transport_of(c);
+	const uint8_t *text;
+	size_t n;
+	if (session_of(c)->ws_flags & WS_F_CLOSE_SENT)
+		return; /* not chat any more (on_message): not worth inflating */
+	uint16_t err = ws_inflate_message(t->deflate, data, len, &text, &n);
+	if (!err && !utf8_valid(text, n))
+		err = WS_CLOSE_BAD_DATA;
+	if (err) {
+		fail(c, err);
+		return;
+	}
+	t->stats.messages_inflated++;
+	on_message(c, text, n);
+}
+
 static void on_data_event(struct conn *c, const struct ws_event *ev)
 {
 	if (ev->opcode != WS_OP_TEXT) {
 		fail(c, WS_CLOSE_UNSUPPORTED); /* binary is not part of the chat protocol */
 		return;
 	}
+	void (*whole)(struct conn *, const uint8_t *, size_t) = ev->compressed ? on_compressed_message
+									      : on_message;
 	if (ev->first && ev->last) {
-		on_message(c, ev->data, ev->len);
+		whole(c, ev->data, ev->len);
 		return;
 	}
 	conn_keep_input(c, ev->data, ev->len); /* bounded by --max-message */
 	if (ev->last) {
-		on_message(c, c->in, c->in_len);
+		whole(c, c->in, c->in_len);
 		conn_drop_input(c);
 	}
 }

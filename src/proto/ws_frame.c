@@ -18,6 +18,7 @@ static_assert(BUF_HEADROOM >= WS_MAX_HEADER, "a server frame header fits in a bu
 
 #define WS_FIN       0x80
 #define WS_RSV       0x70
+#define WS_RSV1      0x40  /* permessage-deflate: the message is compressed (RFC 7692 §6) */
 #define WS_OPCODE    0x0f
 #define WS_CONTROL   0x08  /* opcodes 8..F are control frames (§5.5) */
 #define WS_MASKED    0x80
@@ -37,10 +38,11 @@ enum ws_parse_state {
 	WS_PARSE_DEAD_TOO_BIG,
 };
 
-void ws_parser_init(struct ws_parser *p, uint64_t max_message)
+void ws_parser_init(struct ws_parser *p, uint64_t max_message, bool deflate)
 {
 	*p = (struct ws_parser){
 		.max_message = max_message,
+		.deflate = deflate,
 		.utf8 = UTF8_ACCEPT,
 		.state = WS_PARSE_HEADER,
 	};
@@ -69,8 +71,12 @@ static uint16_t ws_hdr_first_byte(struct ws_parser *p)
 	uint8_t b = p->hdr[0];
 	uint8_t op = b & WS_OPCODE;
 
-	/* No extension is ever negotiated, so no RSV bit has a meaning. */
-	if (b & WS_RSV)
+	/* RSV1 means "compressed" once permessage-deflate was negotiated,
+	 * and only on a message's first frame (RFC 7692 §6.1): never on a
+	 * continuation or a control frame. No other RSV bit has a meaning. */
+	if (b & (WS_RSV & ~WS_RSV1))
+		return WS_CLOSE_PROTOCOL;
+	if ((b & WS_RSV1) && (!p->deflate || (op != WS_OP_TEXT && op != WS_OP_BINARY)))
 		return WS_CLOSE_PROTOCOL;
 	switch (op) {
 	case WS_OP_CONT:
@@ -81,6 +87,7 @@ static uint16_t ws_hdr_first_byte(struct ws_parser *p)
 	case WS_OP_BINARY:
 		if (p->message_opcode)
 			return WS_CLOSE_PROTOCOL;
+		p->compressed = b & WS_RSV1;
 		break;
 	case WS_OP_CLOSE:
 	case WS_OP_PING:
@@ -240,8 +247,9 @@ static uint16_t ws_deliver(struct ws_parser *p, uint8_t *data, size_t n,
 		};
 	} else {
 		/* Check text before handing it out, so the caller never sees
-		 * a byte that made the message invalid. */
-		if (p->message_opcode == WS_OP_TEXT) {
+		 * a byte that made the message invalid. Compressed text is
+		 * checked by the caller once inflated. */
+		if (p->message_opcode == WS_OP_TEXT && !p->compressed) {
 			p->utf8 = utf8_feed(p->utf8, data, n);
 			if (p->utf8 == UTF8_REJECT ||
 			    (message_end && p->utf8 != UTF8_ACCEPT))
@@ -250,6 +258,7 @@ static uint16_t ws_deliver(struct ws_parser *p, uint8_t *data, size_t n,
 		*ev = (struct ws_event){
 			.type = WS_EV_DATA,
 			.opcode = p->message_opcode,
+			.compressed = p->compressed,
 			.first = p->message_len == 0,
 			.last = message_end,
 			.data = data,
@@ -260,6 +269,7 @@ static uint16_t ws_deliver(struct ws_parser *p, uint8_t *data, size_t n,
 			p->message_opcode = 0;
 			p->message_len = 0;
 			p->utf8 = UTF8_ACCEPT;
+			p->compressed = false;
 		}
 	}
 	p->frame_done += n;

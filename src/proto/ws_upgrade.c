@@ -46,7 +46,7 @@ int ws_upgrade_check(const struct http_request *req, const char **key, size_t *k
 	return 0;
 }
 
-size_t ws_upgrade_response(char *out, size_t cap, const char *key, size_t key_len)
+size_t ws_upgrade_response(char *out, size_t cap, const char *key, size_t key_len, const char *extra)
 {
 	char accept[29];
 	ws_accept_key(key, key_len, accept);
@@ -56,7 +56,8 @@ size_t ws_upgrade_response(char *out, size_t cap, const char *key, size_t key_le
 			 "Upgrade: websocket\r\n"
 			 "Connection: Upgrade\r\n"
 			 "Sec-WebSocket-Accept: %s\r\n"
+			 "%s"
 			 "\r\n",
-			 accept);
+			 accept, extra);
 	return n < 0 || (size_t)n >= cap ? 0 : (size_t)n;
 }

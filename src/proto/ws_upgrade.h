@@ -20,7 +20,8 @@ bool ws_upgrade_requested(const struct http_request *req);
  * with "Sec-WebSocket-Version: 13"); 400 (missing or malformed key). */
 int ws_upgrade_check(const struct http_request *req, const char **key, size_t *key_len);
 
-/* Write the 101 response for a valid key into out; returns its length. */
-size_t ws_upgrade_response(char *out, size_t cap, const char *key, size_t key_len);
+/* Write the 101 response for a valid key into out; returns its length.
+ * extra: more header lines, each ending in CRLF ("" for none). */
+size_t ws_upgrade_response(char *out, size_t cap, const char *key, size_t key_len, const char *extra);
 
 #endif

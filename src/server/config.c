@@ -31,6 +31,9 @@ static const char usage[] =
 	"                          static/ when run from the build directory, else the\n"
 	"                          installed copy)\n"
 	"  --max-message BYTES     largest client message; larger is closed 1009 (default 65536)\n"
+	"  --deflate-threshold BYTES  send messages of at least BYTES compressed to clients\n"
+	"                          that offer permessage-deflate (default 256)\n"
+	"  --no-deflate            never accept permessage-deflate\n"
 	"  --max-queue BYTES       hard ceiling on bytes queued for one client; over it the\n"
 	"                          client is dropped as a slow consumer (default 16777216)\n"
 	"  --send-timeout SEC      a client with bytes queued that takes none of them for SEC\n"
@@ -118,7 +121,7 @@ enum {
 	OPT_JWT_LEEWAY, OPT_LOGIN_URL, OPT_REJOIN_GRACE,
 	OPT_TLS_CERT, OPT_TLS_KEY, OPT_QUIET, OPT_VERBOSE, OPT_HELP, OPT_VERSION,
 	OPT_METRICS_LISTEN, OPT_LOG_FORMAT,
-	OPT_API_KEY_FILE,
+	OPT_API_KEY_FILE, OPT_DEFLATE_THRESHOLD, OPT_NO_DEFLATE,
 };
 
 static const struct option options[] = {
@@ -127,6 +130,8 @@ static const struct option options[] = {
 	{ "static", required_argument, NULL, OPT_STATIC },
 	{ "max-message", required_argument, NULL, OPT_MAX_MESSAGE },
 	{ "max-queue", required_argument, NULL, OPT_MAX_QUEUE },
+	{ "deflate-threshold", required_argument, NULL, OPT_DEFLATE_THRESHOLD },
+	{ "no-deflate", no_argument, NULL, OPT_NO_DEFLATE },
 	{ "max-connections", required_argument, NULL, OPT_MAX_CONN },
 	{ "max-per-ip", required_argument, NULL, OPT_MAX_PER_IP },
 	{ "ping-interval", required_argument, NULL, OPT_PING },
@@ -378,6 +383,8 @@ int config_parse(struct config *cfg, int argc, char **argv)
 		.port = 4000,
 		.static_dir = NULL,
 		.max_message = 64 * 1024,
+		.deflate = true,
+		.deflate_threshold = 256,
 		.max_queue = 16 * 1024 * 1024,
 		.send_timeout = 10,
 		.history_bytes = 64 * 1024 * 1024,
@@ -418,6 +425,12 @@ int config_parse(struct config *cfg, int argc, char **argv)
 			break;
 		case OPT_MAX_MESSAGE:
 			rc = parse_u64("max-message", optarg, 1, 1ull << 30, &cfg->max_message);
+			break;
+		case OPT_DEFLATE_THRESHOLD:
+			rc = parse_u32("deflate-threshold", optarg, 0, 1u << 30, &cfg->deflate_threshold);
+			break;
+		case OPT_NO_DEFLATE:
+			cfg->deflate = false;
 			break;
 		case OPT_MAX_QUEUE:
 			/* below 2 GiB: a queue's byte count is 32 bits */

@@ -15,6 +15,8 @@ struct config {
 	uint16_t port;
 	const char *static_dir;
 	uint64_t max_message;      /* bytes of one client message, over it → 1009 */
+	bool deflate;              /* accept permessage-deflate (not --no-deflate) */
+	uint32_t deflate_threshold; /* payloads of at least this many bytes go compressed */
 	uint64_t max_queue;        /* hard ceiling on bytes queued for one client → slow consumer */
 	uint32_t send_timeout;     /* seconds a client may take none of its queued bytes → slow consumer */
 	uint32_t max_connections;

@@ -357,6 +357,8 @@ int edge_prepare(struct edges *all, unsigned index)
 		.jwt_secret = (const uint8_t *)cfg->jwt_secret,
 		.jwt_secret_len = cfg->jwt_secret_len,
 		.jwt_leeway = cfg->jwt_leeway,
+		.deflate = cfg->deflate,
+		.deflate_threshold = cfg->deflate_threshold,
 	});
 	e->sessions.sse = sse_transport_new(&(struct sse_conn_config){
 		.ping_interval = cfg->ping_interval,

@@ -142,6 +142,18 @@ struct buf *metrics_render(const struct metrics_sample *samples, unsigned n, uin
 	metric(&o, "replayed_total", "counter", "Messages sent by since/resume replays.",
 	       (double)ch->replayed);
 	metric(&o, "pings_sent_total", "counter", "Idle pings sent.", (double)ws->pings_sent);
+	metric(&o, "ws_deflate_connections_total", "counter",
+	       "WebSocket connections that negotiated permessage-deflate.", (double)ws->deflate_opened);
+	metric(&o, "ws_deflate_frames_total", "counter",
+	       "Compressed frames built (once per message per edge).", (double)ws->deflate_frames);
+	metric(&o, "ws_deflate_bytes_in_total", "counter", "Payload bytes of those frames before compression.",
+	       (double)ws->deflate_bytes_in);
+	metric(&o, "ws_deflate_bytes_out_total", "counter", "Payload bytes of those frames after compression.",
+	       (double)ws->deflate_bytes_out);
+	metric(&o, "ws_deflate_sends_total", "counter", "Compressed frames queued, one per recipient.",
+	       (double)ws->deflate_sends);
+	metric(&o, "ws_messages_inflated_total", "counter", "Compressed client messages inflated.",
+	       (double)ws->messages_inflated);
 	put(&o, "# HELP ringcast_closes_total WebSocket close frames sent, by code.\n"
 		"# TYPE ringcast_closes_total counter\n");
 	for (int i = 0; i < WS_CLOSE_CODES_COUNTED; i++)

@@ -16,7 +16,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { SHOTS, STEP_TIMEOUT_MS, check, fatal, launchChromium, main, makeTmpDir, startRingcast,
-  stopProcess, threadArgs, waitExit } from './harness.mjs';
+  stopProcess, threadArgs, waitExit, waitFor } from './harness.mjs';
 
 const WHOLE_TEST_TIMEOUT_MS = 300_000;
 const CSP = "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self'; " +
@@ -371,6 +371,22 @@ async function run(bin, staticDir) {
     await A.page.locator(sel.send).click();
     const onB = await describeMessage(await findMessage(B.page, big));
     assert.equal(onB.text.length, big.length, 'the long message arrived truncated');
+  });
+
+  await check('permessage-deflate: Chromium negotiated it, and the 40 KB message went compressed both ways', async () => {
+    // each edge publishes its counters every 100 ms tick: wait for them
+    const want = { ws_deflate_connections_total: 2, ws_messages_inflated_total: 1, ws_deflate_sends_total: 2 };
+    let got = {};
+    await waitFor('deflate counters', async () => {
+      const text = await (await fetch(new URL('/metrics', url))).text();
+      for (const name of Object.keys(want)) {
+        got[name] = Number((text.match(new RegExp(`^ringcast_${name} (\\S+)$`, 'm')) || [])[1] || 0);
+      }
+      return Object.keys(want).every((name) => got[name] >= want[name]);
+    }).catch(() => {});
+    assert.ok(got.ws_deflate_connections_total >= 2, 'the pages did not negotiate permessage-deflate');
+    assert.ok(got.ws_messages_inflated_total >= 1, 'no compressed message came from the browser');
+    assert.ok(got.ws_deflate_sends_total >= 2, 'no compressed frame went to the browsers');
   });
 
   await check('Enter sends, Shift+Enter makes a newline; whitespace-only text is not sent', async () => {

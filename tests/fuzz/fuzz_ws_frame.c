@@ -72,9 +72,9 @@ static void fuzz_event(struct fuzz_trace *t, const struct ws_event *ev)
 		FUZZ_CHECK(t->msg_len <= t->max_message);
 		t->in_msg = !ev->last;
 		if (ev->last) {
-			if (ev->opcode == WS_OP_TEXT)
+			if (ev->opcode == WS_OP_TEXT && !ev->compressed)
 				FUZZ_CHECK(utf8_valid(t->msg, t->msg_len));
-			fuzz_record(t, 'M', ev->opcode, t->msg, t->msg_len);
+			fuzz_record(t, 'M', ev->opcode | (ev->compressed ? 0x40 : 0), t->msg, t->msg_len);
 			t->msg_len = 0;
 		}
 		break;
@@ -160,7 +160,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct ws_parser p;
 	uint64_t max_message;
 	unsigned chunk, seed;
-	bool varied;
+	bool varied, deflate;
 	size_t off = 0;
 
 	if (size < 1)
@@ -169,18 +169,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	max_message = fuzz_limits[(data[0] >> 4) & 7];
 	seed = data[0];
 	varied = data[0] & 0x80;
+	/* shares its bit with chunk's parity: both matter, together or not */
+	deflate = data[0] & 0x01;
 	data++;
 	size--;
 
 	fuzz_trace_init(&whole, size, max_message);
-	ws_parser_init(&p, max_message);
+	ws_parser_init(&p, max_message, deflate);
 	fuzz_piece(&whole, &p, data, size);
 
 	/* The top bit of the first byte chooses between pieces of `chunk`
 	 * bytes and pieces of 0..2*chunk bytes from a small LCG, empty
 	 * pieces included. */
 	fuzz_trace_init(&pieces, size, max_message);
-	ws_parser_init(&p, max_message);
+	ws_parser_init(&p, max_message, deflate);
 	while (off < size && !pieces.error) {
 		size_t n = chunk;
 

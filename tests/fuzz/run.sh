@@ -23,6 +23,7 @@ declare -A sources=(
 	[cluster_wire]="src/cluster/cluster_wire.c"
 	[http_cache]="src/proto/http_cache.c src/proto/guest_token.c src/proto/jwt.c src/proto/utf8.c"
 	[sse_event]="src/proto/sse_event.c src/base/buf.c"
+	[ws_deflate]="src/proto/ws_deflate.c src/proto/ws_deflate_offer.c src/proto/ws_frame.c src/proto/utf8.c src/base/buf.c"
 )
 declare -A libs=(
 	[http]=""
@@ -33,10 +34,11 @@ declare -A libs=(
 	[cluster_wire]=""
 	[http_cache]="-lcrypto -ljansson"
 	[sse_event]=""
+	[ws_deflate]="-lz"
 )
 
 failed=0
-for name in http ws_frame jwt chat tls cluster_wire http_cache sse_event; do
+for name in http ws_frame jwt chat tls cluster_wire http_cache sse_event ws_deflate; do
 	src=()
 	for f in ${sources[$name]}; do src+=("$root/$f"); done
 	# shellcheck disable=SC2086

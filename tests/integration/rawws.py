@@ -17,6 +17,7 @@ import select
 import socket
 import struct
 import time
+import zlib
 
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -314,6 +315,22 @@ def build_frame(opcode, payload=b"", fin=True, mask=True, rsv=0, mask_key=None, 
     return hdr + payload
 
 
+def deflate_message(data):
+    """A message's payload as permessage-deflate sends it (RFC 7692 §7.2.1):
+    raw deflate, sync-flushed, without the trailing 00 00 ff ff."""
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    c = zlib.compressobj(wbits=-15)
+    out = c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH)
+    assert out.endswith(b"\x00\x00\xff\xff")
+    return out[:-4]
+
+
+def inflate_message(data):
+    """The other way: put the trailer back and inflate (§7.2.2)."""
+    return zlib.decompressobj(wbits=-15).decompress(data + b"\x00\x00\xff\xff")
+
+
 def close_payload(code=None, reason=b""):
     if code is None:
         return b""
@@ -393,6 +410,11 @@ class RawWS:
         self.reader = reader
         self.response = response
         self.key = key
+        # permessage-deflate accepted: a data message's first frame may
+        # carry RSV1 (compressed), which recv_message inflates
+        answer = response.header("Sec-WebSocket-Extensions") if response else None
+        self.deflate = "permessage-deflate" in (answer or "")
+        self.last_compressed = False
 
     # -- opening --------------------------------------------------------
 
@@ -482,7 +504,7 @@ class RawWS:
         f = Frame(fin, rsv, opcode, masked, payload)
         if masked:
             raise ServerProtocolError("server sent a masked frame: %r" % f)
-        if rsv:
+        if rsv and not (self.deflate and rsv == 4 and opcode in (OP_TEXT, OP_BINARY)):
             raise ServerProtocolError("server sent RSV bits: %r" % f)
         if opcode in (3, 4, 5, 6, 7, 0xB, 0xC, 0xD, 0xE, 0xF):
             raise ServerProtocolError("server sent reserved opcode: %r" % f)
@@ -495,7 +517,7 @@ class RawWS:
         to on_control(frame) (pongs and pings are otherwise ignored); a close
         frame raises AssertionError."""
         deadline = time.monotonic() + timeout
-        opcode, parts = None, []
+        opcode, parts, compressed = None, [], False
         while True:
             f = self.recv_frame(deadline=deadline)
             if f.opcode >= 8:
@@ -512,9 +534,14 @@ class RawWS:
                 if opcode is not None:
                     raise ServerProtocolError("server new data frame inside fragmented message")
                 opcode = f.opcode
+                compressed = bool(f.rsv & 4)
             parts.append(f.payload)
             if f.fin:
-                return opcode, b"".join(parts)
+                self.last_compressed = compressed
+                payload = b"".join(parts)
+                if compressed:
+                    payload = inflate_message(payload)
+                return opcode, payload
 
     def recv_json(self, timeout=DEFAULT_TIMEOUT):
         op, payload = self.recv_message(timeout)

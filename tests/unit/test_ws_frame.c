@@ -26,6 +26,9 @@
 #define CLOSE (FIN | WS_OP_CLOSE)
 #define PING (FIN | WS_OP_PING)
 #define PONG (FIN | WS_OP_PONG)
+#define RSV1 0x40
+/* A compressed message in a trace: its opcode with this bit. */
+#define COMPRESSED 0x40
 
 #define WIRE_MAX (70 * 1024)
 #define TRACE_MAX (140 * 1024)
@@ -174,33 +177,38 @@ struct collector {
 };
 
 static struct collector col;
+/* Parse as a connection that negotiated permessage-deflate. */
+static bool deflate_on;
 
 static void collect_start(uint64_t max_message)
 {
 	memset(&col, 0, sizeof(col));
-	ws_parser_init(&col.p, max_message);
+	ws_parser_init(&col.p, max_message, deflate_on);
 	got.len = 0;
 }
 
 static void collect_event(const struct ws_event *ev)
 {
 	switch (ev->type) {
-	case WS_EV_DATA:
+	case WS_EV_DATA: {
+		uint8_t op = ev->opcode | (ev->compressed ? COMPRESSED : 0);
 		assert_int_equal(ev->first, !col.in_msg);
 		if (col.in_msg)
-			assert_int_equal(ev->opcode, col.msg_op);
+			assert_int_equal(op, col.msg_op);
 		assert_true(ev->opcode == WS_OP_TEXT || ev->opcode == WS_OP_BINARY);
+		assert_true(deflate_on || !ev->compressed);
 		assert_true(ev->len > 0 || ev->last);
 		assert_true(col.msg_len + ev->len <= WIRE_MAX);
 		memcpy(col.msg + col.msg_len, ev->data, ev->len);
 		col.msg_len += ev->len;
-		col.msg_op = ev->opcode;
+		col.msg_op = op;
 		col.in_msg = !ev->last;
 		if (ev->last) {
-			trace_add(&got, 'M', ev->opcode, col.msg, col.msg_len);
+			trace_add(&got, 'M', op, col.msg, col.msg_len);
 			col.msg_len = 0;
 		}
 		break;
+	}
 	case WS_EV_CONTROL:
 		assert_int_equal(ev->first, !col.in_ctl);
 		assert_true(ev->opcode == WS_OP_CLOSE || ev->opcode == WS_OP_PING ||
@@ -314,6 +322,7 @@ static int reset(void **state)
 	(void)state;
 	wire_reset();
 	want.len = 0;
+	deflate_on = false;
 	return 0;
 }
 
@@ -617,7 +626,7 @@ static void test_empty_fragments_in_the_middle_give_no_event(void **state)
 	want_message(WS_OP_BINARY, "", 0);
 	expect_stream(1024);
 
-	ws_parser_init(&p, 1024);
+	ws_parser_init(&p, 1024, false);
 	used = ws_parse(&p, wire, wire_len, &ev);
 	assert_int_equal(ev.type, WS_EV_DATA);
 	assert_true(ev.first);
@@ -649,7 +658,7 @@ static void test_empty_control_frame_gives_one_event(void **state)
 	want_control(WS_OP_CLOSE, "", 0);
 	expect_stream(1024);
 
-	ws_parser_init(&p, 1024);
+	ws_parser_init(&p, 1024, false);
 	assert_int_equal(ws_parse(&p, wire, wire_len, &ev), 6);
 	assert_int_equal(ev.type, WS_EV_CONTROL);
 	assert_int_equal(ev.opcode, WS_OP_CLOSE);
@@ -668,7 +677,7 @@ static void test_chunks_stop_at_the_frame_end_and_are_unmasked_in_place(void **s
 	wire_text(WS_OP_TEXT, "first");
 	wire_text(PING, "ping");
 	wire_text(FIN | WS_OP_CONT, "second");
-	ws_parser_init(&p, 1024);
+	ws_parser_init(&p, 1024, false);
 
 	used = ws_parse(&p, wire, wire_len, &ev);
 	assert_int_equal(used, 6 + 5);
@@ -731,7 +740,7 @@ static void test_truncated_input_only_asks_for_more(void **state)
 		size_t off = 0, messages = 0;
 
 		memcpy(wire, pristine, wire_len);
-		ws_parser_init(&p, 1024);
+		ws_parser_init(&p, 1024, false);
 		do {
 			off += ws_parse(&p, wire + off, cut - off, &ev);
 			assert_int_not_equal(ev.type, WS_EV_ERROR);
@@ -775,7 +784,7 @@ static void test_invalid_text_fails_at_the_offending_byte(void **state)
 	want_error(WS_CLOSE_BAD_DATA);
 	expect_stream(1024);
 
-	ws_parser_init(&p, 1024);
+	ws_parser_init(&p, 1024, false);
 	for (i = 0; i < wire_len; i++) {
 		uint8_t byte = wire[i];
 
@@ -792,7 +801,7 @@ static void test_invalid_text_fails_at_the_offending_byte(void **state)
 	/* Fed whole, the error is the first event: no data before it. */
 	reset(NULL);
 	wire_text(TEXT, text);
-	ws_parser_init(&p, 1024);
+	ws_parser_init(&p, 1024, false);
 	ws_parse(&p, wire, wire_len, &ev);
 	assert_int_equal(ev.type, WS_EV_ERROR);
 	assert_int_equal(ev.close_code, WS_CLOSE_BAD_DATA);
@@ -889,7 +898,7 @@ static void test_frame_over_the_limit_fails_on_its_header(void **state)
 	want_error(WS_CLOSE_TOO_BIG);
 	expect_stream(65534);
 
-	ws_parser_init(&p, 65535);
+	ws_parser_init(&p, 65535, false);
 	assert_int_equal(ws_parse(&p, wire, wire_len, &ev), wire_len);
 	assert_int_equal(ev.type, WS_EV_NEED_MORE);
 }
@@ -916,7 +925,7 @@ static void test_parser_stays_dead_after_an_error(void **state)
 
 	(void)state;
 	wire_text(FIN | 0x3, "reserved");
-	ws_parser_init(&p, 1024);
+	ws_parser_init(&p, 1024, false);
 	assert_int_equal(ws_parse(&p, wire, wire_len, &ev), 1);
 	assert_int_equal(ev.type, WS_EV_ERROR);
 	assert_int_equal(ev.close_code, WS_CLOSE_PROTOCOL);
@@ -1073,7 +1082,7 @@ static void expect_framed_in_place(size_t n, const uint8_t *hdr, size_t hlen)
 	memcpy(masked + hlen + 4, payload, n);
 	struct ws_parser p;
 	struct ws_event ev;
-	ws_parser_init(&p, n);
+	ws_parser_init(&p, n, false);
 	assert_int_equal(ws_parse(&p, masked, hlen + 4 + n, &ev), hlen + 4 + n);
 	assert_int_equal(ev.type, WS_EV_DATA);
 	assert_int_equal(ev.opcode, WS_OP_TEXT);
@@ -1125,6 +1134,99 @@ static void test_empty_payload_framed_in_place_is_two_bytes(void **state)
 	buf_unref(b);
 }
 
+/* permessage-deflate (RFC 7692 §6): RSV1 on a data message's first frame
+ * marks it compressed, once the extension was negotiated. */
+
+/* "Hello" deflated, from RFC 7692 §7.2.3.1: not valid UTF-8 itself. */
+static const uint8_t rfc_hello_deflated[] = { 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00 };
+
+static void test_rsv1_without_deflate_negotiated_is_a_protocol_error(void **state)
+{
+	(void)state;
+	wire_frame(TEXT | RSV1, rfc_hello_deflated, sizeof(rfc_hello_deflated));
+	want_error(WS_CLOSE_PROTOCOL);
+	expect_stream(1024);
+}
+
+static void test_rsv1_marks_a_compressed_message_without_a_utf8_check(void **state)
+{
+	(void)state;
+	deflate_on = true;
+	wire_frame(TEXT | RSV1, rfc_hello_deflated, sizeof(rfc_hello_deflated));
+	want_message(WS_OP_TEXT | COMPRESSED, rfc_hello_deflated, sizeof(rfc_hello_deflated));
+	expect_stream(1024);
+}
+
+static void test_compressed_message_in_fragments_has_rsv1_on_the_first_only(void **state)
+{
+	(void)state;
+	deflate_on = true;
+	wire_frame(WS_OP_TEXT | RSV1, rfc_hello_deflated, 3);
+	wire_frame(PING, "", 0);
+	wire_frame(FIN | WS_OP_CONT, rfc_hello_deflated + 3, sizeof(rfc_hello_deflated) - 3);
+	want_control(WS_OP_PING, "", 0);
+	want_message(WS_OP_TEXT | COMPRESSED, rfc_hello_deflated, sizeof(rfc_hello_deflated));
+	expect_stream(1024);
+}
+
+static void test_rsv1_on_a_continuation_is_a_protocol_error(void **state)
+{
+	(void)state;
+	deflate_on = true;
+	wire_frame(WS_OP_TEXT | RSV1, rfc_hello_deflated, 3);
+	wire_frame(FIN | WS_OP_CONT | RSV1, rfc_hello_deflated + 3, sizeof(rfc_hello_deflated) - 3);
+	want_error(WS_CLOSE_PROTOCOL);
+	expect_stream(1024);
+}
+
+static void test_rsv1_on_a_control_frame_is_a_protocol_error(void **state)
+{
+	static const uint8_t ops[] = { PING, PONG, CLOSE };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(ops); i++) {
+		reset(NULL);
+		deflate_on = true;
+		wire_frame(ops[i] | RSV1, "", 0);
+		want_error(WS_CLOSE_PROTOCOL);
+		expect_stream(1024);
+	}
+}
+
+static void test_rsv2_and_rsv3_stay_protocol_errors_with_deflate(void **state)
+{
+	(void)state;
+	for (uint8_t rsv = 0x10; rsv <= 0x30; rsv += 0x10) {
+		reset(NULL);
+		deflate_on = true;
+		wire_frame(TEXT | RSV1 | rsv, rfc_hello_deflated, sizeof(rfc_hello_deflated));
+		want_error(WS_CLOSE_PROTOCOL);
+		expect_stream(1024);
+	}
+}
+
+static void test_message_after_a_compressed_one_is_plain_and_utf8_checked(void **state)
+{
+	(void)state;
+	deflate_on = true;
+	wire_frame(TEXT | RSV1, rfc_hello_deflated, sizeof(rfc_hello_deflated));
+	wire_text(TEXT, "plain");
+	wire_frame(TEXT, "\xff", 1);
+	want_message(WS_OP_TEXT | COMPRESSED, rfc_hello_deflated, sizeof(rfc_hello_deflated));
+	want_text("plain");
+	want_error(WS_CLOSE_BAD_DATA);
+	expect_stream(1024);
+}
+
+static void test_compressed_bytes_count_against_the_limit(void **state)
+{
+	(void)state;
+	deflate_on = true;
+	wire_frame(TEXT | RSV1, rfc_hello_deflated, sizeof(rfc_hello_deflated));
+	want_error(WS_CLOSE_TOO_BIG);
+	expect_stream(sizeof(rfc_hello_deflated) - 1);
+}
+
 #define T(f) cmocka_unit_test_setup(f, reset)
 
 int main(void)
@@ -1174,6 +1276,14 @@ int main(void)
 		T(test_payload_framed_in_place_of_126_to_65535_bytes_has_a_4_byte_header),
 		T(test_payload_framed_in_place_of_65536_bytes_or_more_has_a_10_byte_header),
 		T(test_empty_payload_framed_in_place_is_two_bytes),
+		T(test_rsv1_without_deflate_negotiated_is_a_protocol_error),
+		T(test_rsv1_marks_a_compressed_message_without_a_utf8_check),
+		T(test_compressed_message_in_fragments_has_rsv1_on_the_first_only),
+		T(test_rsv1_on_a_continuation_is_a_protocol_error),
+		T(test_rsv1_on_a_control_frame_is_a_protocol_error),
+		T(test_rsv2_and_rsv3_stay_protocol_errors_with_deflate),
+		T(test_message_after_a_compressed_one_is_plain_and_utf8_checked),
+		T(test_compressed_bytes_count_against_the_limit),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

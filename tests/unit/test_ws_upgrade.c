@@ -265,7 +265,7 @@ static void test_response_is_101_with_the_accept_key_and_a_blank_line(void **sta
 
 	(void)state;
 	memset(out, 'X', sizeof(out));
-	size_t n = ws_upgrade_response(out, sizeof(out), RFC_KEY, strlen(RFC_KEY));
+	size_t n = ws_upgrade_response(out, sizeof(out), RFC_KEY, strlen(RFC_KEY), "");
 	assert_true(n > 0 && n < sizeof(out));
 	assert_int_equal(out[n], '\0');
 	assert_int_equal(strlen(out), n);
@@ -290,14 +290,28 @@ static void test_response_uses_exactly_the_key_from_the_request(void **state)
 	(void)state;
 	assert_int_equal(ws_upgrade_check(parse(GET HOST UPGRADE CONNECTION KEY VERSION "\r\n"),
 					  &key, &key_len), 0);
-	assert_true(ws_upgrade_response(out, sizeof(out), key, key_len) > 0);
+	assert_true(ws_upgrade_response(out, sizeof(out), key, key_len, "") > 0);
 	assert_non_null(strstr(out, "\r\nSec-WebSocket-Accept: " RFC_ACCEPT "\r\n"));
+}
+
+/* An accepted extension's header goes inside the head, before its end. */
+static void test_response_carries_extra_header_lines_before_the_blank_line(void **state)
+{
+	char out[512];
+
+	(void)state;
+	size_t n = ws_upgrade_response(out, sizeof(out), RFC_KEY, strlen(RFC_KEY),
+				       "Sec-WebSocket-Extensions: permessage-deflate\r\n");
+	assert_true(n > 0);
+	assert_non_null(strstr(out, "\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n"));
+	assert_int_equal((size_t)(strstr(out, "\r\n\r\n") - out) + 4, n);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_valid_handshake_is_accepted_with_its_key),
+		cmocka_unit_test(test_response_carries_extra_header_lines_before_the_blank_line),
 		cmocka_unit_test(test_header_order_and_extra_headers_do_not_matter),
 		cmocka_unit_test(test_upgrade_is_requested_by_an_upgrade_websocket_token),
 		cmocka_unit_test(test_method_other_than_get_is_405),
