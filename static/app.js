@@ -5,7 +5,8 @@
 //   config + state      -> what the page knows (rooms, names, ids, the socket)
 //   storage             -> localStorage: chosen name, joined rooms, current room, sign-in
 //                          token (so a second tab is signed in too), guest token
-//   connection          -> connect / reconnect with jittered exponential backoff and resume
+//   connection          -> a RingcastClient (ringcast.js: connecting, reconnecting, resuming,
+//                          SSE fallback, acknowledgements) and the page's view of its states
 //   handleEvent(ev)     -> the single dispatcher for every server event, by `type`
 //   on<Event> handlers  -> one small function per event type
 //   rooms               -> per-room message lists (one DOM pane each), join / leave / switch
@@ -15,14 +16,9 @@
 // outbox.js (refused messages kept for sending again, message size).
 
 import { renderDirectory, renderPeople, replaceKeepingFocus } from './people.js';
-import {
-  createOutbox, formatBytes, frameBytes, outboxEchoed, outboxRefusal, outboxSent, outboxTakeRefused,
-} from './outbox.js';
+import { createOutbox, formatBytes, outboxKeep, outboxTakeRefused } from './outbox.js';
+import { RingcastClient, SIGN_IN_CLOSE_CODES } from './ringcast.js';
 
-const BACKOFF_BASE_MS = 500;       // first retry delay
-const BACKOFF_MAX_MS = 15000;      // cap for the doubling
-const BACKOFF_JITTER = 0.3;        // +/- 30 %
-const STABLE_AFTER_MS = 10000;     // a connection open this long resets the backoff
 const NEAR_BOTTOM_PX = 80;         // "near the bottom" threshold for auto-scroll
 const NEAR_TOP_PX = 48;            // scrolled this close to the top: load older messages
 const MAX_MESSAGES = 1000;         // messages kept per room; older ones are paged back on demand
@@ -106,14 +102,11 @@ const ui = {
 };
 
 const state = {
-  ws: null,
+  client: null,             // the RingcastClient (ringcast.js): the connection
   connState: 'connecting',  // connecting | online | reconnecting | offline | signin
-  attempt: 0,               // consecutive failed/short connections
-  retryAt: 0,               // when the pending reconnect fires (ms epoch)
-  retryTimer: 0,
+  transport: null,          // websocket | sse, of the live connection
+  retryAt: 0,               // when the pending reconnect fires (ms epoch; 0: trying now)
   countdownTimer: 0,
-  stableTimer: 0,
-  everConnected: false,
   currentId: null,          // the id of the live connection
   signedIn: false,
   stableGuest: false,       // our guest id came back from our guest token: its messages are ours
@@ -123,7 +116,6 @@ const state = {
   nickPending: null,        // { name, source: 'user' | 'auto' } while a `nick` is unanswered
   rooms: new Map(),         // name -> room (see createRoom), in sidebar order
   current: null,            // the room shown and written to
-  pendingJoins: [],         // rooms whose `join` is unanswered, oldest first
   // Which messages are "You": guest ids are connection numbers, reused after a server
   // restart, so an id is ours only for the message ids it had in each room:
   // room -> [{ id, start, end }] meaning messages start < id <= end (end null: open).
@@ -132,7 +124,7 @@ const state = {
   maxMessage: DEFAULT_MAX_MESSAGE,
   listed: new Map(),        // room -> count, from the last `rooms` answer (the all-rooms list)
   directoryTimer: 0,
-  outbox: createOutbox(),   // messages not yet echoed, and the refused ones kept for resending
+  outbox: createOutbox(),   // the messages the server refused, kept for sending again
   refusedWhy: '',           // why the last ones were refused, for the notice
   resendTimer: 0,
   copyTimer: 0,
@@ -203,84 +195,56 @@ function savedGuest() {
   }
 }
 
-function socketUrl() {
-  const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  const q = new URLSearchParams();
-  const room = currentRoom();
-  if (room) {
-    q.set('room', room.name);
-    // Resume: replay what we missed instead of the recent history we already show.
-    if (room.lastId != null) q.set('since', String(room.lastId));
-  }
-  const token = load(KEY.token);
-  if (token) q.set('token', token);
-  else if (savedGuest()) q.set('guest', savedGuest().token); // the server checks it; a bad one gets a new identity
-  const query = q.toString();
-  return `${scheme}//${location.host}/ws${query ? `?${query}` : ''}`;
+// The connection (reconnects, resumes, transports, acknowledgements) is ringcast.js's;
+// the page follows its states and renders its events.
+function createClient(first) {
+  const client = new RingcastClient({
+    room: first,
+    token: load(KEY.token),
+    guest: savedGuest()?.token ?? null, // the server checks it; a bad one gets a new identity
+  });
+  client.on('*', handleEvent);
+  client.on('state', onClientState);
+  return client;
 }
 
-function connect() {
-  clearTimeout(state.retryTimer);
+function onClientState(s) {
   clearInterval(state.countdownTimer);
-  state.retryTimer = 0;
-  if (state.ws) return;
-  if (navigator.onLine === false) {
-    setConnState('offline');
-    return;
+  switch (s.state) {
+    case 'connecting':
+      setConnState('connecting');
+      break;
+    case 'open':
+      state.transport = s.transport;
+      break; // "online" comes with the welcome, handled first
+    case 'reconnecting':
+      // switching: the library moved from SSE back to WebSocket; nothing was lost.
+      disconnected(s.switching ? null : closeReason(s.code));
+      state.retryAt = s.retryAt;
+      if (s.retryAt) state.countdownTimer = setInterval(renderStatus, 250);
+      setConnState('reconnecting');
+      break;
+    case 'offline':
+      disconnected('Disconnected: the network is offline.');
+      setConnState('offline');
+      break;
+    case 'closed':
+      if (SIGN_IN_CLOSE_CODES.has(s.code)) {
+        // Retrying with the same token would be refused for ever: ask for a new one.
+        disconnected('Disconnected: sign-in required.');
+        signInRequired(s.code, s.reason);
+      }
+      break;
+    default:
+      break;
   }
-  setConnState(state.everConnected ? 'reconnecting' : 'connecting');
-  let ws;
-  try {
-    ws = new WebSocket(socketUrl());
-  } catch (err) {
-    setConnState('offline');
-    showNotice(`Cannot open a connection: ${err.message}`);
-    return;
-  }
-  state.ws = ws;
-  ws.addEventListener('open', () => onOpen(ws));
-  ws.addEventListener('message', (e) => onFrame(ws, e));
-  ws.addEventListener('close', (e) => onClose(ws, e));
-  // 'error' is always followed by 'close'; the reconnect logic lives there.
-}
-
-function onOpen(ws) {
-  if (ws !== state.ws) return;
-  state.everConnected = true;
-  clearTimeout(state.stableTimer);
-  state.stableTimer = setTimeout(() => { state.attempt = 0; }, STABLE_AFTER_MS);
-  // Stay "connecting" until the welcome arrives: that is when we know who we are.
-}
-
-function onFrame(ws, e) {
-  if (ws !== state.ws || typeof e.data !== 'string') return;
-  let ev;
-  try {
-    ev = JSON.parse(e.data);
-  } catch {
-    return; // not JSON: not part of the protocol for server -> client, ignore
-  }
-  if (ev && typeof ev === 'object' && typeof ev.type === 'string') handleEvent(ev);
-}
-
-function onClose(ws, e) {
-  if (ws !== state.ws) return;
-  state.ws = null;
-  if (SIGN_IN_CLOSE[e.code]) {
-    // Retrying with the same token would be refused for ever: ask for a new one.
-    disconnected('Disconnected: sign-in required.');
-    signInRequired(e.code, e.reason);
-    return;
-  }
-  disconnected(closeReason(e));
-  scheduleReconnect();
 }
 
 function signInRequired(code, reason) {
-  clearTimeout(state.retryTimer);
-  clearInterval(state.countdownTimer);
-  state.retryTimer = 0;
-  if (code === 4002 || code === 4003) save(KEY.token, null);
+  if (code === 4002 || code === 4003) {
+    save(KEY.token, null);
+    state.client.token = null;
+  }
   ui.signinWhy.textContent = `${SIGN_IN_CLOSE[code]}${reason ? ` (${reason})` : ''}`;
   ui.signinDo.textContent = 'Sign in to get a token; this page connects as soon as it has one.';
   ui.signin.hidden = false;
@@ -301,20 +265,14 @@ function signInRequired(code, reason) {
 function useToken(token) {
   if (!token) return;
   save(KEY.token, token);
-  if (state.connState === 'signin') {
-    ui.signin.hidden = true;
-    state.attempt = 0;
-    connect();
-  } else if (state.signedIn) {
-    sendJson({ type: 'refresh', token });
-  }
+  if (state.connState === 'signin') ui.signin.hidden = true;
+  state.client.refresh(token);
 }
 
-// The socket is gone (closed by either side, or dropped by us): nothing is live any more.
+// The connection is gone (closed by either side, or dropped): nothing is live any more.
+// `reason` (null: say nothing) is shown in the rooms that were live.
 function disconnected(reason) {
-  clearTimeout(state.stableTimer);
   const wasOnline = state.connState === 'online';
-  state.pendingJoins = [];
   if (state.nickPending && state.nickPending.source === 'user') {
     state.wantedName = state.nickPending.name; // send it again after the reconnect
     setNameBusy(false);
@@ -325,66 +283,20 @@ function disconnected(reason) {
     room.live = false;
     room.joinLine = null;
     room.pendingHistory = null;
-    if (wasOnline && wasLive) mutatePane(room, () => addSystemLine(room, reason, 'warn'));
+    if (wasOnline && wasLive && reason) mutatePane(room, () => addSystemLine(room, reason, 'warn'));
     renderPaneTop(room);
   }
   renderRoomList();
 }
 
-function closeReason(e) {
+function closeReason(code) {
   if (navigator.onLine === false) return 'Disconnected: the network is offline.';
-  switch (e && e.code) {
+  switch (code) {
     case 1001: return 'Disconnected: the server is going away.';
     case 1008: return 'Disconnected by the server (policy).';
     case 1009: return 'Disconnected: a message was too large.';
     default: return 'Disconnected.';
   }
-}
-
-function backoffDelay(attempt) {
-  const base = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** attempt);
-  const jitter = 1 + (Math.random() * 2 - 1) * BACKOFF_JITTER;
-  return Math.round(base * jitter);
-}
-
-function scheduleReconnect() {
-  if (navigator.onLine === false) {
-    setConnState('offline');
-    return;
-  }
-  const delay = backoffDelay(state.attempt);
-  state.attempt += 1;
-  state.retryAt = Date.now() + delay;
-  state.retryTimer = setTimeout(connect, delay);
-  clearInterval(state.countdownTimer);
-  state.countdownTimer = setInterval(renderStatus, 250);
-  setConnState('reconnecting');
-}
-
-function reconnectNow() {
-  if (state.ws) return;
-  connect();
-}
-
-function goOffline() {
-  // The browser lost the network: a dead TCP connection can take minutes to notice, so
-  // drop the socket now (its late frames are ignored), show "Offline" and wait for `online`.
-  clearTimeout(state.retryTimer);
-  clearInterval(state.countdownTimer);
-  state.retryTimer = 0;
-  const ws = state.ws;
-  if (ws) {
-    state.ws = null;
-    try { ws.close(1000, 'offline'); } catch { /* already closing */ }
-    disconnected('Disconnected: the network is offline.');
-  }
-  setConnState('offline');
-}
-
-function sendJson(obj) {
-  if (!state.ws || state.ws.readyState !== WebSocket.OPEN) return false;
-  state.ws.send(JSON.stringify(obj));
-  return true;
 }
 
 /* ------------------------------------------------------------------ */
@@ -428,26 +340,21 @@ function onWelcome(ev) {
   if (typeof ev.guest === 'string') keepGuest(ev.guest);
   state.myName = typeof ev.name === 'string' ? ev.name : '';
   if (Number.isInteger(ev.max_message) && ev.max_message > 0) state.maxMessage = ev.max_message;
-  state.pendingJoins = [];
   state.nickPending = null;
 
   // The connection's first room is the one in the URL; the server may have picked another.
+  // (The client joins the others again, each resumed where it left off.)
   const first = typeof ev.room === 'string' && ROOM_RE.test(ev.room) ? ev.room : state.current;
   if (first && !state.rooms.has(first)) {
     addRoom(first);
     saveRooms();
   }
-  if (first) state.pendingJoins.push(first);
 
   // Claim our name again (a new connection starts as "User N").
   if (!state.signedIn) {
     const name = state.wantedName ?? state.savedName;
     if (name && name !== state.myName) sendNick(name, state.wantedName != null ? 'user' : 'auto');
     state.wantedName = null;
-  }
-  // Rejoin every other remembered room, resuming where we left off when we know where.
-  for (const room of state.rooms.values()) {
-    if (room.name !== first) sendJoin(room);
   }
   renderMe();
   setConnState('online');
@@ -457,7 +364,6 @@ function onWelcome(ev) {
 function onPresence(ev) {
   const room = state.rooms.get(ev.room);
   if (!room) return;
-  state.pendingJoins = state.pendingJoins.filter((n) => n !== room.name);
   room.members.clear();
   if (Array.isArray(ev.users)) {
     for (const u of ev.users) {
@@ -511,8 +417,6 @@ function onMessage(ev) {
   const room = state.rooms.get(typeof ev.room === 'string' ? ev.room : state.current);
   if (!room) return;
   const replay = !room.live; // `since` replay: before the join line, no forced scroll
-  if (!replay && ev.from != null && String(ev.from) === state.currentId && typeof ev.text === 'string'
-      && outboxEchoed(state.outbox, state.ws, room.name, ev.text)) renderRefused();
   let el = null;
   mutatePane(room, () => { el = insertMessage(room, ev, { before: replay ? room.joinLine : null }); },
     { force: () => el !== null && el.classList.contains('own') && !replay });
@@ -575,7 +479,7 @@ function onResumed(ev) {
     room.more = null;
     markLive(room, last);
     room.pendingHistory = { kind: 'reset' };
-    if (!sendJson({ type: 'history', room: room.name, limit: PAGE_SIZE })) room.pendingHistory = null;
+    if (!state.client.history({ room: room.name, limit: PAGE_SIZE })) room.pendingHistory = null;
     renderPaneTop(room);
     return;
   }
@@ -643,6 +547,9 @@ function nickAccepted(name) {
 }
 
 function onServerError(ev) {
+  // An error that answers one of our messages (it carries the message's cid) rejected that
+  // send's promise: onSendRefused keeps the message.
+  if (ev.cid != null) return;
   const code = typeof ev.code === 'string' ? ev.code : '';
   const text = typeof ev.message === 'string' && ev.message ? ev.message : 'The server reported an error.';
   switch (code) {
@@ -656,7 +563,7 @@ function onServerError(ev) {
     case 'bad_room':
     case 'too_many_rooms':
     case 'already_joined':
-      onJoinError(code, text);
+      onJoinError(code, text, ev.room);
       break;
     case 'history_failed': {
       const room = [...state.rooms.values()].find((r) => r.pendingHistory);
@@ -668,19 +575,7 @@ function onServerError(ev) {
       break;
     }
     case 'rate_limited':
-      state.refusedWhy = 'you were sending too fast';
-      noteRefusal();
-      break;
-    case 'not_saved':
-    case 'unavailable':
-    case 'bad_text':
-      // Not sent either: kept with the rate-limited ones (reconciled together, outbox.js).
-      state.refusedWhy = REFUSED_WHY[code];
-      noteRefusal();
-      showNotice(code === 'not_saved'
-        ? 'The server could not save a message, so it was not sent. It is kept below for sending again.'
-        : `${text} (${code})`);
-      break;
+      break; // a command (a rooms list, a page of history) dropped: it is asked again later
     case 'not_in_room':
       for (const r of state.rooms.values()) {
         if (r.pendingHistory) {
@@ -695,8 +590,9 @@ function onServerError(ev) {
   }
 }
 
-// What the refused-messages notice says for each refusal but `rate_limited`.
+// What the refused-messages notice says for each refusal.
 const REFUSED_WHY = {
+  rate_limited: 'you were sending too fast',
   not_saved: 'the server could not save them',
   unavailable: 'the server was unavailable',
   bad_text: 'one held a control character',
@@ -723,8 +619,8 @@ function onNickError(code, text) {
   else showNotice(`Could not change your name: ${why} (${code}).`);
 }
 
-function onJoinError(code, text) {
-  const name = state.pendingJoins.shift();
+// `name`: the join's room (ringcast.js tells which join an error answers).
+function onJoinError(code, text, name) {
   const room = name ? state.rooms.get(name) : null;
   if (!room) {
     showNotice(`${text} (${code})`);
@@ -733,7 +629,7 @@ function onJoinError(code, text) {
   if (code === 'already_joined') {
     // We are in it already as far as the server knows: fetch its recent messages instead.
     room.pendingHistory = { kind: 'reset' };
-    if (!sendJson({ type: 'history', room: room.name, limit: PAGE_SIZE })) room.pendingHistory = null;
+    if (!state.client.history({ room: room.name, limit: PAGE_SIZE })) room.pendingHistory = null;
     return;
   }
   removeRoom(room.name);
@@ -821,10 +717,9 @@ function currentRoom() {
   return state.current ? state.rooms.get(state.current) || null : null;
 }
 
+// Joined now, or on the next connection (the client keeps it, and resumes it from its last id).
 function sendJoin(room) {
-  const cmd = { type: 'join', room: room.name };
-  if (room.lastId != null) cmd.since = room.lastId;
-  if (sendJson(cmd)) state.pendingJoins.push(room.name);
+  if (state.client) state.client.join(room.name);
   renderPaneTop(room);
 }
 
@@ -846,14 +741,13 @@ function joinRoom(raw) {
   const room = addRoom(name);
   switchTo(name);
   saveRooms();
-  if (state.connState === 'online') sendJoin(room);
+  sendJoin(room);
   return true;
 }
 
 function leaveRoom(name) {
   const room = state.rooms.get(name);
   if (!room || state.rooms.size <= 1) return;
-  if (state.connState === 'online') sendJson({ type: 'leave', room: name });
   removeRoom(name);
   announce(`Left #${name}`);
 }
@@ -863,17 +757,14 @@ function removeRoom(name) {
   if (!room) return;
   // Our id can post nothing more in that room: close its range.
   for (const r of state.ranges.get(name) || []) if (r.end === null) r.end = Math.max(r.start, room.lastId ?? r.start);
-  state.pendingJoins = state.pendingJoins.filter((n) => n !== name);
+  if (state.client) state.client.leave(name); // also what a refused join and our own leave end in
   const names = [...state.rooms.keys()];
   const at = names.indexOf(name);
   state.rooms.delete(name);
   if (state.current === name) {
     const next = names[at + 1] || names[at - 1] || 'lobby';
     state.current = null;
-    if (!state.rooms.has(next)) {
-      addRoom(next);
-      if (state.connState === 'online') sendJoin(state.rooms.get(next));
-    }
+    if (!state.rooms.has(next)) sendJoin(addRoom(next));
     switchTo(next);
   }
   saveRooms();
@@ -907,6 +798,7 @@ function switchTo(name) {
   url.searchParams.set('room', name); // the address bar is a shareable link to this room
   if (url.href !== location.href) history.replaceState(null, '', url.href);
   save(KEY.room, name);
+  if (state.client) state.client.room = name; // a reconnect opens in the room shown
   renderStatus();
   renderComposer();
   renderRoomList();
@@ -951,7 +843,7 @@ async function copyLink() {
 
 function requestOlder(room) {
   if (!room || !room.live || room.pendingHistory || room.more !== true || room.minId === null) return;
-  if (!sendJson({ type: 'history', room: room.name, before: room.minId, limit: PAGE_SIZE })) return;
+  if (!state.client.history({ room: room.name, before: room.minId, limit: PAGE_SIZE })) return;
   room.pendingHistory = { kind: 'older' };
   mutatePane(room, () => renderPaneTop(room), { keep: true });
 }
@@ -1222,6 +1114,7 @@ function setCount(room, count) {
 function setConnState(s) {
   state.connState = s;
   if (s !== 'reconnecting') clearInterval(state.countdownTimer);
+  if (s !== 'online') state.transport = null;
   renderStatus();
   renderComposer();
   for (const room of state.rooms.values()) renderPaneTop(room);
@@ -1236,7 +1129,7 @@ function renderStatus() {
       text = count == null ? 'Online' : `Online · ${count} ${count === 1 ? 'person' : 'people'}`;
       break;
     case 'reconnecting': {
-      if (state.ws) { text = 'Reconnecting…'; break; }
+      if (!state.retryAt) { text = 'Reconnecting…'; break; }
       const secs = Math.max(1, Math.ceil((state.retryAt - Date.now()) / 1000));
       text = `Reconnecting in ${secs} s`;
       break;
@@ -1250,7 +1143,7 @@ function renderStatus() {
   // Screen readers hear state changes, not the per-second countdown.
   const spoken = s === 'reconnecting' ? 'Connection lost, reconnecting' : text.replace(' · ', ', ').replace('…', '');
   if (ui.statusLive.textContent !== spoken) ui.statusLive.textContent = spoken;
-  ui.retry.hidden = !((s === 'reconnecting' && !state.ws) || s === 'offline');
+  ui.retry.hidden = !((s === 'reconnecting' && state.retryAt) || s === 'offline');
 }
 
 function renderComposer() {
@@ -1308,7 +1201,7 @@ function onRooms(ev) {
 // Ask for the all-rooms list; several asks in a moment (a reconnect rejoining) send one.
 function requestDirectory() {
   clearTimeout(state.directoryTimer);
-  state.directoryTimer = setTimeout(() => sendJson({ type: 'rooms' }), DIRECTORY_DEBOUNCE_MS);
+  state.directoryTimer = setTimeout(() => state.client.listRooms(), DIRECTORY_DEBOUNCE_MS);
 }
 
 function renderWhoAndWhere() {
@@ -1316,9 +1209,20 @@ function renderWhoAndWhere() {
   renderDirectory({ list: ui.directory, listed: state.listed, joined: state.rooms, current: state.current });
 }
 
-// The server refused something; once it is clear which messages, keep them (outbox.js).
-function noteRefusal() {
-  if (!outboxRefusal(state.outbox, state.ws)) return;
+// Posts a message; if the server (or the client) refuses it, it is kept for sending again.
+function sendMessage(room, text) {
+  state.client.send(text, { room }).catch((err) => onSendRefused(room, text, err));
+}
+
+function onSendRefused(room, text, err) {
+  if (err.code === 'closed') return;
+  outboxKeep(state.outbox, room, text);
+  state.refusedWhy = REFUSED_WHY[err.code] || err.message;
+  if (err.code === 'not_saved') {
+    showNotice('The server could not save a message, so it was not sent. It is kept below for sending again.');
+  } else if (err.code !== 'rate_limited') {
+    showNotice(`${err.message} (${err.code})`);
+  }
   // Sending them again at once would only be refused again (and too many refusals in a
   // row get the connection closed): give the flood limit a moment to refill.
   ui.refusedResend.disabled = true;
@@ -1355,9 +1259,7 @@ function renderRefused() {
 // Send the kept messages again, in their order; those whose room is not live stay kept.
 function resendRefused() {
   const canSend = (m) => state.connState === 'online' && state.rooms.get(m.room)?.live === true;
-  for (const m of outboxTakeRefused(state.outbox, canSend)) {
-    if (sendJson({ type: 'message', room: m.room, text: m.text })) outboxSent(state.outbox, state.ws, m.room, m.text);
-  }
+  for (const m of outboxTakeRefused(state.outbox, canSend)) sendMessage(m.room, m.text);
   renderRefused();
 }
 
@@ -1416,7 +1318,7 @@ function nameProblem(name) {
 }
 
 function sendNick(name, source) {
-  if (!sendJson({ type: 'nick', name })) return false;
+  if (!state.client.nick(name)) return false;
   state.nickPending = { name, source };
   return true;
 }
@@ -1489,11 +1391,8 @@ function submitMessage() {
   if (!text) return;
   const room = currentRoom();
   if (state.connState !== 'online' || !room || !room.live) return;
-  const frame = JSON.stringify({ type: 'message', room: room.name, text });
-  if (showTooLong(frameBytes(frame))) return; // the text stays in the composer
-  if (!state.ws || state.ws.readyState !== WebSocket.OPEN) return;
-  state.ws.send(frame);
-  outboxSent(state.outbox, state.ws, room.name, text);
+  if (showTooLong(state.client.messageBytes(text, { room: room.name }))) return; // the text stays in the composer
+  sendMessage(room.name, text);
   ui.input.value = '';
   autosize();
   ui.input.focus();
@@ -1527,6 +1426,8 @@ function initRooms() {
     names.push(current);
   }
   for (const n of names) addRoom(n);
+  state.client = createClient(current);
+  for (const n of names) state.client.join(n); // joined on connecting, each resumed from then on
   switchTo(current); // also puts ?room=<current> in the address bar (and drops any ?token=)
   saveRooms();
 }
@@ -1552,7 +1453,7 @@ function init() {
     if (state.connState === 'online' && document.visibilityState === 'visible') requestDirectory();
   }, DIRECTORY_REFRESH_MS);
   ui.noticeClose.addEventListener('click', hideNotice);
-  ui.retry.addEventListener('click', () => { state.attempt = 0; reconnectNow(); });
+  ui.retry.addEventListener('click', () => state.client.reconnectNow());
   ui.jump.addEventListener('click', scrollToBottom);
   ui.log.addEventListener('scroll', () => {
     if (isNearBottom()) ui.jump.hidden = true;
@@ -1593,7 +1494,6 @@ function init() {
   ui.nameCancel.addEventListener('click', closeNameDialog);
   ui.nameDialog.addEventListener('close', () => setNameBusy(false));
 
-  window.addEventListener('online', () => { if (!state.ws && state.connState !== 'signin') { state.attempt = 0; connect(); } });
   ui.signinForm.addEventListener('submit', (e) => {
     e.preventDefault();
     const t = ui.signinToken.value.trim();
@@ -1605,17 +1505,18 @@ function init() {
   window.addEventListener('storage', (e) => {
     if (e.key === KEY.token && e.newValue) useToken(e.newValue);
   });
-  window.addEventListener('offline', goOffline);
   document.addEventListener('visibilitychange', () => {
     // Coming back to a tab that waits for a long backoff: try at once.
-    if (document.visibilityState === 'visible' && !state.ws && state.retryTimer) reconnectNow();
+    if (document.visibilityState === 'visible' && state.connState === 'reconnecting' && state.retryAt) {
+      state.client.reconnectNow();
+    }
   });
 
   initRooms();
   renderMe();
   renderStatus();
   renderComposer();
-  connect();
+  state.client.connect();
   // Focus the input on desktop; on touch screens that would pop up the keyboard.
   if (window.matchMedia('(pointer: fine)').matches) ui.input.focus();
 }

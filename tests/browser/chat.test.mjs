@@ -216,11 +216,12 @@ async function joinViaUi(page, room) {
   await waitRoom(page, room);
 }
 
-// Send through the page's own socket (the module the page loaded), bypassing the UI.
+// Send through the page's own connection (the module the page loaded), bypassing the UI
+// and the client library's acknowledgements.
 async function sendRaw(page, frames) {
   await page.evaluate(async (list) => {
     const { state } = await import('/app.js');
-    for (const f of list) state.ws.send(typeof f === 'string' ? f : JSON.stringify(f));
+    for (const f of list) state.client.command(f);
   }, frames);
 }
 
