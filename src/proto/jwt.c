@@ -26,6 +26,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <strings.h>
 
 #define JWT_MAC_LEN 32  /* SHA-256 output */
@@ -383,4 +384,18 @@ char *jwt_sign_hs256(const char *claims_json, const uint8_t *secret, size_t secr
 	n += b64url_encode(mac, JWT_MAC_LEN, tok + n);
 	tok[n] = '\0';
 	return tok;
+}
+
+const char *jwt_check_refresh(const char *token, size_t len, const uint8_t *secret, size_t secret_len,
+			      int64_t leeway, const char *user_id, int64_t *expires)
+{
+	struct jwt_claims claims;
+	enum jwt_status st = jwt_verify_hs256(token, len, secret, secret_len, (int64_t)time(NULL), leeway, &claims);
+	if (st != JWT_OK)
+		return jwt_status_text(st);
+	const char *user = claims.sub[0] ? claims.sub : claims.name;
+	if (!user_id || strcmp(user, user_id) != 0)
+		return "token is for another user";
+	*expires = claims.exp ? claims.exp + leeway : 0;
+	return NULL;
 }

@@ -38,6 +38,12 @@ enum jwt_status jwt_verify_hs256(const char *token, size_t len, const uint8_t *s
 				 size_t secret_len, int64_t now, int64_t leeway,
 				 struct jwt_claims *out);
 
+/* A `refresh` command's token for a session signed in as user_id: NULL,
+ * and *expires (exp + leeway; 0: never), when it is valid now and names
+ * the same user (sub, else name); otherwise why not, for bad_token. */
+const char *jwt_check_refresh(const char *token, size_t len, const uint8_t *secret, size_t secret_len,
+			      int64_t leeway, const char *user_id, int64_t *expires);
+
 /* A short English description of a status, for logs and error messages. */
 const char *jwt_status_text(enum jwt_status st);
 

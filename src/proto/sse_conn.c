@@ -221,15 +221,10 @@ const char *sse_conn_refresh(struct chat_member *m, const char *token, size_t le
 	struct session *s = session_of_member(m);
 	struct conn *c = session_conn(s);
 	struct sse_transport *t = transport_of(c);
-	struct jwt_claims claims;
-	enum jwt_status st = jwt_verify_hs256(token, len, t->config.jwt_secret, t->config.jwt_secret_len,
-					      (int64_t)time(NULL), t->config.jwt_leeway, &claims);
-	if (st != JWT_OK)
-		return jwt_status_text(st);
-	const char *user = claims.sub[0] ? claims.sub : claims.name;
-	if (!m->user_id || strcmp(user, m->user_id) != 0)
-		return "token is for another user";
-	s->expires = claims.exp ? claims.exp + t->config.jwt_leeway : 0;
+	const char *why = jwt_check_refresh(token, len, t->config.jwt_secret, t->config.jwt_secret_len,
+					    t->config.jwt_leeway, m->user_id, &s->expires);
+	if (why)
+		return why;
 	if (!(s->sse.flags & SSE_F_CLOSED))
 		set_deadline(c, conn_now(c) + t->config.ping_interval);
 	return NULL;
