@@ -38,6 +38,7 @@ struct sse_conn_stats {
 	uint64_t opened;      /* streams that joined the chat */
 	uint64_t closed;      /* ... and have ended since */
 	uint64_t events;      /* events queued on streams */
+	uint64_t encoded;     /* events written (a payload's variant), shared by the streams queuing them */
 	uint64_t handoffs;    /* POSTs handed to the edge holding their stream */
 	uint64_t posts[SSE_POST_STATUSES]; /* answers, by sse_post_statuses */
 };

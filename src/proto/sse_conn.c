@@ -153,7 +153,7 @@ static void queue_event(struct conn *c, struct buf *event, bool own)
 
 /* The payload as this stream's event: with an id: line when it is a
  * message of the stream's first room. Made once per payload and variant. */
-static struct buf *event_of(struct buf *payload, uint64_t first_room)
+static struct buf *event_of(struct sse_transport *t, struct buf *payload, uint64_t first_room)
 {
 	size_t len;
 	const char *json = buf_payload(payload, &len);
@@ -164,8 +164,10 @@ static struct buf *event_of(struct buf *payload, uint64_t first_room)
 		       sse_room_hash(room, room_len) == first_room;
 	enum buf_variant v = with_id ? BUF_VARIANT_SSE : BUF_VARIANT_SSE_NO_ID;
 	struct buf *event = buf_variant(payload, v);
-	if (!event)
+	if (!event) {
 		event = buf_set_variant(payload, v, sse_event_new(json, len, with_id ? &id : NULL));
+		t->stats.encoded++;
+	}
 	return event;
 }
 
@@ -187,9 +189,10 @@ static void deliver(struct chat_member *m, struct buf *payload, bool own)
 {
 	struct session *s = session_of_member(m);
 	struct conn *c = session_conn(s);
-	if (captured(transport_of(c), m, payload))
+	struct sse_transport *t = transport_of(c);
+	if (captured(t, m, payload))
 		return;
-	queue_event(c, event_of(payload, s->sse.first_room), own);
+	queue_event(c, event_of(t, payload, s->sse.first_room), own);
 }
 
 void sse_conn_deliver(struct chat_member *m, struct buf *payload)

@@ -174,6 +174,9 @@ struct buf *metrics_render(const struct metrics_sample *samples, unsigned n, uin
 	metric(&o, "sse_events_total", "counter",
 	       "Events queued on Server-Sent Events streams, keep-alive comments included.",
 	       (double)ss->events);
+	metric(&o, "sse_events_encoded_total", "counter",
+	       "Server-Sent Events written: once per payload per edge, shared by every stream sending it.",
+	       (double)ss->encoded);
 	metric(&o, "sse_handoffs_total", "counter",
 	       "POST /send requests handed to the edge holding their stream.", (double)ss->handoffs);
 	put(&o, "# HELP ringcast_sse_posts_total POST /send answers, by status.\n"

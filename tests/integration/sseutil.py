@@ -21,6 +21,7 @@ class SSE:
         head = self.reader.read_until(b"\r\n\r\n", timeout=timeout)
         _, self.status, _, self.headers = parse_head(head[:-4])
         self.key = None
+        self.received = 0  # event blocks read, keep-alive comments included
 
     def header(self, name):
         for k, v in self.headers:
@@ -35,6 +36,7 @@ class SSE:
         deadline = time.monotonic() + timeout
         while True:
             block = self.reader.read_until(b"\n\n", deadline=deadline)
+            self.received += 1
             ev = {"id": None, "event": None, "data": None, "raw": block, "comment": False}
             for line in block[:-2].split(b"\n"):
                 if line.startswith(b":"):

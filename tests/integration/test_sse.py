@@ -6,6 +6,7 @@ the chat's error (400, 429) or 401/403/404/411/413; sign-in refusals,
 shutdown and an expiring token are close events."""
 
 import json
+import os
 import re
 import threading
 import time
@@ -88,6 +89,32 @@ def test_websocket_and_sse_chat_both_ways(server):
     assert got["text"] == "from sse"
     assert message_events(s, 1)[0]["data"] == got
     ws.close()
+
+
+def test_a_broadcast_is_encoded_once_per_edge_not_per_stream(server):
+    """Encode once per transport: 12 streams get one message, written as
+    an event at most once on each edge (the metrics count both)."""
+    streams = [open_stream(server)[0] for _ in range(12)]
+    ws = connect_ws(server, "/?room=lobby")
+    connect_seq(ws)
+    for s in streams:
+        s.until(lambda d: d["type"] == "join" and d["count"] == 13)
+    # every event queued so far has been read: the counters settle on that
+    sent = sum(s.received for s in streams)
+    before = poll_metrics(server, lambda m: m.get("ringcast_sse_events_total") == sent)
+    assert before["ringcast_sse_events_total"] == sent, (before["ringcast_sse_events_total"], sent)
+    mine = send_and_ack(ws, "to every stream")
+    for s in streams:
+        assert message_events(s, 1)[0]["data"] == mine
+    events = before["ringcast_sse_events_total"] + 12
+    after = poll_metrics(server, lambda m: m["ringcast_sse_events_total"] >= events)
+    assert after["ringcast_sse_events_total"] == events, after
+    edges = int(os.environ.get("RINGCAST_THREADS") or os.cpu_count())
+    encoded = after["ringcast_sse_events_encoded_total"] - before["ringcast_sse_events_encoded_total"]
+    assert 1 <= encoded <= edges, (encoded, edges)
+    ws.close()
+    for s in streams:
+        s.close()
 
 
 def test_a_second_room_joined_by_post_has_no_id_lines(server):
