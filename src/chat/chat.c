@@ -950,7 +950,8 @@ static void post_message(struct chat *chat, struct chat_member *m, struct chat_r
 		return;
 	}
 	struct pending_message tmpl = { .room = r, .sender = m, .chat = chat, .cid_len = (uint8_t)chat->cid_len };
-	memcpy(tmpl.cid, chat->cid, chat->cid_len);
+	if (chat->cid_len) /* chat->cid is NULL without one */
+		memcpy(tmpl.cid, chat->cid, chat->cid_len);
 	append_message(chat, m, r, text, len, &tmpl);
 }
 
