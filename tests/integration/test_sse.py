@@ -485,3 +485,23 @@ def test_in_a_cluster_a_post_to_another_node_is_404(cluster_factory):
     assert ws.recv_type("message", timeout=10)["text"] == "to the right node"
     assert message_events(s, 1)[0]["data"]["text"] == "to the right node"
     ws.close()
+
+
+def test_a_guest_token_brings_the_same_you_back_on_a_stream(server):
+    """?guest= on a stream, as on an upgrade: a rename made by POST is kept by
+    the token the stream then gets, and a new stream with it is the same person."""
+    s, seq = open_stream(server)
+    w = seq[1]
+    assert w["type"] == "welcome" and w["guest"] and "resumed" not in w, w
+    r, _ = post(server, s.key, {"type": "nick", "name": "Streamer"})
+    assert r.status == 202
+    renamed = s.until(lambda d: d["type"] == "guest")[-1]["data"]["guest"]
+    s.close()
+    again, seq = open_stream(server, "room=lobby&guest=" + renamed)
+    w2 = seq[1]
+    assert (w2["id"], w2["name"], w2.get("resumed")) == (w["id"], "Streamer", True), w2
+    r, _ = post(server, again.key, {"type": "message", "text": "still me"})
+    assert r.status == 202
+    m = message_events(again, 1)[0]["data"]
+    assert (m["from"], m["name"], m["text"]) == (w["id"], "Streamer", "still me"), m
+    again.close()
