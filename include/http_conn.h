@@ -10,6 +10,7 @@
 
 struct chat;
 struct conn;
+struct http_request;
 struct readiness;
 struct static_site;
 struct sse_post;
@@ -89,6 +90,10 @@ void http_conn_closing(struct conn *c);
 /* For the API (api.c): the ring's HTTP settings, and one response with
  * body; a keep_alive of false closes after it. */
 const struct http_conn_config *http_conn_config_of(const struct conn *c);
+
+/* The WebSocket upgrade's Origin rule (origin.h) for a request: what a
+ * GET /sse and a POST /send are held to as well. */
+bool http_conn_origin_ok(const struct http_conn_config *cfg, const struct http_request *req);
 void http_conn_respond(struct conn *c, int status, bool keep_alive, const char *content_type,
 		       const char *extra, const char *body, size_t len);
 

@@ -297,16 +297,21 @@ struct join {
 	char guest_name[JWT_NAME_MAX + 1]; /* ... or here */
 };
 
+bool http_conn_origin_ok(const struct http_conn_config *cfg, const struct http_request *req)
+{
+	const struct http_header *origin = http_find_header(req, "origin");
+	const struct http_header *host = http_find_header(req, "host");
+	return origin_allowed(origin ? origin->value : NULL, origin ? origin->value_len : 0,
+			      host ? host->value : NULL, host ? host->value_len : 0, cfg->allow_origin,
+			      cfg->allow_origin_count);
+}
+
 /* Read the join from the request, with the same Origin rule for both:
  * 0, or the status it is refused with (t->req.why says why). */
 static int read_join(struct http_transport *t, const struct http_request *req, const char *query,
 		     size_t query_len, struct join *j)
 {
-	const struct http_header *origin = http_find_header(req, "origin");
-	const struct http_header *host = http_find_header(req, "host");
-	if (!origin_allowed(origin ? origin->value : NULL, origin ? origin->value_len : 0,
-			    host ? host->value : NULL, host ? host->value_len : 0, t->config.allow_origin,
-			    t->config.allow_origin_count)) {
+	if (!http_conn_origin_ok(&t->config, req)) {
 		t->stats.origin_refused++;
 		t->req.why = "origin";
 		return 403;

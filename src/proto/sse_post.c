@@ -11,7 +11,6 @@
 #include "conn.h"
 #include "http.h"
 #include "http_conn.h"
-#include "origin.h"
 #include "session.h"
 #include "sse_conn.h"
 #include "utf8.h"
@@ -77,15 +76,6 @@ void sse_post_finish(struct sse_post *p)
 	free(p);
 }
 
-static bool origin_ok(const struct http_conn_config *cfg, const struct http_request *req)
-{
-	const struct http_header *origin = http_find_header(req, "origin");
-	const struct http_header *host = http_find_header(req, "host");
-	return origin_allowed(origin ? origin->value : NULL, origin ? origin->value_len : 0,
-			      host ? host->value : NULL, host ? host->value_len : 0, cfg->allow_origin,
-			      cfg->allow_origin_count);
-}
-
 void sse_post_handle(struct conn *c, const struct http_request *req, const char *query, size_t query_len,
 		     const char *body, size_t body_len)
 {
@@ -98,7 +88,7 @@ void sse_post_handle(struct conn *c, const struct http_request *req, const char 
 		answer_error(c, 405, ka, "Allow: POST\r\n", "bad_method", "/send takes POST");
 	} else if (!http_find_header(req, "content-length")) {
 		answer_error(c, 411, ka, NULL, "length_required", "send the body with a Content-Length");
-	} else if (!origin_ok(cfg, req)) {
+	} else if (!http_conn_origin_ok(cfg, req)) {
 		answer_error(c, 403, ka, NULL, "origin", "this Origin may not use the chat (--allow-origin)");
 	} else if ((n = http_query_param(query, query_len, "session", text, sizeof(text))) <= 0 ||
 		   !sse_key_parse(text, (size_t)n, &key)) {
