@@ -78,6 +78,11 @@ static inline struct sessions *sessions_of(const struct conn *c)
 	return conn_ctx(c);
 }
 
+/* c's next deadline at, but no later than its sign-in's end (expires):
+ * the deadline is what ends a session whose token ran out, on either
+ * transport. */
+void session_set_deadline(struct conn *c, uint32_t at);
+
 /* A new connection speaks HTTP and has nothing gathered. */
 void session_open(struct session *s);
 

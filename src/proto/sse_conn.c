@@ -88,21 +88,6 @@ void sse_transport_count_handoff(struct sse_transport *t)
 	t->stats.handoffs++;
 }
 
-/* at, but no later than the sign-in's end: the deadline is what ends it */
-static void set_deadline(struct conn *c, uint32_t at)
-{
-	struct session *s = session_of(c);
-	if (s->expires) {
-		int64_t left = s->expires - (int64_t)time(NULL);
-		uint32_t now = conn_now(c);
-		if (left <= 0)
-			at = now;
-		else if ((uint64_t)left * CONN_TICKS_PER_SEC < (uint32_t)(at - now))
-			at = now + (uint32_t)left * CONN_TICKS_PER_SEC;
-	}
-	conn_set_deadline(c, at);
-}
-
 /* "event: close" with the WebSocket close code and reason it mirrors. */
 static struct buf *close_event(uint16_t code, const char *reason)
 {
@@ -229,7 +214,7 @@ const char *sse_conn_refresh(struct chat_member *m, const char *token, size_t le
 	if (why)
 		return why;
 	if (!(s->sse.flags & SSE_F_CLOSED))
-		set_deadline(c, conn_now(c) + t->config.ping_interval);
+		session_set_deadline(c, conn_now(c) + t->config.ping_interval);
 	return NULL;
 }
 
@@ -284,7 +269,7 @@ void sse_conn_open(struct conn *c, const struct chat_identity *who, const char *
 	queue_event(c, b, true);
 	buf_unref(b);
 	t->stats.opened++;
-	set_deadline(c, conn_now(c) + t->config.ping_interval);
+	session_set_deadline(c, conn_now(c) + t->config.ping_interval);
 	chat_connect(t->config.chat, &s->member, who, room, room_len, since);
 }
 
@@ -312,7 +297,7 @@ void sse_conn_deadline(struct conn *c)
 	 * a comment keeps proxies from timing it out, and a peer that is gone
 	 * stops taking bytes, which the slow-consumer rule catches */
 	queue_event(c, t->keepalive, false);
-	set_deadline(c, conn_now(c) + t->config.ping_interval);
+	session_set_deadline(c, conn_now(c) + t->config.ping_interval);
 }
 
 void sse_conn_drained(struct conn *c)

@@ -45,21 +45,6 @@ static struct ws_transport *transport_of(const struct conn *c)
 	return sessions_of(c)->ws;
 }
 
-/* at, but no later than the sign-in's end: the deadline is what ends it */
-static void set_deadline(struct conn *c, uint32_t at)
-{
-	struct session *s = session_of(c);
-	if (s->expires) {
-		int64_t left = s->expires - (int64_t)time(NULL);
-		uint32_t now = conn_now(c);
-		if (left <= 0)
-			at = now;
-		else if ((uint64_t)left * CONN_TICKS_PER_SEC < (uint32_t)(at - now))
-			at = now + (uint32_t)left * CONN_TICKS_PER_SEC;
-	}
-	conn_set_deadline(c, at);
-}
-
 const uint16_t ws_close_codes_counted[WS_CLOSE_CODES_COUNTED] = {
 	1000, 1001, 1002, 1003, 1007, 1008, 1009, 1011,
 };
@@ -278,7 +263,7 @@ void ws_conn_open(struct conn *c, const struct chat_identity *who, const char *r
 	conn_pin_queue(c); /* the 101 goes out even if c is dropped in this pass */
 	ws_parser_init(&s->ws, t->config.max_message, deflate);
 	t->stats.opened++;
-	set_deadline(c, conn_now(c) + t->config.ping_interval);
+	session_set_deadline(c, conn_now(c) + t->config.ping_interval);
 	chat_connect(t->config.chat, &s->member, who, room, room_len, since);
 }
 
@@ -306,7 +291,7 @@ const char *ws_conn_refresh(struct chat_member *m, const char *token, size_t len
 	if (why)
 		return why;
 	if (!(s->ws_flags & WS_F_CLOSE_SENT))
-		set_deadline(c, c->last_rx + t->config.ping_interval);
+		session_set_deadline(c, c->last_rx + t->config.ping_interval);
 	return NULL;
 }
 
@@ -482,8 +467,8 @@ void ws_conn_deadline(struct conn *c)
 		ws_conn_deliver(&s->member, ping); /* a client stalled since is dropped here */
 		buf_unref(ping);
 		t->stats.pings_sent++;
-		set_deadline(c, c->last_rx + t->config.idle_timeout);
+		session_set_deadline(c, c->last_rx + t->config.idle_timeout);
 		return;
 	}
-	set_deadline(c, c->last_rx + t->config.ping_interval);
+	session_set_deadline(c, c->last_rx + t->config.ping_interval);
 }

@@ -5,6 +5,8 @@
  * per struct conns (session.h): nothing here is kept at file level. */
 #include "session.h"
 
+#include <time.h>
+
 #include "sse_conn.h"
 #include "ws_conn.h"
 
@@ -13,6 +15,20 @@ void session_open(struct session *s)
 	/* what the last connection in this slot left behind was released at
 	 * its closing (ws_conn_closing, sse_conn_closing) */
 	*s = (struct session){ .proto = PROTO_HTTP };
+}
+
+void session_set_deadline(struct conn *c, uint32_t at)
+{
+	struct session *s = session_of(c);
+	if (s->expires) {
+		int64_t left = s->expires - (int64_t)time(NULL);
+		uint32_t now = conn_now(c);
+		if (left <= 0)
+			at = now;
+		else if ((uint64_t)left * CONN_TICKS_PER_SEC < (uint32_t)(at - now))
+			at = now + (uint32_t)left * CONN_TICKS_PER_SEC;
+	}
+	conn_set_deadline(c, at);
 }
 
 /* Chat calls one send function for every member; a member is a WebSocket
